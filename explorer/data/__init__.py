@@ -1,0 +1,84 @@
+"""The data layer: files -> samples -> uint8 image arrays -> augmented tensors. No Qt.
+
+Typical use (what the engine does for one training run)::
+
+    from explorer.data import open_source, infer_image_size, load_images, stratified_split
+
+    source = open_source("sample:shapes")            # or a folder / labels.csv
+    height, width = infer_image_size(source.samples)
+    loaded = load_images(source.samples, height=height, width=width)
+    train, val = stratified_split([s.target for s in loaded.samples], 0.2, seed=0)
+    problems = source.problems + loaded.problems     # one entry per unusable file
+
+Prediction uses :func:`read_image` + :func:`prepare_image`, the same path as training.
+"""
+
+from .augment import AugmentConfig, augment_batch
+from .decode import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_EXTENSIONS,
+    MAX_FILE_BYTES,
+    RESIZE_MODES,
+    DecodeError,
+    decode_image,
+    is_gray,
+    prepare_image,
+    probe_display_size,
+    probe_size,
+    read_image,
+    resize_image,
+    to_channels,
+)
+from .errors import DataError
+from .loading import COLOR_MODES, LoadedImages, infer_image_size, load_images
+from .samples import SAMPLES, cache_dir, list_samples, materialize_sample
+from .sources import (
+    MANIFEST_NAME,
+    MANIFEST_NAMES,
+    Problem,
+    Sample,
+    Source,
+    from_files,
+    open_source,
+    read_manifest,
+    scan_folder,
+)
+from .split import random_split, stratified_split
+
+__all__ = [
+    "COLOR_MODES",
+    "DEFAULT_MAX_PIXELS",
+    "IMAGE_EXTENSIONS",
+    "MANIFEST_NAME",
+    "MANIFEST_NAMES",
+    "MAX_FILE_BYTES",
+    "RESIZE_MODES",
+    "SAMPLES",
+    "AugmentConfig",
+    "DataError",
+    "DecodeError",
+    "LoadedImages",
+    "Problem",
+    "Sample",
+    "Source",
+    "augment_batch",
+    "cache_dir",
+    "decode_image",
+    "from_files",
+    "infer_image_size",
+    "is_gray",
+    "list_samples",
+    "load_images",
+    "materialize_sample",
+    "open_source",
+    "prepare_image",
+    "probe_display_size",
+    "probe_size",
+    "random_split",
+    "read_image",
+    "read_manifest",
+    "resize_image",
+    "scan_folder",
+    "stratified_split",
+    "to_channels",
+]

@@ -1,0 +1,284 @@
+"""Samples -> one uint8 array in memory: decode every file once, prepare it, report the rest.
+
+The training loop reads images from the array this module builds, so later epochs cost no
+file I/O or decoding. Decoding runs in a thread pool: OpenCV releases the GIL while it decodes
+and resizes, so threads scale without the pickling cost of processes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .decode import (
+    DEFAULT_MAX_PIXELS,
+    RESIZE_MODES,
+    DecodeError,
+    decode_image,
+    is_gray,
+    prepare_image,
+    probe_display_size,
+    read_image,
+)
+from .errors import DataError
+from .sources import Problem, Sample
+
+__all__ = ["COLOR_MODES", "LoadedImages", "infer_image_size", "load_images"]
+
+#: Accepted values of ``load_images(color=...)``.
+COLOR_MODES: tuple[str, ...] = ("auto", "gray", "rgb")
+
+# How many samples infer_image_size looks at: a median over an evenly spread thousand is as good
+# as over a million, and reading headers of a huge folder would otherwise take minutes.
+_MAX_SIZE_PROBES = 1000
+# Enough for the header of every format we probe, unless a JPEG carries big metadata segments
+# in front of its frame header; then the whole file is read.
+_HEADER_BYTES = 64 * 1024
+
+# What decoding one sample gives: the prepared image, or None and the reason.
+_Result = tuple[np.ndarray | None, str | None]
+
+
+@dataclass
+class LoadedImages:
+    """Prepared images and what happened to the samples.
+
+    Attributes:
+        images: ``(N, H, W, C)`` uint8, C-contiguous; ``C`` is 1 for ``"gray"``, 3 for ``"rgb"``.
+        samples: The samples whose image is in ``images``, in the same order (input order).
+        problems: One entry per sample that could not be used.
+        color: ``"gray"`` or ``"rgb"``.
+    """
+
+    images: np.ndarray
+    samples: list[Sample]
+    problems: list[Problem] = field(default_factory=list)
+    color: str = "rgb"
+
+
+# --------------------------------------------------------------------------------------------------
+# Image size
+# --------------------------------------------------------------------------------------------------
+
+
+def _spread(items: Sequence[Sample], limit: int) -> Sequence[Sample]:
+    """At most ``limit`` items, evenly spread over the sequence (deterministic)."""
+    if len(items) <= limit:
+        return items
+    return [items[i] for i in np.linspace(0, len(items) - 1, limit).round().astype(int)]
+
+
+def _stored_size(path: os.PathLike | str) -> tuple[int, int] | None:
+    """(width, height) of an image file from its header, or by decoding when the header is not enough."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_HEADER_BYTES)
+            size = probe_display_size(head)
+            if size is None and len(head) == _HEADER_BYTES:
+                head += f.read()
+                size = probe_display_size(head)
+        if size is None:
+            h, w = decode_image(head).shape[:2]
+            return w, h
+        return size
+    except (OSError, DecodeError, MemoryError):
+        return None
+
+
+def infer_image_size(samples: Sequence[Sample], *, min_side: int = 16, max_side: int = 128) -> tuple[int, int]:
+    """Picks a model input size from the images' own sizes.
+
+    Takes the median height and median width as displayed (after EXIF rotation; headers only where
+    possible, see :func:`~explorer.data.decode.probe_display_size`; up to a thousand
+    samples spread evenly over the list), scales both down keeping the aspect ratio if the larger
+    side exceeds ``max_side``, or up if the smaller side is below ``min_side``; when the aspect
+    ratio is too extreme to satisfy both, each side is clamped to ``[min_side, max_side]``.
+
+    Args:
+        samples: The samples (unreadable files are ignored).
+        min_side: Smallest allowed side.
+        max_side: Largest allowed side.
+
+    Returns:
+        ``(height, width)``.
+
+    Raises:
+        DataError: If no sample could be read.
+        ValueError: If ``min_side`` or ``max_side`` is invalid.
+    """
+    if not 1 <= min_side <= max_side:
+        raise ValueError(f"need 1 <= min_side <= max_side, got min_side={min_side}, max_side={max_side}")
+    sizes = [s for s in (_stored_size(sample.path) for sample in _spread(samples, _MAX_SIZE_PROBES)) if s]
+    if not sizes:
+        raise DataError("cannot infer the image size: none of the images could be read")
+    width = float(np.median([w for w, _ in sizes]))
+    height = float(np.median([h for _, h in sizes]))
+    scale = 1.0
+    if max(height, width) > max_side:
+        scale = max_side / max(height, width)
+    elif min(height, width) < min_side:
+        scale = min_side / min(height, width)
+    h = min(max(round(height * scale), min_side), max_side)
+    w = min(max(round(width * scale), min_side), max_side)
+    return h, w
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------------
+
+
+def _load_one(sample: Sample, *, height: int, width: int, color: str, resize: str, max_pixels: int) -> _Result:
+    """Decodes and prepares one file: ``(prepared, None)`` or ``(None, reason)``.
+
+    The full-resolution decode lives only inside this call, so at most ``workers`` of them exist.
+    A gray image is prepared with one channel even when the result will be RGB: replication after
+    resizing gives identical pixels, and the final choice needs every image's verdict first.
+    """
+    try:
+        img = read_image(sample.path, max_pixels=max_pixels)
+        channels = 1 if color == "gray" or (color == "auto" and is_gray(img)) else 3
+        return prepare_image(img, channels=channels, height=height, width=width, resize=resize), None
+    except DecodeError as exc:
+        return None, str(exc)
+    except MemoryError:
+        return None, "out of memory while decoding"
+
+
+def load_images(
+    samples: Sequence[Sample],
+    *,
+    height: int,
+    width: int,
+    color: str = "auto",
+    resize: str = "auto",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> LoadedImages:
+    """Decodes every sample's file once and stacks the prepared images.
+
+    Each usable file goes through :func:`~explorer.data.decode.prepare_image`; each unusable one
+    becomes exactly one :class:`Problem` and loading goes on.
+
+    Args:
+        samples: What to load.
+        height: Target height.
+        width: Target width.
+        color: ``"gray"``, ``"rgb"``, or ``"auto"``: gray when every usable image is gray
+            (2-D or three identical channels), else RGB.
+        resize: Interpolation, see :func:`~explorer.data.decode.resize_image`.
+        max_pixels: Largest accepted source image (width * height).
+        workers: Decoding threads; default ``min(8, os.cpu_count())``. 1 decodes in this thread.
+        progress: Called as ``progress(done, total)`` from the calling thread after each file.
+
+    Returns:
+        The images of the usable samples, in input order, plus the problems.
+    """
+    if color not in COLOR_MODES:
+        raise ValueError(f"color must be one of {', '.join(COLOR_MODES)}, got {color!r}")
+    if height < 1 or width < 1:
+        raise ValueError(f"image size must be at least 1x1, got {height}x{width}")
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize mode must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
+    samples = list(samples)
+    total = len(samples)
+    workers = max(1, workers if workers is not None else min(8, os.cpu_count() or 1))
+    assembler = _Assembler(total, height, width, color)
+
+    def job(sample: Sample) -> _Result:
+        return _load_one(sample, height=height, width=width, color=color, resize=resize, max_pixels=max_pixels)
+
+    if workers == 1 or total <= 1:
+        _consume(map(job, samples), samples, assembler, progress, total)
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="explorer-decode") as pool:
+            _consume(_ordered(pool, job, samples, window=4 * workers), samples, assembler, progress, total)
+    return assembler.finish(samples)
+
+
+def _ordered(
+    pool: ThreadPoolExecutor, job: Callable[[Sample], _Result], samples: list[Sample], window: int
+) -> Iterator[_Result]:
+    """Like ``pool.map`` but with at most ``window`` jobs queued or finished-and-unread at a time.
+
+    ``Executor.map`` submits every job at once: for a million files that is a million futures, and
+    results that finish ahead of a slow file pile up. A bounded window keeps memory flat while
+    still yielding in input order.
+    """
+    pending: deque[Future[_Result]] = deque()
+    for sample in samples:
+        pending.append(pool.submit(job, sample))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def _consume(
+    results: Iterable[_Result],
+    samples: list[Sample],
+    assembler: _Assembler,
+    progress: Callable[[int, int], None] | None,
+    total: int,
+) -> None:
+    for index, (image, reason) in enumerate(results):
+        if image is None:
+            assembler.drop(Problem(str(samples[index].path), reason or "cannot be used"))
+        else:
+            assembler.put(index, image)
+        if progress is not None:
+            progress(index + 1, total)
+
+
+class _Assembler:
+    """Writes prepared images into one preallocated array without ever holding two full copies.
+
+    Results arrive in input order, so each kept image goes to the next free row and the array is
+    compact at all times; rows reserved for dropped samples are cut off at the end, in place.
+    In ``"auto"`` mode the colour is only known at the end, so images start out in a one-channel
+    buffer; the first colour image switches to a three-channel buffer (gray images so far are
+    replicated into it and the one-channel buffer is freed).
+    """
+
+    def __init__(self, total: int, height: int, width: int, color: str) -> None:
+        self.channels = 3 if color == "rgb" else 1
+        self.buffer = np.empty((total, height, width, self.channels), np.uint8)
+        self.kept: list[int] = []
+        self.problems: list[Problem] = []
+
+    def drop(self, problem: Problem) -> None:
+        self.problems.append(problem)
+
+    def put(self, index: int, image: np.ndarray) -> None:
+        if image.shape[2] == 3 and self.channels == 1:
+            self._switch_to_rgb()
+        self.buffer[len(self.kept)] = image  # broadcasting replicates a one-channel image into three channels
+        self.kept.append(index)
+
+    def _switch_to_rgb(self) -> None:
+        rgb = np.empty((*self.buffer.shape[:3], 3), np.uint8)
+        n = len(self.kept)
+        rgb[:n] = self.buffer[:n]
+        self.buffer = rgb
+        self.channels = 3
+
+    def finish(self, samples: list[Sample]) -> LoadedImages:
+        n = len(self.kept)
+        images, self.buffer = self.buffer, None  # drop our reference so the in-place resize is allowed
+        if n < images.shape[0]:
+            try:
+                images.resize((n, *images.shape[1:]), refcheck=True)  # shrink in place, no copy
+            except ValueError:  # someone else holds a reference: fall back to a compact copy
+                images = np.ascontiguousarray(images[:n])
+        return LoadedImages(
+            images=images,
+            samples=[samples[i] for i in self.kept],
+            problems=self.problems,
+            color="rgb" if self.channels == 3 else "gray",
+        )

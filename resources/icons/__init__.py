@@ -1,0 +1,1 @@
+"""SVG icons of the desktop app (package so that wheels ship them)."""
