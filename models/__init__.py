@@ -1,0 +1,29 @@
+"""Model families for Model Explorer: pure PyTorch, no Qt, no file I/O.
+
+Public API::
+
+    from models import list_models, model_params, build_model
+    net = build_model("cnn", in_channels=1, num_outputs=10, image_size=(32, 32), channels="32,64")
+    logits, feats = net.forward_intermediates(x)
+"""
+
+from ._base import ExplorerModel
+from ._registry import ModelInfo, build_model, list_models, model_info, model_params, register_model
+from ._spec import ParamError, ParamInfo, Params, param
+
+# Importing the family modules registers them.
+from . import backbone, cnn, crnn, rnn  # noqa: E402,F401  isort: skip
+
+__all__ = [
+    "ExplorerModel",
+    "ModelInfo",
+    "ParamError",
+    "ParamInfo",
+    "Params",
+    "build_model",
+    "list_models",
+    "model_info",
+    "model_params",
+    "param",
+    "register_model",
+]
