@@ -1,0 +1,163 @@
+"""``load_run``: a trained model, rebuilt through the registry, ready to predict.
+
+::
+
+    from explorer import load_run
+    run = load_run("runs/digits")
+    run.predict(["a.png", "b.png"])   # [{"path", "label", "probabilities"}, ...]
+    x = run.preprocess(["a.png"])     # exactly what evaluation feeds the model
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from torch import nn
+
+from explorer.data import DEFAULT_MAX_PIXELS, DecodeError
+from models import ParamError, build_model
+
+from . import runfolder
+from .atomic import read_json, read_safetensors
+from .device import resolve_device
+from .preprocess import Preprocess
+
+__all__ = ["Run", "load_run"]
+
+
+class Run:
+    """A trained model with its labels and input contract. Build with :func:`load_run`."""
+
+    def __init__(self, path: Path, config: dict[str, Any], state_dict: dict[str, torch.Tensor], device: str = "cpu"):
+        self.path = path
+        self.config = config
+        self.arch: str = config["arch"]
+        self.params: dict[str, Any] = dict(config["params"])
+        self.task: str = config["task"]
+        self.labels: list[str] = list(config["labels"])
+        self.input_spec = Preprocess.from_dict(config["preprocess"])
+        spec = config["model"]
+        self.device = resolve_device(device)
+        try:
+            model = build_model(
+                self.arch,
+                in_channels=spec["in_channels"],
+                num_outputs=spec["num_outputs"],
+                image_size=tuple(spec["image_size"]),
+                **{k: v for k, v in self.params.items() if k != "weights"},
+            )
+        except ParamError as e:
+            raise runfolder.RunFolderError(f"{path}: cannot rebuild the model ({e})") from None
+        try:
+            model.load_state_dict(state_dict)
+        except RuntimeError as e:
+            raise runfolder.RunFolderError(f"{path}: weights do not fit the model ({str(e).splitlines()[0]})") from None
+        self.model: nn.Module = model.to(self.device).eval()
+
+    # -- shape & metadata ---------------------------------------------------------------
+    @property
+    def input_shape(self) -> tuple[int, int, int | None]:
+        return self.input_spec.input_shape()
+
+    @property
+    def metrics(self) -> dict[str, Any] | None:
+        p = self.path / runfolder.METRICS if self.path.is_dir() else None
+        return read_json(p) if p is not None and p.is_file() else None
+
+    # -- inputs -------------------------------------------------------------------------
+    def load_uint8(
+        self, paths: Sequence[str | os.PathLike[str]], max_pixels: int = DEFAULT_MAX_PIXELS
+    ) -> tuple[torch.Tensor, list[str], dict[str, str]]:
+        """Read files into uint8 (B, H, W, C). Returns (batch, readable paths, {path: error})."""
+        arrays, ok, errors = [], [], {}
+        for p in paths:
+            try:
+                arrays.append(torch.from_numpy(self.input_spec.load_uint8(p, max_pixels=max_pixels)))
+                ok.append(str(p))
+            except DecodeError as e:
+                errors[str(p)] = str(e)
+        c, h, w = self.input_shape
+        batch = torch.stack(arrays) if arrays else torch.zeros((0, h, w or 1, c), dtype=torch.uint8)
+        return batch, ok, errors
+
+    def preprocess(self, paths: Sequence[str | os.PathLike[str]]) -> torch.Tensor:
+        """Files -> float (B, C, H, W), exactly what evaluation feeds the model.
+
+        Raises:
+            DecodeError: naming the first file that cannot be used.
+        """
+        batch, _, errors = self.load_uint8(paths)
+        if errors:
+            path, reason = next(iter(errors.items()))
+            raise DecodeError(f"{path}: {reason}")
+        return self.input_spec.to_tensor(batch)
+
+    # -- inference ----------------------------------------------------------------------
+    @torch.no_grad()
+    def predict_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised (B, C, H, W) -> probabilities (B, classes)."""
+        return torch.softmax(self.model(x.to(self.device)).float(), dim=1).cpu()
+
+    def predict(self, paths: Sequence[str | os.PathLike[str]], batch_size: int = 64) -> list[dict[str, Any]]:
+        """One dict per input path, in order: ``label``, ``confidence``, ``probabilities``
+        (label -> p), or ``error`` for a file that cannot be used."""
+        results: list[dict[str, Any]] = []
+        for i in range(0, len(paths), batch_size):
+            chunk = list(paths[i : i + batch_size])
+            batch, ok, errors = self.load_uint8(chunk)
+            probs = self.predict_tensor(self.input_spec.to_tensor(batch)) if len(ok) else torch.zeros(0)
+            row = {p: j for j, p in enumerate(ok)}
+            for p in chunk:
+                key = str(p)
+                if key in errors:
+                    results.append({"path": key, "error": errors[key]})
+                    continue
+                pr = probs[row[key]]
+                k = int(pr.argmax())
+                results.append(
+                    {
+                        "path": key,
+                        "label": self.labels[k],
+                        "confidence": float(pr[k]),
+                        "probabilities": {lab: float(v) for lab, v in zip(self.labels, pr.tolist())},
+                    }
+                )
+        return results
+
+
+def load_run(path: str | os.PathLike[str], device: str = "cpu") -> Run:
+    """Load a run folder, or an exported ``.safetensors`` bundle with its ``.json`` beside it.
+
+    Raises:
+        RunFolderError: naming the file that is missing, damaged or inconsistent.
+    """
+    p = Path(path)
+    if p.is_dir():
+        config = runfolder.read_config(p)
+        weights = p / runfolder.WEIGHTS
+        if not weights.is_file():
+            raise runfolder.RunFolderError(f"{weights}: missing; the run has no trained weights yet")
+    elif p.suffix == ".safetensors" and p.is_file():
+        weights = p
+        side = p.with_suffix(".json")
+        if not side.is_file():
+            raise runfolder.RunFolderError(f"{side}: missing; an exported model needs its JSON beside it")
+        config = runfolder.read_config_file(side)
+    else:
+        raise runfolder.RunFolderError(f"{p}: neither a run folder nor an exported .safetensors model")
+    try:
+        state = read_safetensors(weights)
+    except Exception as e:  # safetensors raises several error types for damaged files
+        raise runfolder.RunFolderError(f"{weights}: damaged weights file ({e})") from None
+    return Run(p, config, state, device=device)
+
+
+def weights_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
+    with safe_open(str(path), framework="pt") as f:
+        return json.loads((f.metadata() or {}).get("meta", "{}"))

@@ -1,0 +1,133 @@
+"""Benchmark: the engine's training time against a bare hand-written PyTorch loop.
+
+Both train the same model (same seed, same initial weights) on the same uint8 cache
+with the same batch size, optimizer, one-cycle schedule and a validation pass per
+epoch. The bare loop is what one would write by hand: inputs normalised once up
+front, no reports, no checkpoints. ``ratio = bare / engine``; 1.0 means the engine
+costs nothing extra.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from explorer.data import open_source
+from models import build_model, model_params
+
+from .config import RunConfig
+from .device import describe_device, resolve_device
+from .events import EpochReport, ModelReady
+from .prepare import prepare_classification
+from .schedule import lr_factor
+from .trainer import Trainer, batch_indices, build_optimizer
+
+__all__ = ["bench_train", "bare_loop"]
+
+
+def bare_loop(cfg: RunConfig, data: Any, device: torch.device) -> float:
+    """Seconds for ``cfg.train.epochs`` epochs of a plain loop (train + validation pass)."""
+    tc = cfg.train
+    torch.manual_seed(tc.seed)
+    params = model_params(cfg.arch).from_dict(cfg.params).to_dict()
+    pre = data.preprocess
+    model = build_model(
+        cfg.arch, in_channels=pre.channels, num_outputs=len(data.labels), image_size=(pre.height, pre.width), **params
+    ).to(device)
+    opt = build_optimizer(model, tc)
+    x = pre.to_tensor(data.train_x).to(device)
+    y = data.train_y.to(device)
+    vx = pre.to_tensor(data.val_x).to(device)
+    vy = data.val_y.to(device)
+    gen = torch.Generator().manual_seed(tc.seed)
+    steps = len(batch_indices(torch.arange(len(y)), tc.batch_size))
+    total = steps * tc.epochs
+    step = 0
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(tc.epochs):
+        model.train()
+        for idx in batch_indices(torch.randperm(len(y), generator=gen), tc.batch_size):
+            for g in opt.param_groups:
+                g["lr"] = tc.lr * lr_factor(tc.schedule, step, total, steps)
+            idx = idx.to(device)
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+        model.eval()
+        with torch.no_grad():
+            for i in range(0, len(vy), 256):
+                F.cross_entropy(model(vx[i : i + 256]), vy[i : i + 256])
+    _sync(device)
+    return time.perf_counter() - t0
+
+
+def engine_loop(cfg: RunConfig, source: Any) -> float:
+    """Seconds from the model being ready to the last epoch report (train + validation
+    + per-epoch checkpoint), i.e. the same work as :func:`bare_loop` plus the engine's."""
+    with tempfile.TemporaryDirectory(prefix="me-bench-") as tmp:
+        trainer = Trainer(cfg, tmp, source=source)
+        t0 = t1 = None
+        for ev in trainer.run():
+            if isinstance(ev, ModelReady):
+                t0 = time.perf_counter()
+            elif isinstance(ev, EpochReport):
+                t1 = time.perf_counter()
+        assert t0 is not None and t1 is not None
+        return t1 - t0
+
+
+def bench_train(
+    data: str = "sample:shapes",
+    *,
+    arch: str = "cnn",
+    params: dict[str, Any] | None = None,
+    epochs: int = 5,
+    batch_size: int = 32,
+    repeats: int = 3,
+    device: str = "auto",
+    log: Callable[[str], None] = lambda s: None,
+) -> dict[str, Any]:
+    cfg = RunConfig(arch=arch, params=dict(params or {}))
+    cfg.data.source = data
+    cfg.train.epochs = epochs
+    cfg.train.batch_size = batch_size
+    cfg.train.device = device
+    cfg.validate()
+    dev = resolve_device(device)
+    source = open_source(data)
+    prepared = prepare_classification(source, cfg.data, seed=cfg.train.seed)
+    bare, engine = [], []
+    for r in range(repeats):  # interleaved so drifts in machine load hit both alike
+        bare.append(bare_loop(cfg, prepared, dev))
+        engine.append(engine_loop(cfg, source))
+        log(f"repeat {r + 1}/{repeats}: bare {bare[-1]:.3f}s engine {engine[-1]:.3f}s")
+    b, e = min(bare), min(engine)
+    return {
+        "arch": arch,
+        "data": data,
+        "device": describe_device(dev),
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "train_samples": len(prepared.train_y),
+        "repeats": repeats,
+        "bare_seconds": b,
+        "engine_seconds": e,
+        "bare_median": statistics.median(bare),
+        "engine_median": statistics.median(engine),
+        "ratio": b / e if e > 0 else math.nan,
+    }
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

@@ -1,0 +1,180 @@
+"""The headless contract of DESIGN.md, end to end through ``main()``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from explorer.cli import main
+from tests.datasets import write_two_class_folder
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_two_class_folder(tmp_path_factory.mktemp("cli") / "data", n=20, size=16)
+
+
+@pytest.fixture(scope="module")
+def run_dir(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cli-run") / "run"
+    rc = main(
+        [
+            "train",
+            str(data),
+            "--arch",
+            "cnn",
+            "--set",
+            "channels=8,16",
+            "--epochs",
+            "8",
+            "--batch-size",
+            "8",
+            "--lr",
+            "3e-3",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
+    assert rc == 0
+    return out
+
+
+def test_archs_json_lists_every_family_with_its_parameters(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["archs", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    names = {f["name"] for f in doc["families"]}
+    assert {"cnn", "backbone", "rnn", "crnn"} <= names
+    for fam in doc["families"]:
+        assert fam["params"], fam["name"]
+        for p in fam["params"]:
+            assert {"name", "kind", "default", "help", "min", "max", "choices"} <= p.keys()
+            assert p["help"], (fam["name"], p["name"])
+
+
+def test_archs_text(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["archs"]) == 0
+    out = capsys.readouterr().out
+    assert "cnn:" in out and "rnn:" in out and "cell" in out
+
+
+def test_train_prints_plain_epoch_lines_when_piped(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(
+        [
+            "train",
+            str(data),
+            "--arch",
+            "cnn",
+            "--set",
+            "channels=8",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "8",
+            "--out",
+            str(tmp_path / "r"),
+        ]
+    )
+    assert rc == 0
+    cap = capsys.readouterr()
+    assert "epoch 1/2" in cap.err and "epoch 2/2" in cap.err
+    assert "\r" not in cap.err  # no progress bar when not a terminal
+    assert "completed" in cap.out and "val_accuracy" in cap.out
+
+
+def test_evaluate_json_is_one_document(run_dir: Path, data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["evaluate", str(run_dir), str(data), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {"accuracy", "loss", "per_class", "confusion"} <= doc.keys()
+    assert set(doc["per_class"]) == {"bottom", "top"}
+    assert sum(map(sum, doc["confusion"])) == 40
+    assert doc["accuracy"] >= 0.9
+
+
+def test_predict_json_is_one_list(run_dir: Path, data: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    imgs = sorted(str(p) for p in (data / "top").glob("*.png"))[:3]
+    capsys.readouterr()
+    assert main(["predict", str(run_dir), *imgs, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert isinstance(doc, list) and len(doc) == 3
+    for item in doc:
+        assert item["label"] in ("top", "bottom")
+        assert set(item["probabilities"]) == {"top", "bottom"}
+
+
+def test_predict_names_an_unreadable_image_and_exits_1(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "x.png"
+    bad.write_text("hello")
+    assert main(["predict", str(run_dir), str(bad), "--json"]) == 1
+    cap = capsys.readouterr()
+    assert str(bad) in cap.err
+    assert json.loads(cap.out)[0]["error"]
+
+
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [
+        (["--set", "channels=0"], "channels"),
+        (["--set", "colour=red"], "colour"),
+        (["--arch", "transformer"], "transformer"),
+        (["--lr", "-1"], "train.lr"),
+        (["--image-size", "big"], "--image-size"),
+    ],
+)
+def test_bad_parameters_fail_before_training_naming_them(
+    data: Path, tmp_path: Path, extra: list[str], fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = main(["train", str(data), "--epochs", "1", "--out", str(tmp_path / "r"), *extra])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert fragment in err and "error" in err
+    assert not (tmp_path / "r" / "weights.safetensors").exists()
+
+
+def test_missing_data_folder_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["train", str(tmp_path / "nope"), "--out", str(tmp_path / "r")])
+    assert rc == 2
+    assert "nope" in capsys.readouterr().err
+
+
+def test_resume_continues_an_interrupted_run(data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "r"
+    assert (
+        main(
+            [
+                "train",
+                str(data),
+                "--set",
+                "channels=8",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "8",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert main(["train", "--resume", str(out), "--epochs", "2", "--quiet"]) == 0
+    hist = json.loads((out / "history.json").read_text())
+    assert [h["epoch"] for h in hist] == [1, 2]
+
+
+def test_console_script_is_installed() -> None:
+    exe = shutil.which("model-explorer") or str(Path(sys.executable).parent / "model-explorer")
+    assert Path(exe).exists(), "pip install . must provide the model-explorer command"
+    r = subprocess.run([exe, "archs"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "cnn" in r.stdout

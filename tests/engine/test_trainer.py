@@ -1,0 +1,169 @@
+"""The training loop: it learns, it is reproducible, it resumes exactly, it stops, it
+survives a diverging loss."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from explorer.engine import EpochReport, Finished, RunConfig, StepReport, Trainer, runfolder
+from explorer.engine.atomic import read_json, read_safetensors
+from models import ExplorerModel, Params, param, register_model
+from tests.datasets import write_two_class_folder
+
+
+def _cfg(data: Path, **train) -> RunConfig:
+    cfg = RunConfig(arch="cnn", params={"channels": "8,16"})
+    cfg.data.source = str(data)
+    cfg.train.epochs = 3
+    cfg.train.batch_size = 8
+    cfg.train.lr = 3e-3
+    for k, v in train.items():
+        setattr(cfg.train, k, v)
+    return cfg
+
+
+def _finish(trainer: Trainer) -> tuple[list, Finished]:
+    events = list(trainer.run())
+    assert isinstance(events[-1], Finished)
+    return events, events[-1]
+
+
+@pytest.fixture(scope="module")
+def two_class(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_two_class_folder(tmp_path_factory.mktemp("two"), n=24, size=16)
+
+
+def test_learns_and_writes_a_complete_run_folder(two_class: Path, tmp_path: Path) -> None:
+    events, fin = _finish(Trainer(_cfg(two_class, epochs=4), tmp_path / "run", report_interval=0))
+    epochs = [e for e in events if isinstance(e, EpochReport)]
+    steps = [e for e in events if isinstance(e, StepReport)]
+    assert len(epochs) == 4
+    assert len(steps) == 4 * steps[0].steps  # report_interval=0: every step
+    assert epochs[-1].train_loss < epochs[0].train_loss * 0.7
+    assert fin.status == "completed"
+    assert fin.metrics["val_accuracy"] >= 0.9
+    run = tmp_path / "run"
+    for name in (
+        "config.json",
+        "weights.safetensors",
+        "metrics.json",
+        "history.json",
+        "checkpoint.safetensors",
+        "problems.txt",
+    ):
+        assert (run / name).is_file(), name
+    cfg = read_json(run / "config.json")
+    assert cfg["labels"] == ["bottom", "top"]
+    pre = cfg["preprocess"]
+    assert (pre["channels"], pre["color"], pre["height"], pre["width"]) == (1, "gray", 16, 16)
+    assert pre["scale"] == pytest.approx(1 / 255) and len(pre["mean"]) == len(pre["std"]) == 1
+    metrics = read_json(run / "metrics.json")
+    for key in ("val_accuracy", "epochs", "train_seconds", "samples_per_second", "device"):
+        assert key in metrics
+    assert len(read_json(run / "history.json")) == 4
+
+
+def test_same_seed_same_weights(two_class: Path, tmp_path: Path) -> None:
+    _finish(Trainer(_cfg(two_class, epochs=2), tmp_path / "a"))
+    _finish(Trainer(_cfg(two_class, epochs=2), tmp_path / "b"))
+    _finish(Trainer(_cfg(two_class, epochs=2, seed=1), tmp_path / "c"))
+    a, b, c = (read_safetensors(tmp_path / x / "weights.safetensors") for x in "abc")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(two_class: Path, tmp_path: Path) -> None:
+    cfg = _cfg(two_class, epochs=3, restore_best=False)
+    _finish(Trainer(cfg, tmp_path / "full"))
+
+    # Interrupted mid-epoch 2: the checkpoint of epoch 1 is what survives.
+    t = Trainer(_cfg(two_class, epochs=3, restore_best=False), tmp_path / "cut", report_interval=0)
+    for ev in t.run():
+        if isinstance(ev, StepReport) and ev.epoch == 2 and ev.step == 2:
+            t.request_stop()
+        if isinstance(ev, Finished):
+            assert ev.status == "stopped"
+    meta = runfolder.load_checkpoint(tmp_path / "cut")[3]
+    assert meta["state"]["epoch"] == 1
+
+    _finish(Trainer(_cfg(two_class, epochs=3, restore_best=False), tmp_path / "cut", resume=True))
+    full = read_safetensors(tmp_path / "full" / "weights.safetensors")
+    resumed = read_safetensors(tmp_path / "cut" / "weights.safetensors")
+    assert full.keys() == resumed.keys()
+    for k in full:
+        assert torch.equal(full[k], resumed[k]), k
+    assert len(read_json(tmp_path / "cut" / "history.json")) == 3
+
+
+def test_stop_takes_effect_at_the_next_batch(two_class: Path) -> None:
+    t = Trainer(_cfg(two_class, epochs=50), None, report_interval=0)
+    seen = 0
+    for ev in t.run():
+        if isinstance(ev, StepReport):
+            seen += 1
+            if seen == 3:
+                t.request_stop()
+        if isinstance(ev, Finished):
+            assert ev.status == "stopped"
+    assert seen == 3
+
+
+def test_pause_blocks_between_batches_until_resumed(two_class: Path) -> None:
+    t = Trainer(_cfg(two_class, epochs=1), None, report_interval=0)
+    it = t.run()
+    while not isinstance(next(it), StepReport):
+        pass
+    t.request_pause()
+    status = next(it)
+    assert getattr(status, "message", "") == "paused"
+    timer = threading.Timer(0.2, t.request_resume)
+    timer.start()
+    rest = list(it)  # blocks until the timer resumes it
+    assert isinstance(rest[-1], Finished) and rest[-1].status == "completed"
+
+
+@dataclass
+class _NanParams(Params):
+    after: int = param(3, help="forward passes before the output turns NaN", min=0, max=10_000)
+
+
+class _NanNet(ExplorerModel):
+    def __init__(self, num_outputs: int, after: int) -> None:
+        super().__init__()
+        self.fc = torch.nn.LazyLinear(num_outputs)
+        self.after = after
+        self.calls = 0
+
+    def forward_intermediates(self, x):
+        self.calls += 1
+        out = self.fc(x.flatten(1))
+        if self.training and self.calls > self.after:
+            out = out * float("nan")
+        return out, {}
+
+    def forward(self, x):
+        return self.forward_intermediates(x)[0]
+
+
+@register_model("test_nan", params=_NanParams, description="test only: diverges after N steps")
+def _build_nan(p: _NanParams, *, in_channels: int, num_outputs: int, image_size: tuple[int, int | None]) -> _NanNet:
+    net = _NanNet(num_outputs, p.after)
+    net(torch.zeros(1, in_channels, image_size[0], image_size[1] or 8))
+    return net
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_weights(two_class: Path, tmp_path: Path) -> None:
+    cfg = _cfg(two_class, epochs=5)
+    cfg.arch, cfg.params = "test_nan", {"after": 12}  # 5 steps an epoch: epoch 3 diverges
+    events, fin = _finish(Trainer(cfg, tmp_path / "run"))
+    assert fin.status == "failed"
+    assert "nan" in fin.message.lower() and "epoch 3" in fin.message and "--lr" in fin.message
+    assert sum(isinstance(e, EpochReport) for e in events) == 2
+    w = read_safetensors(tmp_path / "run" / "weights.safetensors")
+    assert all(torch.isfinite(v).all() for v in w.values())
+    assert read_json(tmp_path / "run" / "metrics.json")["status"] == "failed"
