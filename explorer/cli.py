@@ -345,32 +345,22 @@ def cmd_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from explorer.data import open_source
     from explorer.engine import load_run
-    from explorer.engine.metrics import classification_report
-    from explorer.engine.prepare import load_for_preprocess
-    from explorer.engine.trainer import evaluate_tensors
+    from explorer.engine.api import evaluate_run
 
     run = load_run(args.run_dir, device=args.device)
-    source = open_source(args.data)
-    x, y, _paths, problems = load_for_preprocess(
-        source, run.input_spec, run.labels, run.config["data"].get("max_pixels", 40_000_000)
-    )
-    for problem in problems:
+    result = evaluate_run(run, args.data)
+    for problem in result["problems"]:
         err.write(f"skipped {problem}\n")
-    if len(y) == 0:
-        raise _Usage(f"evaluate: no usable labelled image in {args.data}")
-    loss, _acc, preds = evaluate_tensors(run.model, run.input_spec, x, y, run.device)
-    report = classification_report(y.numpy(), preds, run.labels, loss=loss)
-    result = report.to_dict()
-    result["problems"] = problems
     if args.json:
         json.dump(result, out, indent=2)
         out.write("\n")
-    else:
-        out.write(f"accuracy {report.accuracy:.4f}  loss {loss:.4f}  on {report.samples} images\n")
+        return EXIT_OK
+    headline = {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    out.write("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in headline.items()) + "\n")
+    if "per_class" in result:
         width = max(len(label) for label in run.labels)
-        for label, acc in report.per_class.items():
+        for label, acc in result["per_class"].items():
             shown = "  n/a" if acc is None else f"{acc:.4f}"
             out.write(f"  {label:<{width}}  {shown}  ({result['support'][label]} images)\n")
     return EXIT_OK

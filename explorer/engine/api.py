@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from .atomic import read_json, read_safetensors
 from .device import resolve_device
 from .preprocess import Preprocess
 
-__all__ = ["Run", "load_run"]
+__all__ = ["Run", "evaluate_run", "load_run"]
 
 
 class Run:
@@ -129,6 +130,33 @@ class Run:
                     }
                 )
         return results
+
+
+def evaluate_run(run: Run, data: str | os.PathLike[str] | Any) -> dict[str, Any]:
+    """Measure a trained run on labelled data (a folder, manifest, ``sample:NAME`` or a Source).
+
+    Returns the task's report (for classify: ``accuracy``, ``loss``, ``per_class``,
+    ``confusion``, ...) plus ``problems``, one line per file that could not be used.
+
+    Raises:
+        DataError: the data cannot be opened, or holds no usable labelled image.
+    """
+    from explorer.data import DataError, open_source
+
+    from .tasks import get_task
+
+    source = data if hasattr(data, "samples") else open_source(str(data))
+    task = get_task(run.task)
+    max_pixels = run.config.get("data", {}).get("max_pixels", DEFAULT_MAX_PIXELS)
+    split, problems = task.prepare_eval(
+        source, run.input_spec, run.labels, run.config.get("task_extra") or {}, max_pixels
+    )
+    if len(split) == 0:
+        raise DataError(f"{getattr(source, 'origin', data)}: no usable labelled image to evaluate")
+    ev = task.evaluate(run.model, split, run.input_spec, run.device, nullcontext, run.labels)
+    result = task.report(ev, run.labels)
+    result["problems"] = problems
+    return result
 
 
 def load_run(path: str | os.PathLike[str], device: str = "cpu") -> Run:

@@ -25,8 +25,8 @@ from models import build_model, model_params
 from .config import RunConfig
 from .device import describe_device, resolve_device
 from .events import EpochReport, ModelReady
-from .prepare import prepare_classification
 from .schedule import lr_factor
+from .tasks import get_task
 from .trainer import Trainer, batch_indices, build_optimizer
 
 __all__ = ["bench_train", "bare_loop"]
@@ -42,10 +42,10 @@ def bare_loop(cfg: RunConfig, data: Any, device: torch.device) -> float:
         cfg.arch, in_channels=pre.channels, num_outputs=len(data.labels), image_size=(pre.height, pre.width), **params
     ).to(device)
     opt = build_optimizer(model, tc)
-    x = pre.to_tensor(data.train_x).to(device)
-    y = data.train_y.to(device)
-    vx = pre.to_tensor(data.val_x).to(device)
-    vy = data.val_y.to(device)
+    x = pre.to_tensor(data.train.x).to(device)
+    y = data.train.targets.to(device)
+    vx = pre.to_tensor(data.val.x).to(device)
+    vy = data.val.targets.to(device)
     gen = torch.Generator().manual_seed(tc.seed)
     steps = len(batch_indices(torch.arange(len(y)), tc.batch_size))
     total = steps * tc.epochs
@@ -105,7 +105,7 @@ def bench_train(
     cfg.validate()
     dev = resolve_device(device)
     source = open_source(data)
-    prepared = prepare_classification(source, cfg.data, seed=cfg.train.seed)
+    prepared = get_task("classify").prepare(source, cfg.data, seed=cfg.train.seed)
     bare, engine = [], []
     for r in range(repeats):  # interleaved so drifts in machine load hit both alike
         bare.append(bare_loop(cfg, prepared, dev))
@@ -118,7 +118,7 @@ def bench_train(
         "device": describe_device(dev),
         "epochs": epochs,
         "batch_size": batch_size,
-        "train_samples": len(prepared.train_y),
+        "train_samples": len(prepared.train),
         "repeats": repeats,
         "bare_seconds": b,
         "engine_seconds": e,

@@ -66,9 +66,12 @@ class EpochReport:
     seconds: float
     samples_per_second: float
     best: bool  # this epoch is the best so far (by validation loss)
+    metrics: dict[str, float] = field(default_factory=dict)  # further validation figures (e.g. cer)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out["metrics"] = dict(self.metrics)
+        return out
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,7 @@ class ProbeReport:
     global_step: int
     path: str  # the probe image
     image: np.ndarray  # uint8 (H, W, C) as the model saw it (before normalisation)
-    probabilities: np.ndarray  # (num_outputs,)
+    probabilities: np.ndarray  # (num_outputs,), or (T, num_outputs) for per-frame (CTC) heads
     intermediates: dict[str, np.ndarray] = field(default_factory=dict)  # name -> activation of the probe image
 
 

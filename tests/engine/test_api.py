@@ -32,20 +32,20 @@ def test_preprocess_matches_what_training_fed_the_model(trained) -> None:
     run = load_run(run_dir)
     assert run.input_shape == (3, 20, 20)
     assert run.labels == ["bottom", "top"]
-    paths = trainer.data.val_paths[:4]
+    paths = trainer.data.val.paths[:4]
     x = run.preprocess(paths)
-    expected = trainer.data.preprocess.to_tensor(trainer.data.val_x[:4])
+    expected = trainer.data.preprocess.to_tensor(trainer.data.val.x[:4])
     assert torch.allclose(x, expected)
 
 
 def test_predict_agrees_with_the_trained_model(trained) -> None:
     run_dir, data, trainer = trained
     run = load_run(run_dir)
-    paths = trainer.data.val_paths
+    paths = trainer.data.val.paths
     preds = run.predict(paths)
     trainer.model.eval()
     with torch.no_grad():
-        logits = trainer.model(trainer.data.preprocess.to_tensor(trainer.data.val_x))
+        logits = trainer.model(trainer.data.preprocess.to_tensor(trainer.data.val.x))
     expected = [run.labels[i] for i in logits.argmax(1).tolist()]
     assert [p["label"] for p in preds] == expected
     for p in preds:
@@ -57,7 +57,7 @@ def test_predict_reports_unusable_files_without_failing_the_rest(trained, tmp_pa
     run_dir, data, trainer = trained
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
-    good = trainer.data.val_paths[0]
+    good = trainer.data.val.paths[0]
     out = load_run(run_dir).predict([str(bad), good])
     assert "error" in out[0] and out[0]["path"] == str(bad)
     assert "label" in out[1]

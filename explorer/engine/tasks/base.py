@@ -1,0 +1,118 @@
+"""What a task is to the trainer: how to prepare data, batch it, score it.
+
+The training loop is the same for every task; a :class:`Task` supplies the parts
+that differ: turning a source into tensors (:meth:`Task.prepare`), cutting a batch
+(:meth:`Task.batch`), the loss and its running statistic (:meth:`Task.loss`), and
+the validation figures (:meth:`Task.evaluate`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from explorer.data import Source
+
+from ..config import DataConfig
+from ..preprocess import Preprocess
+
+__all__ = ["Split", "PreparedData", "Evaluation", "Task"]
+
+
+@dataclass
+class Split:
+    """One part (train or validation) of a prepared data set."""
+
+    x: torch.Tensor  # uint8 (N, H, W, C); variable-width images are right-padded to the widest
+    targets: Any  # task specific, indexable by a LongTensor of sample indices
+    paths: list[str]
+    widths: torch.Tensor | None = None  # int64 (N,) true widths of variable-width images
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def to(self, device: torch.device) -> Split:
+        def move(v: Any) -> Any:
+            if torch.is_tensor(v):
+                return v.to(device)
+            if isinstance(v, dict):
+                return {k: move(t) for k, t in v.items()}
+            return v
+
+        return Split(move(self.x), move(self.targets), self.paths, move(self.widths))
+
+
+@dataclass
+class PreparedData:
+    task: str
+    labels: list[str]  # class names, charset or vocabulary
+    preprocess: Preprocess
+    train: Split
+    val: Split
+    problems: list[str]
+    seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)  # task-specific, JSON-able (saved in config.json)
+
+
+@dataclass
+class Evaluation:
+    loss: float
+    accuracy: float  # the task's headline accuracy (sequence accuracy for text)
+    metrics: dict[str, Any]  # everything else, under stable names (cer, bleu4, per_class, ...)
+    predictions: Any = None
+
+
+class Task:
+    name: str = ""
+
+    def prepare(
+        self,
+        source: Source,
+        cfg: DataConfig,
+        *,
+        seed: int,
+        labels: list[str] | None = None,
+        preprocess: Preprocess | None = None,
+        extra: dict[str, Any] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> PreparedData:
+        raise NotImplementedError
+
+    def prepare_eval(
+        self, source: Source, preprocess: Preprocess, labels: list[str], extra: dict[str, Any], max_pixels: int
+    ) -> tuple[Split, list[str]]:
+        """The whole source as one split with a trained run's fixed input contract,
+        plus problem lines (unusable files, unknown classes or characters)."""
+        raise NotImplementedError
+
+    def num_outputs(self, data: PreparedData) -> int:
+        return len(data.labels)
+
+    def model_params(self, arch: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Family parameters this task needs set (e.g. a CTC head)."""
+        return params
+
+    def batch(self, split: Split, idx: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """(uint8 images (B, H, W, C), targets) of the samples ``idx``."""
+        return split.x[idx], split.targets[idx]
+
+    def loss(self, model: nn.Module, x: torch.Tensor, targets: Any) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """(mean loss, number of correct samples as a tensor, batch size)."""
+        raise NotImplementedError
+
+    def evaluate(
+        self, model: nn.Module, split: Split, pre: Preprocess, device: torch.device, autocast: Any, labels: list[str]
+    ) -> Evaluation:
+        raise NotImplementedError
+
+    def final_metrics(self, ev: Evaluation, labels: list[str]) -> dict[str, Any]:
+        """The stable ``metrics.json`` keys for this task's validation figures."""
+        raise NotImplementedError
+
+    def report(self, ev: Evaluation, labels: list[str]) -> dict[str, Any]:
+        """What ``evaluate --json`` prints for this task (stable keys)."""
+        raise NotImplementedError
