@@ -48,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model on a folder, a manifest or a built-in sample")
     t.add_argument("data", nargs="?", help="folder, labels.csv, or sample:NAME (optional with --resume)")
     t.add_argument("--arch", default=None, help="architecture family (see `archs`); default cnn")
-    t.add_argument("--task", default=None, choices=["auto", "classify"], help="default: detected from the data")
+    t.add_argument(
+        "--task", default=None, choices=["auto", "classify", "sequence"], help="default: detected from the data"
+    )
     t.add_argument(
         "--set",
         dest="params",
@@ -96,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("images", nargs="+")
     pr.add_argument("--json", action="store_true")
     pr.add_argument("--top", type=int, default=3, help="classes shown per image in text output")
+    pr.add_argument("--beam", type=int, default=0, help="beam width for text decoding (0 = greedy)")
     pr.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
 
     b = sub.add_parser("bench", help="benchmarks")
@@ -370,7 +373,7 @@ def cmd_predict(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from explorer.engine import load_run
 
     run = load_run(args.run_dir, device=args.device)
-    results = run.predict(args.images)
+    results = run.predict(args.images, beam=args.beam)
     failed = [r for r in results if "error" in r]
     for r in failed:
         err.write(f"cannot use {r['path']}: {r['error']}\n")
@@ -380,6 +383,9 @@ def cmd_predict(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     else:
         for r in results:
             if "error" in r:
+                continue
+            if "text" in r:
+                out.write(f"{r['path']}: {r['text']!r} ({r['confidence']:.3f})\n")
                 continue
             top = sorted(r["probabilities"].items(), key=lambda kv: -kv[1])[: args.top]
             others = ", ".join(f"{k} {v:.3f}" for k, v in top[1:])

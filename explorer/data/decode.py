@@ -30,8 +30,11 @@ __all__ = [
     "RESIZE_MODES",
     "DecodeError",
     "decode_image",
+    "fit_width",
     "is_gray",
+    "pad_right",
     "prepare_image",
+    "prepare_line_image",
     "probe_display_size",
     "probe_size",
     "read_image",
@@ -582,6 +585,45 @@ def prepare_image(img: np.ndarray, *, channels: int, height: int, width: int, re
     else:
         out = to_channels(resize_image(img, height, width, resize), 3)
     return np.ascontiguousarray(out)
+
+
+def fit_width(src_height: int, src_width: int, height: int, *, min_width: int = 1, max_width: int | None = None) -> int:
+    """Width of an image scaled to ``height`` with its aspect ratio kept, clamped."""
+    w = max(min_width, round(src_width * height / max(src_height, 1)))
+    return min(w, max_width) if max_width is not None else w
+
+
+def prepare_line_image(
+    img: np.ndarray,
+    *,
+    channels: int,
+    height: int,
+    min_width: int = 1,
+    max_width: int | None = None,
+    resize: str = "auto",
+) -> np.ndarray:
+    """Like :func:`prepare_image` for variable-width inputs (text lines, digit strings):
+    scaled to ``height`` keeping the aspect ratio, the width clamped to
+    ``[min_width, max_width]`` (an over-long line is squeezed, never cut).
+
+    Returns:
+        A C-contiguous uint8 array ``(height, w, channels)``.
+    """
+    img = _as_hwc(img)
+    width = fit_width(img.shape[0], img.shape[1], height, min_width=min_width, max_width=max_width)
+    return prepare_image(img, channels=channels, height=height, width=width, resize=resize)
+
+
+def pad_right(img: np.ndarray, width: int) -> np.ndarray:
+    """Right-pad an (H, w, C) image to ``width`` by repeating its last column.
+
+    This is the padding rule of variable-width runs (``preprocess["pad"] == "edge"``):
+    the background simply continues, so the padded frames look like empty space.
+    """
+    w = img.shape[1]
+    if w >= width:
+        return img
+    return np.ascontiguousarray(np.concatenate([img, np.repeat(img[:, -1:], width - w, axis=1)], axis=1))
 
 
 def _check_channels(channels: int) -> None:

@@ -21,7 +21,9 @@ from .decode import (
     DecodeError,
     decode_image,
     is_gray,
+    pad_right,
     prepare_image,
+    prepare_line_image,
     probe_display_size,
     read_image,
 )
@@ -53,12 +55,15 @@ class LoadedImages:
         samples: The samples whose image is in ``images``, in the same order (input order).
         problems: One entry per sample that could not be used.
         color: ``"gray"`` or ``"rgb"``.
+        widths: For variable-width loading, each image's true width (the rest of its row in
+            ``images`` is padding by :func:`~explorer.data.decode.pad_right`); else None.
     """
 
     images: np.ndarray
     samples: list[Sample]
     problems: list[Problem] = field(default_factory=list)
     color: str = "rgb"
+    widths: np.ndarray | None = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -133,7 +138,9 @@ def infer_image_size(samples: Sequence[Sample], *, min_side: int = 16, max_side:
 # --------------------------------------------------------------------------------------------------
 
 
-def _load_one(sample: Sample, *, height: int, width: int, color: str, resize: str, max_pixels: int) -> _Result:
+def _load_one(
+    sample: Sample, *, height: int, width: int | None, max_width: int, color: str, resize: str, max_pixels: int
+) -> _Result:
     """Decodes and prepares one file: ``(prepared, None)`` or ``(None, reason)``.
 
     The full-resolution decode lives only inside this call, so at most ``workers`` of them exist.
@@ -143,6 +150,8 @@ def _load_one(sample: Sample, *, height: int, width: int, color: str, resize: st
     try:
         img = read_image(sample.path, max_pixels=max_pixels)
         channels = 1 if color == "gray" or (color == "auto" and is_gray(img)) else 3
+        if width is None:
+            return prepare_line_image(img, channels=channels, height=height, max_width=max_width, resize=resize), None
         return prepare_image(img, channels=channels, height=height, width=width, resize=resize), None
     except DecodeError as exc:
         return None, str(exc)
@@ -154,12 +163,13 @@ def load_images(
     samples: Sequence[Sample],
     *,
     height: int,
-    width: int,
+    width: int | None,
     color: str = "auto",
     resize: str = "auto",
     max_pixels: int = DEFAULT_MAX_PIXELS,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    max_width: int = 2048,
 ) -> LoadedImages:
     """Decodes every sample's file once and stacks the prepared images.
 
@@ -169,7 +179,8 @@ def load_images(
     Args:
         samples: What to load.
         height: Target height.
-        width: Target width.
+        width: Target width; None keeps each image's aspect ratio at ``height`` (variable
+            width, at most ``max_width``), right-pads rows to the widest and reports ``widths``.
         color: ``"gray"``, ``"rgb"``, or ``"auto"``: gray when every usable image is gray
             (2-D or three identical channels), else RGB.
         resize: Interpolation, see :func:`~explorer.data.decode.resize_image`.
@@ -182,17 +193,19 @@ def load_images(
     """
     if color not in COLOR_MODES:
         raise ValueError(f"color must be one of {', '.join(COLOR_MODES)}, got {color!r}")
-    if height < 1 or width < 1:
+    if height < 1 or (width if width is not None else max_width) < 1:
         raise ValueError(f"image size must be at least 1x1, got {height}x{width}")
     if resize not in RESIZE_MODES:
         raise ValueError(f"resize mode must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
     samples = list(samples)
     total = len(samples)
     workers = max(1, workers if workers is not None else min(8, os.cpu_count() or 1))
-    assembler = _Assembler(total, height, width, color)
+    assembler = _Assembler(total, height, width if width is not None else max_width, color, variable=width is None)
 
     def job(sample: Sample) -> _Result:
-        return _load_one(sample, height=height, width=width, color=color, resize=resize, max_pixels=max_pixels)
+        return _load_one(
+            sample, height=height, width=width, max_width=max_width, color=color, resize=resize, max_pixels=max_pixels
+        )
 
     if workers == 1 or total <= 1:
         _consume(map(job, samples), samples, assembler, progress, total)
@@ -246,11 +259,13 @@ class _Assembler:
     replicated into it and the one-channel buffer is freed).
     """
 
-    def __init__(self, total: int, height: int, width: int, color: str) -> None:
+    def __init__(self, total: int, height: int, width: int, color: str, variable: bool = False) -> None:
         self.channels = 3 if color == "rgb" else 1
         self.buffer = np.empty((total, height, width, self.channels), np.uint8)
         self.kept: list[int] = []
         self.problems: list[Problem] = []
+        self.variable = variable
+        self.widths: list[int] = []
 
     def drop(self, problem: Problem) -> None:
         self.problems.append(problem)
@@ -258,6 +273,9 @@ class _Assembler:
     def put(self, index: int, image: np.ndarray) -> None:
         if image.shape[2] == 3 and self.channels == 1:
             self._switch_to_rgb()
+        if self.variable:
+            self.widths.append(image.shape[1])
+            image = pad_right(image, self.buffer.shape[2])
         self.buffer[len(self.kept)] = image  # broadcasting replicates a one-channel image into three channels
         self.kept.append(index)
 
@@ -276,9 +294,16 @@ class _Assembler:
                 images.resize((n, *images.shape[1:]), refcheck=True)  # shrink in place, no copy
             except ValueError:  # someone else holds a reference: fall back to a compact copy
                 images = np.ascontiguousarray(images[:n])
+        widths = None
+        if self.variable:
+            widths = np.asarray(self.widths, dtype=np.int64)
+            widest = int(widths.max()) if n else 1
+            if widest < images.shape[2]:  # every row is edge-padded, so cutting the tail is exact
+                images = np.ascontiguousarray(images[:, :, :widest])
         return LoadedImages(
             images=images,
             samples=[samples[i] for i in self.kept],
             problems=self.problems,
             color="rgb" if self.channels == 3 else "gray",
+            widths=widths,
         )

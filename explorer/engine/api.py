@@ -17,11 +17,12 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import safe_open
 from torch import nn
 
-from explorer.data import DEFAULT_MAX_PIXELS, DecodeError
+from explorer.data import DEFAULT_MAX_PIXELS, DecodeError, pad_right
 from models import ParamError, build_model
 
 from . import runfolder
@@ -74,18 +75,23 @@ class Run:
     # -- inputs -------------------------------------------------------------------------
     def load_uint8(
         self, paths: Sequence[str | os.PathLike[str]], max_pixels: int = DEFAULT_MAX_PIXELS
-    ) -> tuple[torch.Tensor, list[str], dict[str, str]]:
-        """Read files into uint8 (B, H, W, C). Returns (batch, readable paths, {path: error})."""
+    ) -> tuple[torch.Tensor, torch.Tensor, list[str], dict[str, str]]:
+        """Read files into uint8 (B, H, W, C), variable-width images right-padded per the
+        run's rule. Returns (batch, true widths, readable paths, {path: error})."""
         arrays, ok, errors = [], [], {}
         for p in paths:
             try:
-                arrays.append(torch.from_numpy(self.input_spec.load_uint8(p, max_pixels=max_pixels)))
+                arrays.append(self.input_spec.load_uint8(p, max_pixels=max_pixels))
                 ok.append(str(p))
             except DecodeError as e:
                 errors[str(p)] = str(e)
         c, h, w = self.input_shape
-        batch = torch.stack(arrays) if arrays else torch.zeros((0, h, w or 1, c), dtype=torch.uint8)
-        return batch, ok, errors
+        widths = torch.tensor([a.shape[1] for a in arrays], dtype=torch.int64)
+        if not arrays:
+            return torch.zeros((0, h, w or 1, c), dtype=torch.uint8), widths, ok, errors
+        widest = int(widths.max())
+        batch = torch.from_numpy(np.stack([pad_right(a, widest) for a in arrays]))
+        return batch, widths, ok, errors
 
     def preprocess(self, paths: Sequence[str | os.PathLike[str]]) -> torch.Tensor:
         """Files -> float (B, C, H, W), exactly what evaluation feeds the model.
@@ -93,42 +99,38 @@ class Run:
         Raises:
             DecodeError: naming the first file that cannot be used.
         """
-        batch, _, errors = self.load_uint8(paths)
+        batch, _, _, errors = self.load_uint8(paths)
         if errors:
             path, reason = next(iter(errors.items()))
             raise DecodeError(f"{path}: {reason}")
         return self.input_spec.to_tensor(batch)
 
     # -- inference ----------------------------------------------------------------------
-    @torch.no_grad()
-    def predict_tensor(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised (B, C, H, W) -> probabilities (B, classes)."""
-        return torch.softmax(self.model(x.to(self.device)).float(), dim=1).cpu()
+    def predict(
+        self, paths: Sequence[str | os.PathLike[str]], batch_size: int = 64, beam: int = 0
+    ) -> list[dict[str, Any]]:
+        """One dict per input path, in order. classify: ``label``, ``confidence``,
+        ``probabilities`` (label -> p); sequence: ``text``, ``confidence`` (and
+        ``candidates`` with ``beam`` > 1); ``error`` for a file that cannot be used."""
+        from .tasks import get_task
 
-    def predict(self, paths: Sequence[str | os.PathLike[str]], batch_size: int = 64) -> list[dict[str, Any]]:
-        """One dict per input path, in order: ``label``, ``confidence``, ``probabilities``
-        (label -> p), or ``error`` for a file that cannot be used."""
+        task = get_task(self.task)
         results: list[dict[str, Any]] = []
         for i in range(0, len(paths), batch_size):
             chunk = list(paths[i : i + batch_size])
-            batch, ok, errors = self.load_uint8(chunk)
-            probs = self.predict_tensor(self.input_spec.to_tensor(batch)) if len(ok) else torch.zeros(0)
+            batch, widths, ok, errors = self.load_uint8(chunk)
+            preds: list[dict[str, Any]] = []
+            if ok:
+                with torch.no_grad():
+                    x = self.input_spec.to_tensor(batch.to(self.device))
+                    preds = task.predict(self.model, x, widths, self.labels, beam=beam)
             row = {p: j for j, p in enumerate(ok)}
             for p in chunk:
                 key = str(p)
                 if key in errors:
                     results.append({"path": key, "error": errors[key]})
-                    continue
-                pr = probs[row[key]]
-                k = int(pr.argmax())
-                results.append(
-                    {
-                        "path": key,
-                        "label": self.labels[k],
-                        "confidence": float(pr[k]),
-                        "probabilities": {lab: float(v) for lab, v in zip(self.labels, pr.tolist())},
-                    }
-                )
+                else:
+                    results.append({"path": key, **preds[row[key]]})
         return results
 
 

@@ -27,7 +27,7 @@ __all__ = [
     "TASKS",
 ]
 
-TASKS = ("auto", "classify")
+TASKS = ("auto", "classify", "sequence")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
 DEVICES = ("auto", "cpu", "cuda", "mps")

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from explorer.data import DEFAULT_MAX_PIXELS, prepare_image, read_image
+from explorer.data import DEFAULT_MAX_PIXELS, prepare_image, prepare_line_image, read_image
 
 __all__ = ["Preprocess", "channel_stats"]
 
@@ -30,7 +30,9 @@ class Preprocess:
     scale: float = 1.0 / 255.0
     mean: list[float] = field(default_factory=lambda: [0.0])
     std: list[float] = field(default_factory=lambda: [1.0])
-    fit: str = "stretch"  # the image is resized to (height, width) without cropping
+    fit: str = "stretch"  # "stretch": resized to (height, width); "keep_aspect": height fixed, width follows
+    max_width: int | None = None  # keep_aspect: wider images are squeezed to this width
+    pad: str = "edge"  # keep_aspect batches: right-padded by repeating the last column
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -46,9 +48,11 @@ class Preprocess:
     # -- numpy side (files) -------------------------------------------------------------
     def load_uint8(self, path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
         """Read one file into the model's uint8 (H, W, C) input. Raises DecodeError."""
-        if self.width is None:
-            raise NotImplementedError("variable-width preprocessing is added with the sequence task")
         img = read_image(path, max_pixels=max_pixels)
+        if self.width is None:
+            return prepare_line_image(
+                img, channels=self.channels, height=self.height, max_width=self.max_width, resize=self.resize
+            )
         return prepare_image(img, channels=self.channels, height=self.height, width=self.width, resize=self.resize)
 
     # -- torch side (batches) -----------------------------------------------------------

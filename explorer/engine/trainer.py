@@ -246,6 +246,7 @@ class _Session:
             image_size=image_size,
             **self.params,
         )
+        task.check_model(model, data)
         self.model = trainer.model = model.to(device)
         self.optimizer = build_optimizer(model, tc)
         self.shuffle_gen = torch.Generator().manual_seed(tc.seed)

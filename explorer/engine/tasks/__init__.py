@@ -7,10 +7,11 @@ from explorer.data import Source
 from ..config import ConfigError
 from .base import Evaluation, PreparedData, Split, Task
 from .classify import ClassifyTask
+from .sequence import SequenceTask
 
 __all__ = ["Evaluation", "PreparedData", "Split", "Task", "get_task", "detect_task", "TASK_NAMES"]
 
-_TASKS: dict[str, Task] = {t.name: t for t in (ClassifyTask(),)}
+_TASKS: dict[str, Task] = {t.name: t for t in (ClassifyTask(), SequenceTask())}
 TASK_NAMES = tuple(_TASKS)
 
 

@@ -96,6 +96,9 @@ class Task:
         """Family parameters this task needs set (e.g. a CTC head)."""
         return params
 
+    def check_model(self, model: nn.Module, data: PreparedData) -> None:
+        """Refuse a model/data combination that cannot train (raise ConfigError)."""
+
     def batch(self, split: Split, idx: torch.Tensor) -> tuple[torch.Tensor, Any]:
         """(uint8 images (B, H, W, C), targets) of the samples ``idx``."""
         return split.x[idx], split.targets[idx]
@@ -115,4 +118,10 @@ class Task:
 
     def report(self, ev: Evaluation, labels: list[str]) -> dict[str, Any]:
         """What ``evaluate --json`` prints for this task (stable keys)."""
+        raise NotImplementedError
+
+    def predict(
+        self, model: nn.Module, x: torch.Tensor, widths: torch.Tensor, labels: list[str], beam: int = 0
+    ) -> list[dict[str, Any]]:
+        """One result dict per normalised image of the batch ``x`` (B, C, H, W)."""
         raise NotImplementedError

@@ -149,6 +149,23 @@ class ClassifyTask(Task):
         _, rep = ev.predictions
         return rep.to_dict()
 
+    @torch.no_grad()
+    def predict(
+        self, model: nn.Module, x: torch.Tensor, widths: torch.Tensor, labels: list[str], beam: int = 0
+    ) -> list[dict[str, Any]]:
+        probs = torch.softmax(model(x).float(), dim=1).cpu()
+        out = []
+        for pr in probs:
+            k = int(pr.argmax())
+            out.append(
+                {
+                    "label": labels[k],
+                    "confidence": float(pr[k]),
+                    "probabilities": {lab: float(v) for lab, v in zip(labels, pr.tolist())},
+                }
+            )
+        return out
+
 
 @torch.no_grad()
 def evaluate_logits(
