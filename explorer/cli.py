@@ -79,6 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="augmentation, e.g. hflip=true rotate=10 shift=0.1 noise=0.02 (repeatable)",
     )
+    t.add_argument(
+        "--regress",
+        action="append",
+        default=[],
+        metavar="COLUMN",
+        help="multi-task: also predict this numeric labels.csv column (repeatable)",
+    )
+    t.add_argument("--regression-weight", type=float, help="weight of the regression loss (default 1.0)")
     t.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     t.add_argument("--seed", type=int)
     t.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
@@ -193,6 +201,10 @@ def _train_config(args: argparse.Namespace) -> Any:
         cfg.data.val_fraction = args.val_fraction
     if args.color:
         cfg.data.color = args.color
+    if args.regress:
+        cfg.data.regression_columns = list(args.regress)
+    if args.regression_weight is not None:
+        cfg.data.regression_weight = args.regression_weight
     if args.image_size:
         try:
             h, w = (int(v) for v in args.image_size.lower().split("x"))

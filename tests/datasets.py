@@ -52,3 +52,58 @@ def export_digits(root: Path, size: int = 32, test_fraction: float = 0.25, seed:
             img = cv2.resize(images[i], (size, size), interpolation=cv2.INTER_LINEAR)
             _write_png(root / part / str(digits.target[i]) / f"{i:04d}.png", img)
     return root / "train", root / "test"
+
+
+DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+def _digit_pool(seed: int, test_fraction: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """sklearn's digits as 32x32 uint8 glyphs (white ink on black), split into
+    train/test pools so that test strings only contain held-out handwriting."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)
+    glyphs = np.stack([cv2.resize(im, (32, 32), interpolation=cv2.INTER_LINEAR) for im in images])
+    idx = np.arange(len(images))
+    tr, te = train_test_split(idx, test_size=test_fraction, stratify=digits.target, random_state=seed)
+    return {"train": (glyphs[tr], digits.target[tr]), "test": (glyphs[te], digits.target[te])}
+
+
+def _compose(rng: np.random.Generator, glyphs: np.ndarray, targets: np.ndarray, n: int) -> tuple[np.ndarray, list[int]]:
+    """A 32 px high line of n handwritten digits: each glyph trimmed to its ink,
+    joined with random gaps (0-6 px) and margins."""
+    picks = rng.integers(0, len(glyphs), n)
+    parts = [np.zeros((32, int(rng.integers(2, 8))), np.uint8)]
+    for k in picks:
+        g = glyphs[k]
+        cols = np.nonzero(g.max(axis=0) > 40)[0]
+        g = g[:, max(cols[0] - 1, 0) : cols[-1] + 2] if len(cols) else g
+        parts += [g, np.zeros((32, int(rng.integers(0, 7))), np.uint8)]
+    parts.append(np.zeros((32, int(rng.integers(2, 8))), np.uint8))
+    return np.concatenate(parts, axis=1), [int(targets[k]) for k in picks]
+
+
+def export_digit_strings(
+    root: Path, n_train: int = 3000, n_test: int = 600, seed: int = 0, captions: bool = False
+) -> tuple[Path, Path]:
+    """Lines of 3-5 real handwritten digits (scikit-learn's set), 32 px high.
+
+    Writes ``root/train`` and ``root/test``, each with images and ``labels.csv``
+    (``path,text``, e.g. ``314``) or, with ``captions=True``, ``captions.csv``
+    (``path,caption``, e.g. ``three one four``). Test lines use only held-out digits.
+    """
+    pools = _digit_pool(seed, 0.25)
+    rng = np.random.default_rng(seed)
+    for part, count in (("train", n_train), ("test", n_test)):
+        glyphs, targets = pools[part]
+        folder = root / part
+        rows = ["path,caption" if captions else "path,text"]
+        for i in range(count):
+            img, ds = _compose(rng, glyphs, targets, int(rng.integers(3, 6)))
+            _write_png(folder / "images" / f"{i:05d}.png", img)
+            label = " ".join(DIGIT_NAMES[d] for d in ds) if captions else "".join(map(str, ds))
+            rows.append(f"images/{i:05d}.png,{label}")
+        (folder / ("captions.csv" if captions else "labels.csv")).write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return root / "train", root / "test"

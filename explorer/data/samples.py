@@ -37,6 +37,8 @@ SAMPLE_VERSION = 1
 #: Built-in data sets: name -> one-line description.
 SAMPLES: dict[str, str] = {
     "shapes": "4 classes (circle, square, triangle, star), 120 RGB 48x48 images each; random colour, size, pose",
+    "digit-strings": "1,200 gray lines of 3-6 printed digits (OpenCV fonts, jittered spacing, noise), 32 px high; "
+    "task sequence",
 }
 
 # Written last into a finished folder; its presence is what "finished" means.
@@ -201,4 +203,65 @@ def _generate_shapes(folder: Path) -> None:
             (class_dir / f"{kind}_{i:03d}.png").write_bytes(buf.tobytes())
 
 
-_GENERATORS: dict[str, Callable[[Path], None]] = {"shapes": _generate_shapes}
+# -- digit-strings ------------------------------------------------------------------------------
+
+_DIGITS_SEED = 20261123
+_DIGITS_COUNT = 1200
+_DIGITS_HEIGHT = 32
+_DIGIT_FONTS = (
+    cv2.FONT_HERSHEY_SIMPLEX,
+    cv2.FONT_HERSHEY_DUPLEX,
+    cv2.FONT_HERSHEY_COMPLEX,
+    cv2.FONT_HERSHEY_TRIPLEX,
+    cv2.FONT_HERSHEY_PLAIN,
+    cv2.FONT_HERSHEY_SCRIPT_SIMPLEX,
+)
+
+
+def _digit_string_image(rng: np.random.Generator, text: str) -> np.ndarray:
+    """One line: each digit drawn on its own with a random font, size, stroke, vertical
+    jitter and gap (sometimes touching), then noise and a gentle blur; 32 px high."""
+    font = _DIGIT_FONTS[int(rng.integers(len(_DIGIT_FONTS)))]
+    scale = float(rng.uniform(1.0, 1.5))
+    thickness = int(rng.integers(1, 4))
+    ink = int(rng.integers(0, 70))
+    paper = int(rng.integers(170, 256))
+    glyphs = []
+    for ch in text:
+        (w, h), base = cv2.getTextSize(ch, font, scale, thickness)
+        pad = thickness + 2
+        tile = np.full((h + base + 2 * pad, w + 2 * pad), paper, np.uint8)
+        cv2.putText(tile, ch, (pad, pad + h), font, scale, ink, thickness, cv2.LINE_AA)
+        glyphs.append(tile)
+    height = max(g.shape[0] for g in glyphs) + 6
+    parts = [np.full((height, int(rng.integers(2, 10))), paper, np.uint8)]
+    for g in glyphs:
+        top = int(rng.integers(0, height - g.shape[0] + 1))
+        col = np.full((height, g.shape[1]), paper, np.uint8)
+        col[top : top + g.shape[0]] = g
+        parts.append(col)
+        parts.append(np.full((height, int(rng.integers(0, 8))), paper, np.uint8))
+    line = np.concatenate(parts, axis=1)
+    width = max(8, round(line.shape[1] * _DIGITS_HEIGHT / height))
+    line = cv2.resize(line, (width, _DIGITS_HEIGHT), interpolation=cv2.INTER_AREA).astype(np.float32)
+    line += rng.normal(0.0, float(rng.uniform(2, 12)), line.shape).astype(np.float32)
+    line = cv2.GaussianBlur(line, (3, 3), float(rng.uniform(0.1, 0.8)))
+    return np.clip(np.rint(line), 0, 255).astype(np.uint8)
+
+
+def _generate_digit_strings(folder: Path) -> None:
+    rng = np.random.default_rng(_DIGITS_SEED)
+    images = folder / "images"
+    images.mkdir()
+    rows = ["path,text"]
+    for i in range(_DIGITS_COUNT):
+        text = "".join(str(int(d)) for d in rng.integers(0, 10, int(rng.integers(3, 7))))
+        ok, buf = cv2.imencode(".png", _digit_string_image(rng, text))
+        if not ok:  # pragma: no cover
+            raise OSError(f"cannot encode digit string {i}")
+        (images / f"{i:04d}.png").write_bytes(buf.tobytes())
+        rows.append(f"images/{i:04d}.png,{text}")
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+
+_GENERATORS: dict[str, Callable[[Path], None]] = {"shapes": _generate_shapes, "digit-strings": _generate_digit_strings}

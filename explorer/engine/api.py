@@ -114,7 +114,7 @@ class Run:
         ``candidates`` with ``beam`` > 1); ``error`` for a file that cannot be used."""
         from .tasks import get_task
 
-        task = get_task(self.task)
+        task = get_task(self.task, self.config.get("task_extra"))
         results: list[dict[str, Any]] = []
         for i in range(0, len(paths), batch_size):
             chunk = list(paths[i : i + batch_size])
@@ -148,7 +148,7 @@ def evaluate_run(run: Run, data: str | os.PathLike[str] | Any) -> dict[str, Any]
     from .tasks import get_task
 
     source = data if hasattr(data, "samples") else open_source(str(data))
-    task = get_task(run.task)
+    task = get_task(run.task, run.config.get("task_extra"))
     max_pixels = run.config.get("data", {}).get("max_pixels", DEFAULT_MAX_PIXELS)
     split, problems = task.prepare_eval(
         source, run.input_spec, run.labels, run.config.get("task_extra") or {}, max_pixels

@@ -56,6 +56,8 @@ class DataConfig:
     val_fraction: float = 0.2  # stratified, seeded hold-out for validation
     max_pixels: int = DEFAULT_MAX_PIXELS  # files claiming more pixels are refused unread
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    regression_columns: list[str] = field(default_factory=list)  # numeric manifest columns predicted next to the class
+    regression_weight: float = 1.0  # weight of the regression loss against the classification loss
 
     def validate(self) -> None:
         _choice("data.task", self.task, TASKS)
@@ -67,6 +69,11 @@ class DataConfig:
                 raise ConfigError(f"data.{key}", f"{v} is outside the valid range [4, 4096]")
         if not 0.0 <= self.val_fraction < 0.9:
             raise ConfigError("data.val_fraction", f"{self.val_fraction} is outside the valid range [0, 0.9)")
+        if not isinstance(self.regression_columns, list) or not all(
+            isinstance(c, str) and c for c in self.regression_columns
+        ):
+            raise ConfigError("data.regression_columns", "must be a list of column names")
+        _range("data.regression_weight", self.regression_weight, 0.0, 1000.0)
         if self.max_pixels < 1:
             raise ConfigError("data.max_pixels", "must be positive")
         try:
@@ -182,11 +189,15 @@ def _from_dict(cls: type[T], d: Any, prefix: str) -> T:
 def _coerce(path: str, tp: Any, value: Any) -> Any:
     args = typing.get_args(tp)
     optional = type(None) in args
-    base = next((a for a in args if a is not type(None)), tp) if args and typing.get_origin(tp) is not dict else tp
+    base = next((a for a in args if a is not type(None)), tp) if optional else tp
     if value is None:
         if optional:
             return None
         raise ConfigError(path, "must not be null")
+    if typing.get_origin(base) is list or base is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(path, "must be a list")
+        return [str(v) for v in value]
     if typing.get_origin(base) is dict or base is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(path, "must be an object")

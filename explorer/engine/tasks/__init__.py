@@ -11,13 +11,14 @@ from .sequence import SequenceTask
 
 __all__ = ["Evaluation", "PreparedData", "Split", "Task", "get_task", "detect_task", "TASK_NAMES"]
 
-_TASKS: dict[str, Task] = {t.name: t for t in (ClassifyTask(), SequenceTask())}
+_TASKS: dict[str, type[Task]] = {t.name: t for t in (ClassifyTask, SequenceTask)}
 TASK_NAMES = tuple(_TASKS)
 
 
-def get_task(name: str) -> Task:
+def get_task(name: str, extra: dict | None = None) -> Task:
+    """A fresh task object for one run; ``extra`` is a saved run's ``task_extra``."""
     try:
-        return _TASKS[name]
+        return _TASKS[name](extra)
     except KeyError:
         raise ConfigError("data.task", f"task '{name}' is not available; available: {', '.join(TASK_NAMES)}") from None
 

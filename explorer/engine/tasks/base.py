@@ -67,7 +67,19 @@ class Evaluation:
 
 
 class Task:
+    """One instance per run (see :func:`explorer.engine.tasks.get_task`); ``extra`` holds
+    the run's task-specific settings that ``config.json`` keeps as ``task_extra``."""
+
     name: str = ""
+
+    def __init__(self, extra: dict[str, Any] | None = None) -> None:
+        self.extra: dict[str, Any] = {}
+        self.configure(extra or {})
+
+    def configure(self, extra: dict[str, Any]) -> dict[str, Any]:
+        """Adopt a run's task settings (from preparation or a saved run); returns them."""
+        self.extra = dict(extra)
+        return self.extra
 
     def prepare(
         self,

@@ -1,0 +1,466 @@
+"""The data screen: class buckets on the left, a virtualised thumbnail grid on the right.
+
+Works like the label buckets of Teachable Machine / Lobe: create, rename (double-click or F2) and
+delete classes; drop images or folders onto a class to add them to it, or anywhere else on the
+window to import them (a folder of class folders becomes classes); select images and press Delete
+to remove them from the project (never from the disk).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QItemSelectionModel, QMimeData, QModelIndex, QPoint, QSize, Qt, Signal, Slot
+from PySide6.QtGui import QAction, QDragEnterEvent, QDragMoveEvent, QDropEvent, QKeySequence, QPainter
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QSplitter,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from explorer.data import IMAGE_EXTENSIONS
+from explorer.engine.config import TASKS
+
+from .dataset_model import ALL_ROW, ClassListModel, SampleIndexRole, SampleListModel
+from .session import ProjectSession
+from .style import icon, repolish
+from .thumbnails import ThumbnailCache
+
+__all__ = ["DatasetPanel", "ClassListView", "SampleGridView", "paths_from_mime", "TASK_LABELS"]
+
+#: Every task the app knows how to name; the selector lists those the engine trains today.
+TASK_LABELS = {
+    "classify": "Classify: one label per image",
+    "sequence": "Sequence: read the text in an image",
+    "caption": "Caption: describe an image in words",
+}
+
+IMAGE_FILTER = "Images ({})".format(" ".join(f"*{e}" for e in sorted(IMAGE_EXTENSIONS)))
+
+
+def paths_from_mime(mime: QMimeData) -> list[str]:
+    """Local files and folders named by a drag's URLs."""
+    if not mime.hasUrls():
+        return []
+    return [u.toLocalFile() for u in mime.urls() if u.isLocalFile() and u.toLocalFile()]
+
+
+class _DropMixin:
+    """Accepts file drops and says where they fell (class name or None)."""
+
+    pathsDropped: Signal
+
+    def _accept(self, e: QDragEnterEvent | QDragMoveEvent) -> None:
+        if e.mimeData().hasUrls():
+            e.acceptProposedAction()
+        else:
+            e.ignore()
+
+    def dragEnterEvent(self, e: QDragEnterEvent) -> None:  # noqa: N802 - Qt
+        self._accept(e)
+
+    def dragMoveEvent(self, e: QDragMoveEvent) -> None:  # noqa: N802 - Qt
+        self._accept(e)
+
+    def dropEvent(self, e: QDropEvent) -> None:  # noqa: N802 - Qt
+        paths = paths_from_mime(e.mimeData())
+        if not paths:
+            e.ignore()
+            return
+        e.acceptProposedAction()
+        self.pathsDropped.emit(paths, self.drop_target(e.position().toPoint()))
+
+    def drop_target(self, pos: QPoint) -> str | None:
+        raise NotImplementedError
+
+
+class ClassListView(_DropMixin, QListView):
+    """The class buckets. Dropping on a class adds the files to it."""
+
+    pathsDropped = Signal(list, object)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAcceptDrops(True)
+        self.setDropIndicatorShown(True)
+        self.setIconSize(QSize(36, 36))
+        self.setSpacing(2)
+        self.setUniformItemSizes(True)
+        self.setEditTriggers(
+            QAbstractItemView.EditTrigger.DoubleClicked
+            | QAbstractItemView.EditTrigger.EditKeyPressed
+            | QAbstractItemView.EditTrigger.SelectedClicked
+        )
+
+    def drop_target(self, pos: QPoint) -> str | None:
+        idx = self.indexAt(pos)
+        model = self.model()
+        return model.class_at(idx.row()) if idx.isValid() and isinstance(model, ClassListModel) else None
+
+
+class SampleGridView(_DropMixin, QListView):
+    """Thumbnails in a virtualised icon grid (uniform item sizes: layout and paint cost only
+    what is visible)."""
+
+    pathsDropped = Signal(list, object)
+    removeRequested = Signal()
+
+    def __init__(self, thumb_size: int, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.current_class: str | None = None
+        self.empty_text = ""
+        self.setAcceptDrops(True)
+        self.setViewMode(QListView.ViewMode.IconMode)
+        self.setUniformItemSizes(True)
+        self.setMovement(QListView.Movement.Static)
+        self.setResizeMode(QListView.ResizeMode.Adjust)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.setIconSize(QSize(thumb_size, thumb_size))
+        self.setGridSize(QSize(thumb_size + 10, thumb_size + 10))
+        self.setSpacing(0)
+        self.setWordWrap(False)
+        self.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.verticalScrollBar().setSingleStep(24)
+
+    def set_show_text(self, show: bool, thumb_size: int) -> None:
+        self.setGridSize(QSize(thumb_size + 10, thumb_size + (30 if show else 10)))
+
+    def drop_target(self, pos: QPoint) -> str | None:
+        return self.current_class
+
+    def keyPressEvent(self, e) -> None:  # noqa: ANN001, N802 - Qt
+        if e.matches(QKeySequence.StandardKey.Delete) or e.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace):
+            self.removeRequested.emit()
+            return
+        super().keyPressEvent(e)
+
+    def paintEvent(self, e) -> None:  # noqa: ANN001, N802 - Qt
+        super().paintEvent(e)
+        model = self.model()
+        if model is not None and model.rowCount() == 0 and self.empty_text:
+            p = QPainter(self.viewport())
+            p.setPen(self.palette().placeholderText().color())
+            p.drawText(
+                self.viewport().rect().adjusted(20, 20, -20, -20),
+                Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                self.empty_text,
+            )
+            p.end()
+
+
+class DatasetPanel(QWidget):
+    """Bound to a :class:`ProjectSession`: shows its classes and images, edits go through it."""
+
+    problemsRequested = Signal()
+    importFolderRequested = Signal()
+    importManifestRequested = Signal()
+
+    def __init__(self, session: ProjectSession, thumbs: ThumbnailCache, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.thumbs = thumbs
+        self.class_model = ClassListModel(session, thumbs)
+        self.sample_model = SampleListModel(session, thumbs)
+
+        # -- header: task, actions, summary ---------------------------------------------------------
+        self.task_combo = QComboBox()
+        self.task_combo.setToolTip("What the model learns from the images. More tasks come in later versions.")
+        self.add_images_btn = QPushButton(icon("images"), "Add images…")
+        self.add_images_btn.setToolTip("Add image files to the selected class")
+        self.import_btn = QPushButton(icon("folder"), "Import folder…")
+        self.import_btn.setToolTip("A folder with one sub-folder per class, or with a labels.csv manifest")
+        self.manifest_btn = QPushButton("Import manifest…")
+        self.manifest_btn.setToolTip("labels.csv (path,label), or captions.csv / text manifests for the other tasks")
+        self.summary = QLabel()
+        self.summary.setProperty("role", "metric")
+        self.problems_btn = QPushButton(icon("warning"), "")
+        self.problems_btn.setFlat(True)
+        self.problems_btn.setToolTip("Files that could not be used, and why")
+        header = QHBoxLayout()
+        header.addWidget(QLabel("Task:"))
+        header.addWidget(self.task_combo)
+        header.addSpacing(12)
+        header.addWidget(self.add_images_btn)
+        header.addWidget(self.import_btn)
+        header.addWidget(self.manifest_btn)
+        header.addStretch(1)
+        header.addWidget(self.problems_btn)
+        header.addWidget(self.summary)
+
+        # -- classes ----------------------------------------------------------------------------------
+        self.class_view = ClassListView()
+        self.class_view.setModel(self.class_model)
+        self.add_class_btn = QToolButton()
+        self.add_class_btn.setIcon(icon("add"))
+        self.add_class_btn.setText("Add class")
+        self.add_class_btn.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.rename_class_btn = QToolButton()
+        self.rename_class_btn.setIcon(icon("rename"))
+        self.rename_class_btn.setToolTip("Rename the selected class (F2)")
+        self.delete_class_btn = QToolButton()
+        self.delete_class_btn.setIcon(icon("remove"))
+        self.delete_class_btn.setToolTip("Delete the selected class and remove its images from the project")
+        class_buttons = QHBoxLayout()
+        class_buttons.addWidget(self.add_class_btn)
+        class_buttons.addStretch(1)
+        class_buttons.addWidget(self.rename_class_btn)
+        class_buttons.addWidget(self.delete_class_btn)
+        self.class_error = QLabel()
+        self.class_error.setProperty("role", "error")
+        self.class_error.setWordWrap(True)
+        self.class_error.hide()
+        classes_title = QLabel("Classes")
+        classes_title.setProperty("role", "section")
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 0)
+        lv.addWidget(classes_title)
+        lv.addWidget(self.class_view, 1)
+        lv.addWidget(self.class_error)
+        lv.addLayout(class_buttons)
+
+        # -- images -----------------------------------------------------------------------------------
+        self.grid = SampleGridView(thumbs.size)
+        self.grid.setModel(self.sample_model)
+        self.grid_title = QLabel()
+        self.grid_title.setProperty("role", "section")
+        self.remove_btn = QPushButton(icon("remove"), "Remove selected")
+        self.remove_btn.setToolTip("Remove the selected images from the project (Delete); files stay on disk")
+        self.remove_btn.setEnabled(False)
+        grid_header = QHBoxLayout()
+        grid_header.addWidget(self.grid_title)
+        grid_header.addStretch(1)
+        grid_header.addWidget(self.remove_btn)
+        hint = QLabel("Drop images or folders anywhere on the window; drop them onto a class to add them to it.")
+        hint.setProperty("role", "hint")
+        right = QWidget()
+        rv = QVBoxLayout(right)
+        rv.setContentsMargins(0, 0, 0, 0)
+        rv.addLayout(grid_header)
+        rv.addWidget(self.grid, 1)
+        rv.addWidget(hint)
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setObjectName("datasetSplitter")
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(right)
+        self.splitter.setStretchFactor(0, 0)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([260, 900])
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(header)
+        layout.addWidget(self.splitter, 1)
+
+        # -- wiring -----------------------------------------------------------------------------------
+        session.datasetChanged.connect(self.reload)
+        session.projectReplaced.connect(self.on_project_replaced)
+        session.problemsChanged.connect(self.update_summary)
+        thumbs.ready.connect(self.sample_model.on_thumbnails)
+        thumbs.ready.connect(self.class_model.on_thumbnails)
+        thumbs.failed.connect(self.on_thumbnail_failed)
+        self.class_view.selectionModel().currentChanged.connect(self.on_class_selected)
+        self.class_view.pathsDropped.connect(self.on_paths_dropped)
+        self.grid.pathsDropped.connect(self.on_paths_dropped)
+        self.grid.removeRequested.connect(self.remove_selected)
+        self.grid.selectionModel().selectionChanged.connect(self._update_remove_button)
+        self.grid.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.grid.customContextMenuRequested.connect(self._grid_menu)
+        self.class_model.renameFailed.connect(self._show_class_error)
+        self.add_class_btn.clicked.connect(self.add_class)
+        self.rename_class_btn.clicked.connect(self.rename_selected_class)
+        self.delete_class_btn.clicked.connect(self.delete_selected_class)
+        self.add_images_btn.clicked.connect(self.choose_images)
+        self.import_btn.clicked.connect(self.importFolderRequested)
+        self.manifest_btn.clicked.connect(self.importManifestRequested)
+        self.problems_btn.clicked.connect(self.problemsRequested)
+        self.task_combo.activated.connect(self._task_chosen)
+        self.reload()
+
+    # -- state -------------------------------------------------------------------------------------
+    @property
+    def selected_class(self) -> str | None:
+        return self.class_model.class_at(self.class_view.currentIndex().row())
+
+    def select_class(self, name: str | None) -> None:
+        row = self.class_model.row_of(name)
+        self.class_view.selectionModel().setCurrentIndex(
+            self.class_model.index(row), QItemSelectionModel.SelectionFlag.ClearAndSelect
+        )
+
+    @Slot()
+    def on_project_replaced(self) -> None:
+        self.thumbs.forget_failures()
+        self.session.current_class = None
+        self.reload()
+
+    @Slot()
+    def reload(self) -> None:
+        keep = self.session.current_class
+        self.class_model.reload()
+        self.sample_model.reload()
+        self._fill_tasks()
+        self.select_class(keep if keep in self.session.project.classes else None)
+        self._apply_filter()
+        self.update_summary()
+
+    def _fill_tasks(self) -> None:
+        task = self.session.project.task
+        self.task_combo.blockSignals(True)
+        self.task_combo.clear()
+        for t in (t for t in TASKS if t != "auto"):
+            self.task_combo.addItem(TASK_LABELS.get(t, t), t)
+        if self.task_combo.findData(task) < 0:  # data for a task this version cannot train yet
+            self.task_combo.addItem(f"{TASK_LABELS.get(task, task)} (not trainable yet)", task)
+        self.task_combo.setCurrentIndex(self.task_combo.findData(task))
+        self.task_combo.blockSignals(False)
+        classify = task == "classify"
+        self.add_images_btn.setEnabled(classify)
+        self.add_class_btn.setEnabled(classify)
+        self.grid.set_show_text(not classify, self.thumbs.size)
+
+    @Slot(int)
+    def _task_chosen(self, i: int) -> None:
+        task = self.task_combo.itemData(i)
+        if task and task != self.session.project.task:
+            if self.session.project.samples:
+                self._show_class_error("This project's images are labelled for another task; start a new project.")
+                self._fill_tasks()
+                return
+            self.session.set_task(task)
+
+    @Slot()
+    def update_summary(self) -> None:
+        p = self.session.project
+        n, k = len(p.samples), len(p.classes)
+        if p.task == "classify":
+            self.summary.setText(f"{n:,} images · {k} class{'es' if k != 1 else ''}")
+        else:
+            self.summary.setText(f"{n:,} images · task {p.task}")
+        np_ = len(p.problems)
+        self.problems_btn.setVisible(np_ > 0)
+        self.problems_btn.setText(f"{np_} problem{'s' if np_ != 1 else ''}")
+
+    @Slot(QModelIndex, QModelIndex)
+    def on_class_selected(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        self.session.current_class = self.class_model.class_at(current.row()) if current.isValid() else None
+        self._apply_filter()
+
+    def _apply_filter(self) -> None:
+        name = self.session.current_class
+        self.sample_model.set_filter(name)
+        self.grid.current_class = name
+        n = self.sample_model.rowCount()
+        if name is None:
+            self.grid_title.setText(f"All images ({n:,})")
+            self.grid.empty_text = "No images yet. Drop image files or a folder of class folders here."
+        else:
+            self.grid_title.setText(f"{name} ({n:,})")
+            self.grid.empty_text = f"No images in '{name}' yet. Drop images here to add them to it."
+        self.rename_class_btn.setEnabled(name is not None)
+        self.delete_class_btn.setEnabled(name is not None)
+        self._update_remove_button()
+        self.grid.viewport().update()
+
+    @Slot()
+    def _update_remove_button(self) -> None:
+        self.remove_btn.setEnabled(self.grid.selectionModel().hasSelection())
+
+    # -- edits -------------------------------------------------------------------------------------
+    @Slot(list, object)
+    def on_paths_dropped(self, paths: list[str], target: str | None) -> None:
+        result = self.session.import_paths(paths, target)
+        if result.errors:
+            self._show_class_error("; ".join(result.errors))
+        else:
+            self.class_error.hide()
+        if target is not None:
+            self.select_class(target)
+        elif len(result.classes) == 1:
+            self.select_class(result.classes[0])
+
+    @Slot()
+    def add_class(self) -> str:
+        name = self.session.add_class()
+        self.select_class(name)
+        self.class_view.edit(self.class_model.index(self.class_model.row_of(name)))
+        return name
+
+    @Slot()
+    def rename_selected_class(self) -> None:
+        idx = self.class_view.currentIndex()
+        if idx.isValid() and idx.row() != ALL_ROW:
+            self.class_view.edit(idx)
+
+    @Slot()
+    def delete_selected_class(self) -> None:
+        name = self.selected_class
+        if name is None:
+            return
+        count = self.session.project.counts().get(name, 0)
+        if count:
+            answer = QMessageBox.question(
+                self,
+                "Delete class",
+                f"Delete the class '{name}' and remove its {count} image(s) from the project?\n"
+                "The files stay on the disk.",
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                return
+        self.session.remove_class(name)
+
+    @Slot()
+    def remove_selected(self) -> int:
+        rows = self.grid.selectionModel().selectedIndexes()
+        indices = [int(i.data(SampleIndexRole)) for i in rows]
+        return self.session.remove_samples(indices) if indices else 0
+
+    def _move_selected(self, target: str) -> None:
+        indices = [int(i.data(SampleIndexRole)) for i in self.grid.selectionModel().selectedIndexes()]
+        paths = [self.session.project.samples[i][0] for i in indices]
+        if paths:
+            self.session.import_paths(paths, target)
+
+    @Slot(QPoint)
+    def _grid_menu(self, pos: QPoint) -> None:
+        if not self.grid.selectionModel().hasSelection():
+            return
+        menu = QMenu(self)
+        remove = QAction(icon("remove"), "Remove from project", menu)
+        remove.triggered.connect(self.remove_selected)
+        menu.addAction(remove)
+        if self.session.project.task == "classify":
+            move = menu.addMenu("Move to class")
+            for c in self.session.project.classes:
+                if c != self.session.current_class:
+                    a = move.addAction(c)
+                    a.triggered.connect(lambda _=False, c=c: self._move_selected(c))
+        menu.exec(self.grid.viewport().mapToGlobal(pos))
+
+    @Slot()
+    def choose_images(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Add images", str(Path.home()), IMAGE_FILTER)
+        if files:
+            target = self.session.current_class or self.session.default_class()
+            self.on_paths_dropped(files, target)
+
+    @Slot(str, str)
+    def on_thumbnail_failed(self, path: str, reason: str) -> None:
+        self.session.add_problems([(path, reason)])
+
+    @Slot(str)
+    def _show_class_error(self, text: str) -> None:
+        self.class_error.setText(text)
+        self.class_error.show()
+        repolish(self.class_error)

@@ -1,0 +1,229 @@
+"""The training screen: settings, Train / Pause / Stop, progress, live curves, inside the model.
+
+It only displays: the main window starts and stops runs (through the toolbar's actions, which the
+panel's buttons share) and forwards the controller's events here.
+"""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QScrollArea,
+    QSplitter,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from explorer.engine import DataReady, EpochReport, Finished, ModelReady, Status, StepReport
+
+from .curves import CurvesView
+from .probe_view import ProbeView
+from .session import ProjectSession
+from .style import icon
+from .train_settings import TrainSettings
+
+__all__ = ["TrainPanel", "Banner", "format_eta"]
+
+
+def format_eta(seconds: float) -> str:
+    if not math.isfinite(seconds) or seconds < 0:
+        return "–"
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class Banner(QFrame):
+    """A dismissable message line (error or info) above the training view."""
+
+    def __init__(self, kind: str = "error", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("errorBanner" if kind == "error" else "infoBanner")
+        ic = QLabel()
+        ic.setPixmap(icon("error" if kind == "error" else "warning").pixmap(20, 20))
+        ic.setAlignment(Qt.AlignmentFlag.AlignTop)
+        self.text = QLabel()
+        self.text.setWordWrap(True)
+        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        close = QToolButton()
+        close.setIcon(icon("close"))
+        close.setAutoRaise(True)
+        close.setToolTip("Dismiss")
+        close.clicked.connect(self.hide)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(10, 8, 6, 8)
+        lay.addWidget(ic)
+        lay.addWidget(self.text, 1)
+        lay.addWidget(close, 0, Qt.AlignmentFlag.AlignTop)
+        self.hide()
+
+    def show_message(self, text: str) -> None:
+        self.text.setText(text)
+        self.show()
+
+
+class TrainPanel(QWidget):
+    trainRequested = Signal()
+
+    def __init__(
+        self,
+        session: ProjectSession,
+        train_action: QAction,
+        pause_action: QAction,
+        stop_action: QAction,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.settings = TrainSettings(session)
+        settings_scroll = QScrollArea()
+        settings_scroll.setWidgetResizable(True)
+        settings_scroll.setWidget(self.settings)
+        settings_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # never narrower than its content (nothing clipped), plus room for the vertical scroll bar
+        settings_scroll.setMinimumWidth(
+            self.settings.minimumSizeHint().width() + settings_scroll.verticalScrollBar().sizeHint().width() + 4
+        )
+
+        # controls + progress
+        buttons = QHBoxLayout()
+        self.buttons: list[QToolButton] = []
+        for action in (train_action, pause_action, stop_action):
+            b = QToolButton()
+            b.setDefaultAction(action)
+            b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+            b.setMinimumWidth(92)
+            buttons.addWidget(b)
+            self.buttons.append(b)
+        self.state_label = QLabel("Ready.")
+        self.state_label.setProperty("role", "metric")
+        buttons.addSpacing(12)
+        buttons.addWidget(self.state_label, 1)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("")
+        self.detail_label = QLabel("")
+        self.detail_label.setProperty("role", "hint")
+        self.error_banner = Banner("error")
+        self.info_banner = Banner("info")
+
+        self.curves = CurvesView()
+        self.probe = ProbeView()
+
+        top = QWidget()
+        tl = QVBoxLayout(top)
+        tl.setContentsMargins(0, 0, 0, 0)
+        tl.addWidget(self.error_banner)
+        tl.addWidget(self.info_banner)
+        tl.addLayout(buttons)
+        tl.addWidget(self.progress)
+        tl.addWidget(self.detail_label)
+        tl.addWidget(self.curves, 1)
+
+        self.right_splitter = QSplitter(Qt.Orientation.Vertical)
+        self.right_splitter.setObjectName("trainRightSplitter")
+        self.right_splitter.addWidget(top)
+        self.right_splitter.addWidget(self.probe)
+        self.right_splitter.setSizes([380, 420])
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setObjectName("trainSplitter")
+        self.splitter.addWidget(settings_scroll)
+        self.splitter.addWidget(self.right_splitter)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([settings_scroll.minimumWidth() + 10, 900])
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.splitter)
+        self._steps_total = 1
+        self._labels: list[str] = []
+
+    # -- runs --------------------------------------------------------------------------------------
+    def begin_run(self, run_name: str) -> None:
+        self.error_banner.hide()
+        self.info_banner.hide()
+        self.curves.reset(self.session.project.config.train.epochs)
+        self.probe.clear()
+        self.progress.setRange(0, 0)  # busy until the first step
+        self.progress.setFormat("")
+        self.state_label.setText(f"Starting run {run_name}…")
+        self.detail_label.setText("")
+
+    def show_error(self, message: str) -> None:
+        self.error_banner.show_message(message)
+
+    @Slot(object)
+    def on_event(self, ev: object) -> None:
+        if isinstance(ev, StepReport):
+            self._on_step(ev)
+        elif isinstance(ev, EpochReport):
+            self.curves.add_epoch(ev)
+            val = f", validation accuracy {ev.val_accuracy:.1%}" if ev.val_accuracy is not None else ""
+            self.detail_label.setText(
+                f"Epoch {ev.epoch}: train loss {ev.train_loss:.4f}, accuracy {ev.train_accuracy:.1%}{val}"
+                f" ({ev.seconds:.1f} s){'  ★ best so far' if ev.best else ''}"
+            )
+        elif isinstance(ev, Status):
+            if ev.message == "paused":
+                self.state_label.setText("Paused.")
+            elif ev.message == "resumed":
+                self.state_label.setText("Training…")
+            else:
+                self.state_label.setText(ev.message[:1].upper() + ev.message[1:] + "…")
+        elif isinstance(ev, DataReady):
+            self._labels = list(ev.labels)
+            self.probe.set_labels(ev.labels)
+            c, h, w = ev.input_shape
+            n_bad = len(ev.problems)
+            bad = f"; {n_bad} file{'s' if n_bad != 1 else ''} could not be used (see Problems)" if n_bad else ""
+            self.detail_label.setText(
+                f"{ev.train_samples} training + {ev.val_samples} validation images, {len(ev.labels)} classes, "
+                f"input {c}×{h}×{w}{bad}"
+            )
+        elif isinstance(ev, ModelReady):
+            self.state_label.setText(f"Training {ev.arch} ({ev.num_parameters:,} parameters) on {ev.device}…")
+        elif isinstance(ev, Finished):
+            self._on_finished(ev)
+
+    def _on_step(self, r: StepReport) -> None:
+        self.curves.add_step(r)
+        total = max(1, r.epochs * r.steps)
+        if self._steps_total != total or self.progress.maximum() != total:
+            self._steps_total = total
+            self.progress.setRange(0, total)
+        self.progress.setValue(min(total, (r.epoch - 1) * r.steps + r.step))
+        self.progress.setFormat(
+            f"Epoch {r.epoch}/{r.epochs} · step {r.step}/{r.steps} · {r.samples_per_second:,.0f} samples/s · "
+            f"ETA {format_eta(r.eta)}"
+        )
+        if self.state_label.text().startswith(("Training", "Starting", "Building", "Reading", "Resumed")):
+            self.state_label.setText(f"Training… loss {r.loss:.4f}, accuracy {r.accuracy:.1%}")
+
+    def _on_finished(self, ev: Finished) -> None:
+        if self.progress.maximum() == 0:
+            self.progress.setRange(0, 1)
+        m = ev.metrics
+        acc = m.get("val_accuracy")
+        summary = f"validation accuracy {acc:.1%}" if isinstance(acc, (int, float)) else ""
+        if ev.status in ("completed", "early_stopped"):
+            self.progress.setValue(self.progress.maximum())
+            self.progress.setFormat(f"Done · {m.get('epochs', '?')} epochs · {m.get('train_seconds', 0):.1f} s")
+            self.state_label.setText("Finished" + (f": {summary}" if summary else "."))
+            if ev.status == "early_stopped":
+                self.info_banner.show_message(f"Stopped early: {ev.message}")
+        elif ev.status == "stopped":
+            self.progress.setFormat("Stopped")
+            self.state_label.setText("Stopped" + (f" ({summary})" if summary else "."))
+        else:
+            self.progress.setFormat("Failed")
+            self.state_label.setText("Training failed.")
+            self.show_error(ev.message or "Training failed.")
