@@ -49,7 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("data", nargs="?", help="folder, labels.csv, or sample:NAME (optional with --resume)")
     t.add_argument("--arch", default=None, help="architecture family (see `archs`); default cnn")
     t.add_argument(
-        "--task", default=None, choices=["auto", "classify", "sequence"], help="default: detected from the data"
+        "--task",
+        default=None,
+        choices=["auto", "classify", "sequence", "caption"],
+        help="default: detected from the data",
     )
     t.add_argument(
         "--set",
@@ -398,6 +401,11 @@ def cmd_predict(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 continue
             if "text" in r:
                 out.write(f"{r['path']}: {r['text']!r} ({r['confidence']:.3f})\n")
+                continue
+            if "caption" in r:
+                out.write(f"{r['path']}: {r['caption']} (score {r['score']:.3f})\n")
+                for c in r.get("candidates", [])[1:]:
+                    out.write(f"    {c['caption']} ({c['score']:.3f})\n")
                 continue
             top = sorted(r["probabilities"].items(), key=lambda kv: -kv[1])[: args.top]
             others = ", ".join(f"{k} {v:.3f}" for k, v in top[1:])

@@ -47,6 +47,7 @@ from .sources import (
     scan_folder,
 )
 from .split import random_split, stratified_split
+from .text import SPECIALS, Vocabulary, tokenize
 
 __all__ = [
     "COLOR_MODES",
@@ -81,10 +82,14 @@ __all__ = [
     "probe_display_size",
     "probe_size",
     "random_split",
+    "read_coco_captions",
     "read_image",
     "read_manifest",
     "resize_image",
     "scan_folder",
     "stratified_split",
     "to_channels",
+    "tokenize",
+    "Vocabulary",
+    "SPECIALS",
 ]

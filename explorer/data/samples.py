@@ -37,6 +37,8 @@ SAMPLE_VERSION = 1
 #: Built-in data sets: name -> one-line description.
 SAMPLES: dict[str, str] = {
     "shapes": "4 classes (circle, square, triangle, star), 120 RGB 48x48 images each; random colour, size, pose",
+    "shape-scenes": "1,200 RGB 64x64 scenes of two coloured shapes with two captions each "
+    "('a red circle left of a blue square'); task caption; object boxes in boxes.json",
     "digit-strings": "1,200 gray lines of 3-6 printed digits (OpenCV fonts, jittered spacing, noise), 32 px high; "
     "task sequence",
 }
@@ -141,7 +143,9 @@ _SUBPIXEL_SHIFT = 4
 
 def _shape_points(kind: str, cx: float, cy: float, r: float, angle: float) -> np.ndarray:
     """Polygon vertices (fixed point, see ``_SUBPIXEL_SHIFT``) of a rotated square, triangle or star."""
-    if kind == "square":
+    if kind == "circle":  # used by shape-scenes; the shapes sample draws circles with cv2.circle
+        radii, count = [r], 48
+    elif kind == "square":
         radii, count = [r], 4
     elif kind == "triangle":
         radii, count = [r * 1.15], 3  # slightly larger: a triangle covers less of its circle
@@ -264,4 +268,77 @@ def _generate_digit_strings(folder: Path) -> None:
     (folder / "labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
 
 
-_GENERATORS: dict[str, Callable[[Path], None]] = {"shapes": _generate_shapes, "digit-strings": _generate_digit_strings}
+# -- shape-scenes -------------------------------------------------------------------------------
+
+_SCENES_SEED = 64064
+_SCENES_COUNT = 1200
+_SCENE_SIZE = 64
+_SCENE_COLORS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (50, 80, 230), "yellow": (230, 210, 40)}
+_SCENE_SHAPES = ("circle", "square", "triangle")
+_RELATIONS = {"x": ("left of", "right of"), "y": ("above", "below")}
+
+
+def _scene(rng: np.random.Generator) -> tuple[np.ndarray, list[str], list[dict[str, object]]]:
+    """Two distinct (colour, shape) objects side by side or one above the other.
+
+    Returns the RGB image, two captions (the relation read both ways) and the objects'
+    boxes ``[x0, y0, x1, y1]`` in pixels, for checking where attention looks.
+    """
+    n = _SCENE_SIZE
+    img = np.full((n, n, 3), int(rng.integers(20, 60)), np.float32)
+    img += rng.normal(0, 4, img.shape).astype(np.float32)
+    colors = rng.choice(list(_SCENE_COLORS), 2, replace=False)
+    shapes = rng.choice(_SCENE_SHAPES, 2)
+    axis = "x" if rng.random() < 0.5 else "y"
+    objects = []
+    for k in range(2):
+        r = float(rng.uniform(8, 12))
+        along = (0.27 if k == 0 else 0.73) * n + rng.uniform(-3, 3)
+        across = rng.uniform(r + 2, n - r - 2)
+        cx, cy = (along, across) if axis == "x" else (across, along)
+        kind = str(shapes[k])
+        pts = _shape_points(kind, cx, cy, r, float(rng.uniform(0, 2 * math.pi)) if kind != "circle" else 0.0)
+        canvas = np.zeros((n, n), np.uint8)
+        cv2.fillPoly(canvas, [pts], 255, cv2.LINE_AA, _SUBPIXEL_SHIFT)
+        mask = canvas.astype(np.float32)[..., None] / 255.0
+        img = img * (1 - mask) + mask * np.asarray(_SCENE_COLORS[str(colors[k])], np.float32)
+        ys, xs = np.nonzero(canvas > 127)
+        objects.append(
+            {
+                "color": str(colors[k]),
+                "shape": str(shapes[k]),
+                "box": [int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())],
+            }
+        )
+    a, b = (f"{o['color']} {o['shape']}" for o in objects)
+    rel, inverse = _RELATIONS[axis]
+    captions = [f"a {a} {rel} a {b}", f"a {b} {inverse} a {a}"]
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8), captions, objects
+
+
+def _generate_shape_scenes(folder: Path) -> None:
+    import json
+
+    rng = np.random.default_rng(_SCENES_SEED)
+    images = folder / "images"
+    images.mkdir()
+    rows = ["path,caption"]
+    boxes: dict[str, list[dict[str, object]]] = {}
+    for i in range(_SCENES_COUNT):
+        rgb, captions, objects = _scene(rng)
+        ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        if not ok:  # pragma: no cover
+            raise OSError(f"cannot encode scene {i}")
+        name = f"images/{i:04d}.png"
+        (folder / name).write_bytes(buf.tobytes())
+        rows += [f"{name},{c}" for c in captions]
+        boxes[name] = objects
+    (folder / "captions.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    (folder / "boxes.json").write_text(json.dumps(boxes), encoding="utf-8")
+
+
+_GENERATORS: dict[str, Callable[[Path], None]] = {
+    "shapes": _generate_shapes,
+    "digit-strings": _generate_digit_strings,
+    "shape-scenes": _generate_shape_scenes,
+}

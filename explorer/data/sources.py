@@ -32,6 +32,8 @@ from .samples import SAMPLE_PREFIX, materialize_sample
 __all__ = [
     "MANIFEST_NAME",
     "MANIFEST_NAMES",
+    "COCO_CAPTIONS_NAME",
+    "read_coco_captions",
     "TARGET_COLUMNS",
     "DataError",
     "Problem",
@@ -187,6 +189,8 @@ def scan_folder(root: str | Path) -> Source:
     for name in MANIFEST_NAMES:
         if (root / name).is_file():
             return read_manifest(root / name)
+    if (root / COCO_CAPTIONS_NAME).is_file():
+        return read_coco_captions(root / COCO_CAPTIONS_NAME)
 
     try:
         entries = sorted(os.scandir(root), key=lambda e: e.name)
@@ -390,6 +394,55 @@ def from_files(paths: Iterable[str | os.PathLike], label: str) -> Source:
     return Source(samples, problems, "classify", origin)
 
 
+#: A folder holding this file (and no CSV manifest) is read as COCO-style captions.
+COCO_CAPTIONS_NAME = "captions.json"
+
+
+def read_coco_captions(json_path: str | Path) -> Source:
+    """COCO-style captions: ``{"images": [{"id", "file_name"}], "annotations": [{"image_id", "caption"}]}``.
+
+    One sample per (image, caption) pair, task ``caption``; ``file_name`` is relative to
+    the JSON file (or to an ``images/`` folder beside it). Annotations naming an unknown
+    image, images without a caption and missing files become problems.
+
+    Raises:
+        DataError: unreadable JSON or not the COCO layout; the message names the file.
+    """
+    import json
+
+    path = Path(json_path).expanduser()
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8-sig"))
+        images = {img["id"]: str(img["file_name"]) for img in doc["images"]}
+        annotations = [(a["image_id"], str(a["caption"])) for a in doc["annotations"]]
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read captions JSON: {exc}") from exc
+    except (KeyError, TypeError) as exc:
+        raise DataError(
+            f"{path}: not COCO captions (needs images[].id/file_name and annotations[].image_id/caption): {exc}"
+        ) from exc
+    base = path.parent
+    samples: list[Sample] = []
+    problems: list[Problem] = []
+    resolved: dict[object, Path | None] = {}
+    for image_id, caption in annotations:
+        if image_id not in images:
+            problems.append(Problem(str(path), f"annotation for unknown image id {image_id!r}"))
+            continue
+        if image_id not in resolved:
+            candidates = [base / images[image_id], base / "images" / images[image_id]]
+            found = next((c for c in candidates if c.is_file()), None)
+            resolved[image_id] = found
+            if found is None:
+                problems.append(Problem(str(candidates[0]), "file not found (named in the captions JSON)"))
+        if resolved[image_id] is not None and caption.strip():
+            samples.append(Sample(resolved[image_id], caption.strip()))  # type: ignore[arg-type]
+    for image_id, name in images.items():
+        if image_id not in resolved:  # no annotation names it
+            problems.append(Problem(str(base / name), "image has no caption in the JSON"))
+    return Source(samples=samples, problems=problems, task="caption", origin=str(path))
+
+
 def open_source(spec: str | Path) -> Source:
     """Opens what the user typed as ``DATA``: ``sample:NAME``, a ``.csv`` manifest or a folder.
 
@@ -413,5 +466,7 @@ def open_source(spec: str | Path) -> Source:
     if path.is_file():
         if path.suffix.lower() == ".csv":
             return read_manifest(path)
-        raise DataError(f"{text}: not a data folder, a .csv manifest or sample:NAME")
+        if path.suffix.lower() == ".json":
+            return read_coco_captions(path)
+        raise DataError(f"{text}: not a data folder, a .csv manifest, a COCO captions .json or sample:NAME")
     raise DataError(f"{text}: no such folder or file (expected a data folder, a .csv manifest or sample:NAME)")

@@ -27,7 +27,7 @@ __all__ = [
     "TASKS",
 ]
 
-TASKS = ("auto", "classify", "sequence")
+TASKS = ("auto", "classify", "sequence", "caption")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
 DEVICES = ("auto", "cpu", "cuda", "mps")

@@ -82,6 +82,7 @@ class ProbeReport:
     image: np.ndarray  # uint8 (H, W, C) as the model saw it (before normalisation)
     probabilities: np.ndarray  # (num_outputs,), or (T, num_outputs) for per-frame (CTC) heads
     intermediates: dict[str, np.ndarray] = field(default_factory=dict)  # name -> activation of the probe image
+    text: str | None = None  # sequence / caption tasks: what the model reads or says
 
 
 @dataclass(frozen=True)

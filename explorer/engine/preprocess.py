@@ -17,7 +17,7 @@ import torch
 
 from explorer.data import DEFAULT_MAX_PIXELS, prepare_image, prepare_line_image, read_image
 
-__all__ = ["Preprocess", "channel_stats"]
+__all__ = ["Preprocess", "channel_stats", "valid_pixels"]
 
 
 @dataclass
@@ -97,3 +97,11 @@ def channel_stats(images: np.ndarray, scale: float = 1.0 / 255.0) -> tuple[list[
     std = np.sqrt(var)
     std = np.where(std * scale < 1e-3, 1.0 / scale, std)
     return [float(m * scale) for m in mean], [float(s * scale) for s in std]
+
+
+def valid_pixels(images: np.ndarray, widths: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """The images' real pixels (padding excluded) as one (1, P, 1, C) array for statistics."""
+    parts = [images[i, :, : widths[i]].reshape(-1, images.shape[-1]) for i in idx]
+    if not parts:
+        return images[:0]
+    return np.concatenate(parts)[None, :, None, :]

@@ -69,7 +69,10 @@ class _NonFinite(Exception):
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+    """The configured optimizer; a model with ``param_groups(lr)`` (e.g. an encoder at
+    its own learning rate) supplies its own groups."""
+    groups = getattr(model, "param_groups", None)
+    params: Any = groups(cfg.lr) if callable(groups) else [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adamw":
@@ -260,7 +263,7 @@ class _Session:
             self._set_rng(resume["rng"])
             for key, value in resume["meta"]["state"].items():
                 setattr(self.state, key, value)
-            self.base_lrs = [resume["meta"]["base_lr"]] * len(self.optimizer.param_groups)
+            self.base_lrs = list(resume["meta"]["base_lrs"])
             if resume.get("best") is not None:
                 self.best_state = resume["best"]
         self.last_good = copy.deepcopy(model.state_dict())
@@ -313,8 +316,8 @@ class _Session:
         model.train()
         batches = batch_indices(torch.randperm(len(self.train), generator=self.shuffle_gen), tc.batch_size)
         zero = lambda dtype=torch.float32: torch.zeros((), device=device, dtype=dtype)  # noqa: E731
-        run_loss, run_correct, run_n = zero(), zero(torch.long), 0
-        ep_loss, ep_correct, ep_n = zero(), zero(torch.long), 0
+        run_loss, run_correct, run_n = zero(), zero(), 0
+        ep_loss, ep_correct, ep_n = zero(), zero(), 0
         ep_t0 = last_report = time.perf_counter()
         for step, idx in enumerate(batches, 1):
             if not tr._running.is_set():
@@ -444,7 +447,7 @@ class _Session:
             model_state=self.model.state_dict(),
             optimizer_state=self.optimizer.state_dict(),
             rng=self._get_rng(),
-            meta={"state": self.state.__dict__, "base_lr": self.base_lrs[0], "epochs": self.tc.epochs},
+            meta={"state": self.state.__dict__, "base_lrs": self.base_lrs, "epochs": self.tc.epochs},
         )
         write_json(self.out_dir / runfolder.HISTORY, self.state.history)
 
@@ -490,13 +493,14 @@ class _Session:
         x = self.data.preprocess.to_tensor(img)
         fi = getattr(self.model, "forward_intermediates", None)
         out, inter = fi(x) if fi is not None else (self.model(x), {})
-        probs = torch.softmax(out.float(), dim=-1)[0]  # (classes,) or (T, classes) for per-frame heads
+        probs, text = self.task.probe_output(out, self.data.labels)
         return ProbeReport(
             epoch=epoch,
             global_step=self.state.global_step,
             path=split.paths[0],
             image=img[0].cpu().numpy().copy(),
-            probabilities=probs.cpu().numpy().copy(),
+            probabilities=probs,
+            text=text,
             intermediates={k: v[0].detach().float().cpu().numpy().copy() for k, v in inter.items()},
         )
 

@@ -128,6 +128,7 @@ class ArchPanel(QWidget):
         self.forms: dict[str, ParamForm] = {}
         self._valid = True
         self._shape: tuple[int, int, int] | None = None
+        self._task = session.project.task
         self.last_summary: ModelSummary | None = None
         self.runner = DryRunner(self)
         self._debounce = QTimer(self)
@@ -286,6 +287,7 @@ class ArchPanel(QWidget):
     @Slot()
     def load_from_session(self) -> None:
         p = self.session.project
+        self._task = p.task
         self.family_list.blockSignals(True)
         self.family_list.clear()
         families = list_models(p.task) or list_models()
@@ -348,6 +350,9 @@ class ArchPanel(QWidget):
     @Slot()
     def _data_changed(self) -> None:
         self._shape = None
+        if self.session.project.task != self._task:  # e.g. a text manifest arrived: other families apply
+            self.load_from_session()
+            return
         self._debounce.start()
 
     # -- validation --------------------------------------------------------------------------------

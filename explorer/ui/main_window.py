@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
     QSplitter,
     QStackedWidget,
     QTabWidget,
-    QWidget,
 )
 
 from explorer.data import DataError, list_samples
@@ -36,6 +35,7 @@ from explorer.engine import (
     load_run,
 )
 from explorer.engine.config import TASKS, ConfigError
+from models import list_models, model_info
 
 from .arch_panel import ArchPanel
 from .dataset_panel import DatasetPanel, paths_from_mime
@@ -579,6 +579,10 @@ class MainWindow(QMainWindow):
             filled = [c for c, n in p.counts().items() if n > 0]
             if len(filled) < 2:
                 return "Classification needs at least two classes with images; add another class and drop images on it."
+        arch = self.arch_panel.arch
+        if p.task not in model_info(arch).tasks:
+            fits = ", ".join(list_models(p.task)) or "none yet"
+            return f"Fix the model family on the Architecture screen: '{arch}' cannot learn the {p.task} task (use: {fits})."
         if not self.arch_panel.validate():
             errs = self.arch_panel.errors()
             name, msg = next(iter(errs.items()), ("", "invalid"))
@@ -710,8 +714,3 @@ class MainWindow(QMainWindow):
         self.train_panel.probe.stop()
         self.session.autosave_now()
         self.save_layout()
-
-    def widget_for(self, name: str) -> QWidget:
-        return {"data": self.data_stack, "arch": self.arch_panel, "train": self.train_panel, "runs": self.runs_panel}[
-            name
-        ]

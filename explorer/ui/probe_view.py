@@ -175,11 +175,23 @@ class ProbeView(QWidget):
         bp.setLabel("left", "p")
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.6, brush=COLORS["train"])
         bp.addItem(self.bars)
+        self.frames_plot = pg.PlotWidget()
+        self.frames_plot.setFixedHeight(112)
+        fp = self.frames_plot.getPlotItem()
+        fp.setMenuEnabled(False)
+        fp.setMouseEnabled(x=False, y=False)
+        fp.hideButtons()
+        fp.setLabel("bottom", "time step")
+        fp.setLabel("left", "symbol")
+        self.frames_item = pg.ImageItem(axisOrder="row-major")
+        fp.addItem(self.frames_item)
+        self.frames_plot.hide()
         top = QHBoxLayout()
         top.addWidget(self.image_view)
         col = QVBoxLayout()
         col.addWidget(self.caption)
         col.addWidget(self.bars_plot)
+        col.addWidget(self.frames_plot)
         top.addLayout(col, 1)
 
         # layers
@@ -253,17 +265,23 @@ class ProbeView(QWidget):
         h, w = img.shape[:2]
         self._image_vb.setRange(xRange=(0, w), yRange=(0, h), padding=0)
         probs = np.asarray(r.probabilities, dtype=float)
-        if len(self._labels) != len(probs):
-            self.set_labels([str(i) for i in range(len(probs))])
-        self.bars.setOpts(x=np.arange(len(probs)), height=probs, width=0.6)
-        k = int(np.argmax(probs)) if len(probs) else 0
-        guess = self._labels[k] if k < len(self._labels) else str(k)
-        self.caption.setText(
-            f"<b>{Path(r.path).name}</b> (epoch {r.epoch}, step {r.global_step}): "
-            f"the model says <b>{guess}</b> ({probs[k]:.0%})"
-            if len(probs)
-            else Path(r.path).name
-        )
+        where = f"<b>{Path(r.path).name}</b> (epoch {r.epoch}, step {r.global_step})"
+        if probs.ndim == 2:  # per-frame (CTC) output: time x symbols, as a heat map
+            self.bars_plot.hide()
+            self.frames_plot.show()
+            u8 = np.clip(probs.T * 255.0 + 0.5, 0, 255).astype(np.uint8)  # levels fixed at 0..1
+            self.frames_item.setImage(colorize(u8, _MAPS_LUT), levels=None, autoLevels=False)
+            self.frames_plot.getPlotItem().setRange(xRange=(0, probs.shape[0]), yRange=(0, probs.shape[1]), padding=0)
+            self.caption.setText(f"{where}: per-frame symbol probabilities (time × symbols)")
+        else:
+            self.frames_plot.hide()
+            self.bars_plot.show()
+            if len(self._labels) != len(probs):
+                self.set_labels([str(i) for i in range(len(probs))])
+            self.bars.setOpts(x=np.arange(len(probs)), height=probs, width=0.6)
+            k = int(np.argmax(probs)) if len(probs) else 0
+            guess = self._labels[k] if k < len(self._labels) else str(k)
+            self.caption.setText(f"{where}: the model says <b>{guess}</b> ({probs[k]:.0%})" if len(probs) else where)
         for key in keys:
             sec = self.sections[key]
             if isinstance(sec, _ConvSection):

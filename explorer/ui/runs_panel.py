@@ -74,6 +74,11 @@ def run_summary(run: RunRecord) -> str:
     lines = [f"<b>{run.name}</b> — {run.arch}, {_STATUS_TEXT.get(run.status, run.status)}"]
     if "val_accuracy" in m:
         lines.append(f"Validation accuracy <b>{m['val_accuracy']:.1%}</b> on {m.get('val_samples', '?')} images")
+    if "val_sequence_accuracy" in m:
+        cer = f", character error rate <b>{m['val_cer']:.1%}</b>" if isinstance(m.get("val_cer"), (int, float)) else ""
+        lines.append(
+            f"Validation: <b>{m['val_sequence_accuracy']:.1%}</b> of {m.get('val_samples', '?')} texts read exactly{cer}"
+        )
     if "epochs" in m:
         lines.append(
             f"{m['epochs']} epochs (best {m.get('best_epoch', '?')}), {m.get('train_seconds', 0):.1f} s, "
@@ -203,7 +208,7 @@ class RunsPanel(QWidget):
         self.table.setRowCount(len(runs))
         for i, r in enumerate(runs):
             m = r.metrics
-            acc = m.get("val_accuracy")
+            acc = m.get("val_accuracy", m.get("val_sequence_accuracy"))
             sps = m.get("samples_per_second")
             cells = (
                 r.name,

@@ -32,6 +32,7 @@ AUTOSAVE_NAME = "autosave.mexp"
 #: Settings a built-in sample starts with, chosen so a first run finishes within a minute on a laptop CPU.
 SAMPLE_PRESETS: dict[str, dict[str, Any]] = {
     "shapes": {"arch": "cnn", "params": {"channels": [16, 32, 64]}, "epochs": 12},
+    "digit-strings": {"arch": "crnn", "params": {"channels": [16, 32, 64], "hidden_size": 64}, "epochs": 10},
 }
 AUTOSAVE_DELAY_MS = 1500
 

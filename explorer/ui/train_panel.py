@@ -168,6 +168,8 @@ class TrainPanel(QWidget):
         elif isinstance(ev, EpochReport):
             self.curves.add_epoch(ev)
             val = f", validation accuracy {ev.val_accuracy:.1%}" if ev.val_accuracy is not None else ""
+            if "cer" in ev.metrics:
+                val += f", character error rate {ev.metrics['cer']:.1%}"
             self.detail_label.setText(
                 f"Epoch {ev.epoch}: train loss {ev.train_loss:.4f}, accuracy {ev.train_accuracy:.1%}{val}"
                 f" ({ev.seconds:.1f} s){'  ★ best so far' if ev.best else ''}"
@@ -212,8 +214,10 @@ class TrainPanel(QWidget):
         if self.progress.maximum() == 0:
             self.progress.setRange(0, 1)
         m = ev.metrics
-        acc = m.get("val_accuracy")
+        acc = m.get("val_accuracy", m.get("val_sequence_accuracy"))
         summary = f"validation accuracy {acc:.1%}" if isinstance(acc, (int, float)) else ""
+        if isinstance(m.get("val_cer"), (int, float)):
+            summary += f", character error rate {m['val_cer']:.1%}"
         if ev.status in ("completed", "early_stopped"):
             self.progress.setValue(self.progress.maximum())
             self.progress.setFormat(f"Done · {m.get('epochs', '?')} epochs · {m.get('train_seconds', 0):.1f} s")

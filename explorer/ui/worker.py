@@ -240,7 +240,7 @@ class TrainingController(QObject):
         self.last_finished = None
         self.stop_requested_at = None
         worker = TrainingWorker(config, run_dir, source, report_interval=report_interval, cpu_threads=cpu_threads)
-        thread = new_thread("training")
+        thread = new_thread("training", stop=worker.stop)
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
         worker.event.connect(self._on_event)

@@ -6,12 +6,13 @@ from explorer.data import Source
 
 from ..config import ConfigError
 from .base import Evaluation, PreparedData, Split, Task
+from .caption import CaptionTask
 from .classify import ClassifyTask
 from .sequence import SequenceTask
 
 __all__ = ["Evaluation", "PreparedData", "Split", "Task", "get_task", "detect_task", "TASK_NAMES"]
 
-_TASKS: dict[str, type[Task]] = {t.name: t for t in (ClassifyTask, SequenceTask)}
+_TASKS: dict[str, type[Task]] = {t.name: t for t in (ClassifyTask, SequenceTask, CaptionTask)}
 TASK_NAMES = tuple(_TASKS)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -31,9 +32,10 @@ class Split:
     targets: Any  # task specific, indexable by a LongTensor of sample indices
     paths: list[str]
     widths: torch.Tensor | None = None  # int64 (N,) true widths of variable-width images
+    size: int | None = None  # number of training items when it differs from the images (captions)
 
     def __len__(self) -> int:
-        return int(self.x.shape[0])
+        return int(self.x.shape[0]) if self.size is None else self.size
 
     def to(self, device: torch.device) -> Split:
         def move(v: Any) -> Any:
@@ -43,7 +45,7 @@ class Split:
                 return {k: move(t) for k, t in v.items()}
             return v
 
-        return Split(move(self.x), move(self.targets), self.paths, move(self.widths))
+        return Split(move(self.x), move(self.targets), self.paths, move(self.widths), self.size)
 
 
 @dataclass
@@ -116,7 +118,7 @@ class Task:
         return split.x[idx], split.targets[idx]
 
     def loss(self, model: nn.Module, x: torch.Tensor, targets: Any) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """(mean loss, number of correct samples as a tensor, batch size)."""
+        """(mean loss, number of correct samples as a tensor (may be fractional), batch size)."""
         raise NotImplementedError
 
     def evaluate(
@@ -131,6 +133,10 @@ class Task:
     def report(self, ev: Evaluation, labels: list[str]) -> dict[str, Any]:
         """What ``evaluate --json`` prints for this task (stable keys)."""
         raise NotImplementedError
+
+    def probe_output(self, out: torch.Tensor, labels: list[str]) -> tuple[np.ndarray, str | None]:
+        """(probabilities, text) of the first image of a ``forward_intermediates`` output."""
+        return torch.softmax(out.float(), dim=-1)[0].cpu().numpy().copy(), None
 
     def predict(
         self, model: nn.Module, x: torch.Tensor, widths: torch.Tensor, labels: list[str], beam: int = 0

@@ -23,7 +23,7 @@ from models import model_info
 from ..config import ConfigError, DataConfig
 from ..ctc import cer as char_error_rate
 from ..ctc import char_confusion, encode, greedy_decode, greedy_decode_batch, prefix_beam_search, required_frames
-from ..preprocess import Preprocess, channel_stats
+from ..preprocess import Preprocess, channel_stats, valid_pixels
 from .base import Evaluation, PreparedData, Split, Task
 
 __all__ = ["SequenceTask", "MIN_HEIGHT", "MAX_HEIGHT"]
@@ -106,7 +106,7 @@ class SequenceTask(Task):
         )
         train_idx, val_idx = random_split(len(texts), cfg.val_fraction, seed)
         if preprocess is None:
-            mean, std = channel_stats(_valid_pixels(loaded.images, widths.numpy(), train_idx))
+            mean, std = channel_stats(valid_pixels(loaded.images, widths.numpy(), train_idx))
             preprocess = Preprocess(
                 channels=loaded.images.shape[-1],
                 color=loaded.color,
@@ -271,6 +271,10 @@ class SequenceTask(Task):
             "charset": "".join(labels),
         }
 
+    def probe_output(self, out: torch.Tensor, labels: list[str]) -> tuple[np.ndarray, str | None]:
+        lp = out.float().log_softmax(-1)[0].cpu().numpy()
+        return np.exp(lp).copy(), greedy_decode(lp, labels)[0]
+
     # -- prediction ----------------------------------------------------------------------
     @torch.no_grad()
     def predict(
@@ -292,11 +296,3 @@ class SequenceTask(Task):
                 text, conf = greedy_decode(frame_lp, labels)
                 out.append({"text": text, "confidence": conf})
         return out
-
-
-def _valid_pixels(images: np.ndarray, widths: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """The images' real pixels (padding excluded) as one (1, P, 1, C) array for statistics."""
-    parts = [images[i, :, : widths[i]].reshape(-1, images.shape[-1]) for i in idx]
-    if not parts:
-        return images[:0]
-    return np.concatenate(parts)[None, :, None, :]
