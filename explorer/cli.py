@@ -112,6 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--beam", type=int, default=0, help="beam width for text decoding (0 = greedy)")
     pr.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
 
+    ins = sub.add_parser("inspect", help="feature maps, hidden states, attention, CTC, Grad-CAM as PNG + npz")
+    ins.add_argument("run_dir", type=Path)
+    ins.add_argument("images", nargs="+")
+    ins.add_argument("--out", type=Path, required=True, help="one sub-folder per image is written here")
+    ins.add_argument("--target", help="class to explain with Grad-CAM (default: the predicted one)")
+    ins.add_argument("--beam", type=int, default=1, help="caption runs: beam width of the decoded caption")
+    ins.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
+
     b = sub.add_parser("bench", help="benchmarks")
     bsub = b.add_subparsers(dest="bench", metavar="WHAT", required=True)
     bt = bsub.add_parser("train", help="engine training time vs a bare PyTorch loop on the same work")
@@ -413,6 +421,36 @@ def cmd_predict(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def cmd_inspect(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from explorer.data import DecodeError
+    from explorer.engine import load_run
+    from explorer.engine.inspect import inspect_image, write_inspection
+
+    run = load_run(args.run_dir, device=args.device)
+    failed = 0
+    used: set[str] = set()
+    for image in args.images:
+        stem = Path(image).stem
+        name, k = stem, 1
+        while name in used:  # two images with one stem get two folders
+            k += 1
+            name = f"{stem}-{k}"
+        used.add(name)
+        try:
+            result = inspect_image(run, image, target=args.target, beam=args.beam)
+        except DecodeError as e:
+            err.write(f"cannot use {image}: {e}\n")
+            failed += 1
+            continue
+        except ValueError as e:
+            raise _Usage(f"inspect: {e}") from None
+        files = write_inspection(result, args.out / name)
+        pred = result.get("prediction") or {}
+        said = pred.get("caption") or pred.get("text") or f"{pred.get('label')} ({pred.get('confidence', 0):.3f})"
+        out.write(f"{image}: {said} -> {args.out / name} ({len(files)} files)\n")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
 def cmd_bench(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from explorer.engine.bench import bench_train
 
@@ -482,6 +520,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_evaluate(args, out, err)
         if args.command == "predict":
             return cmd_predict(args, out, err)
+        if args.command == "inspect":
+            return cmd_inspect(args, out, err)
         if args.command == "bench":
             return cmd_bench(args, out, err)
     except (ConfigError, ParamError, DataError, DecodeError, RunFolderError, _Usage) as e:

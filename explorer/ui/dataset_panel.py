@@ -242,7 +242,7 @@ class DatasetPanel(QWidget):
         grid_header.addWidget(self.grid_title)
         grid_header.addStretch(1)
         grid_header.addWidget(self.remove_btn)
-        hint = QLabel("Drop images or folders anywhere on the window; drop them onto a class to add them to it.")
+        self.hint = hint = QLabel()
         hint.setProperty("role", "hint")
         right = QWidget()
         rv = QVBoxLayout(right)
@@ -253,6 +253,7 @@ class DatasetPanel(QWidget):
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("datasetSplitter")
+        self.classes_pane = left
         self.splitter.addWidget(left)
         self.splitter.addWidget(right)
         self.splitter.setStretchFactor(0, 0)
@@ -326,6 +327,12 @@ class DatasetPanel(QWidget):
         self.task_combo.setCurrentIndex(self.task_combo.findData(task))
         self.task_combo.blockSignals(False)
         classify = task == "classify"
+        self.classes_pane.setVisible(classify)  # texts and captions have no class buckets
+        self.hint.setText(
+            "Drop images or folders anywhere on the window; drop them onto a class to add them to it."
+            if classify
+            else f"Labelled by a manifest (task {task}); drop another manifest or a folder holding one to add more."
+        )
         self.add_images_btn.setEnabled(classify)
         self.add_class_btn.setEnabled(classify)
         self.grid.set_show_text(not classify, self.thumbs.size)

@@ -334,6 +334,7 @@ class MainWindow(QMainWindow):
         self.dataset_label.setText(
             f"{n:,} images · {k} class{'es' if k != 1 else ''}" if p.task == "classify" else f"{n:,} images · {p.task}"
         )
+        self.act_add_images.setEnabled(p.task == "classify")  # loose images need a class
 
     @Slot(str)
     def show_message(self, text: str) -> None:
