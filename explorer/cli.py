@@ -120,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--beam", type=int, default=1, help="caption runs: beam width of the decoded caption")
     ins.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "mps"])
 
+    ex = sub.add_parser("export", help="export a trained model (safetensors bundle, ONNX, torch.export)")
+    ex.add_argument("run_dir", type=Path)
+    ex.add_argument("--format", required=True, choices=["safetensors", "onnx", "pt2"])
+    ex.add_argument("--out", type=Path, required=True, help="model file; its JSON is written beside it")
+    ex.add_argument("--no-verify", action="store_true", help="skip the onnxruntime check of an ONNX export")
+
     b = sub.add_parser("bench", help="benchmarks")
     bsub = b.add_subparsers(dest="bench", metavar="WHAT", required=True)
     bt = bsub.add_parser("train", help="engine training time vs a bare PyTorch loop on the same work")
@@ -451,6 +457,25 @@ def cmd_inspect(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from explorer.engine import load_run
+    from explorer.engine.export import ExportError, export_run
+
+    run = load_run(args.run_dir)
+    try:
+        summary = export_run(run, args.format, args.out, verify=not args.no_verify)
+    except ExportError as e:
+        err.write(f"model-explorer export: error: {e}\n")
+        return EXIT_FAILED
+    out.write(f"wrote {summary['file']} and {summary['json']}\n")
+    if isinstance(summary.get("verified"), dict):
+        v = summary["verified"]
+        out.write(f"onnxruntime check on input {v['input']}: max difference {v['max_abs_diff']:.2e}\n")
+    elif summary.get("verified"):
+        out.write(f"onnxruntime check {summary['verified']}\n")
+    return EXIT_OK
+
+
 def cmd_bench(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from explorer.engine.bench import bench_train
 
@@ -522,6 +547,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_predict(args, out, err)
         if args.command == "inspect":
             return cmd_inspect(args, out, err)
+        if args.command == "export":
+            return cmd_export(args, out, err)
         if args.command == "bench":
             return cmd_bench(args, out, err)
     except (ConfigError, ParamError, DataError, DecodeError, RunFolderError, _Usage) as e:

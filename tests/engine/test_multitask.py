@@ -69,8 +69,28 @@ def test_unknown_column_is_named(data: Path) -> None:
 
 def test_cli_regress_and_evaluate(data: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "r"
-    assert main(["train", str(data), "--set", "channels=8", "--epochs", "2", "--batch-size", "8",
-                 "--regress", "brightness", "--regress", "size", "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(data),
+                "--set",
+                "channels=8",
+                "--epochs",
+                "2",
+                "--batch-size",
+                "8",
+                "--regress",
+                "brightness",
+                "--regress",
+                "size",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["evaluate", str(out), str(data), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
