@@ -71,18 +71,25 @@ def _digit_pool(seed: int, test_fraction: float) -> dict[str, tuple[np.ndarray, 
     return {"train": (glyphs[tr], digits.target[tr]), "test": (glyphs[te], digits.target[te])}
 
 
-def _compose(rng: np.random.Generator, glyphs: np.ndarray, targets: np.ndarray, n: int) -> tuple[np.ndarray, list[int]]:
+def _compose(
+    rng: np.random.Generator, glyphs: np.ndarray, targets: np.ndarray, n: int
+) -> tuple[np.ndarray, list[int], list[tuple[int, int]]]:
     """A 32 px high line of n handwritten digits: each glyph trimmed to its ink,
-    joined with random gaps (0-6 px) and margins."""
+    joined with random gaps (0-6 px) and margins. Also returns each digit's [x0, x1) span."""
     picks = rng.integers(0, len(glyphs), n)
     parts = [np.zeros((32, int(rng.integers(2, 8))), np.uint8)]
+    spans = []
+    x = parts[0].shape[1]
     for k in picks:
         g = glyphs[k]
         cols = np.nonzero(g.max(axis=0) > 40)[0]
         g = g[:, max(cols[0] - 1, 0) : cols[-1] + 2] if len(cols) else g
-        parts += [g, np.zeros((32, int(rng.integers(0, 7))), np.uint8)]
+        gap = np.zeros((32, int(rng.integers(0, 7))), np.uint8)
+        spans.append((x, x + g.shape[1]))
+        x += g.shape[1] + gap.shape[1]
+        parts += [g, gap]
     parts.append(np.zeros((32, int(rng.integers(2, 8))), np.uint8))
-    return np.concatenate(parts, axis=1), [int(targets[k]) for k in picks]
+    return np.concatenate(parts, axis=1), [int(targets[k]) for k in picks], spans
 
 
 def export_digit_strings(
@@ -92,18 +99,23 @@ def export_digit_strings(
 
     Writes ``root/train`` and ``root/test``, each with images and ``labels.csv``
     (``path,text``, e.g. ``314``) or, with ``captions=True``, ``captions.csv``
-    (``path,caption``, e.g. ``three one four``). Test lines use only held-out digits.
+    (``path,caption``, e.g. ``three one four``), plus ``spans.json`` (path -> each
+    digit's [x0, x1) pixel columns). Test lines use only held-out digits.
     """
+    import json
+
     pools = _digit_pool(seed, 0.25)
     rng = np.random.default_rng(seed)
     for part, count in (("train", n_train), ("test", n_test)):
         glyphs, targets = pools[part]
         folder = root / part
         rows = ["path,caption" if captions else "path,text"]
+        spans = {}
         for i in range(count):
-            img, ds = _compose(rng, glyphs, targets, int(rng.integers(3, 6)))
+            img, ds, spans[f"images/{i:05d}.png"] = _compose(rng, glyphs, targets, int(rng.integers(3, 6)))
             _write_png(folder / "images" / f"{i:05d}.png", img)
             label = " ".join(DIGIT_NAMES[d] for d in ds) if captions else "".join(map(str, ds))
             rows.append(f"images/{i:05d}.png,{label}")
         (folder / ("captions.csv" if captions else "labels.csv")).write_text("\n".join(rows) + "\n", encoding="utf-8")
+        (folder / "spans.json").write_text(json.dumps(spans), encoding="utf-8")
     return root / "train", root / "test"

@@ -26,8 +26,14 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 @pytest.mark.parametrize(
     "arch, sets, target",
-    [("cnn", [], 0.98), ("rnn", ["--set", "cell=gru"], 0.95), ("crnn", [], 0.97)],
-    ids=["cnn", "rnn-gru", "crnn"],
+    [
+        ("cnn", [], 0.98),
+        ("rnn", ["--set", "cell=gru"], 0.95),
+        ("crnn", [], 0.97),
+        ("patch_rnn", [], 0.95),
+        ("conv_rnn", [], 0.95),
+    ],
+    ids=["cnn", "rnn-gru", "crnn", "patch_rnn", "conv_rnn"],
 )
 def test_defaults_reach_the_acceptance_accuracy(digits, arch, sets, target, tmp_path: Path, capsys) -> None:
     train, test = digits
