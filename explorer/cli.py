@@ -138,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     bt.add_argument("--json", action="store_true")
 
+    bu = bsub.add_parser("ui", help="event-loop stalls of the app while the real worker trains")
+    bu.add_argument("--data", default="sample:shapes")
+    bu.add_argument("--epochs", type=int, default=2)
+    bu.add_argument("--json", action="store_true")
+
     g = sub.add_parser("gui", help="open the app (optionally with a project or a folder)")
     g.add_argument("path", nargs="?")
     return p
@@ -477,6 +482,16 @@ def cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.bench == "ui":
+        from explorer.ui.bench import bench_ui
+
+        ui = bench_ui(epochs=args.epochs, data=args.data)
+        if args.json:
+            json.dump(ui, out)
+            out.write("\n")
+        else:
+            out.write("  ".join(f"{k} {v:.1f}" for k, v in ui.items()) + "\n")
+        return EXIT_OK
     from explorer.engine.bench import bench_train
 
     result = bench_train(

@@ -10,7 +10,3 @@ Entry points: :func:`explorer.ui.app.run_app` (the window) and :func:`explorer.u
 
 Only plain Python and numpy cross from the worker into widgets.
 """
-
-from ._compat import protect_none as _protect_none
-
-_protect_none()

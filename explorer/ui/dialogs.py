@@ -83,4 +83,4 @@ class ShortcutsDialog(QDialog):
         lay.addWidget(table)
         lay.addWidget(hint)
         lay.addWidget(buttons)
-        self.resize(460, 520)
+        self.resize(480, 700)

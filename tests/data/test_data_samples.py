@@ -94,5 +94,26 @@ def test_concurrent_finisher_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def test_unknown_sample(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="unknown sample 'digits'; available: sample:shapes"):
+    with pytest.raises(DataError, match="unknown sample 'digits'; available: sample:digit-strings, sample:shape-scenes, sample:shapes"):
         materialize_sample("digits", tmp_path)
+
+
+def test_digit_strings_and_shape_scenes_are_manifests_of_their_tasks(tmp_path: Path) -> None:
+    import json
+
+    from explorer.data import scan_folder
+
+    strings = scan_folder(materialize_sample("digit-strings", tmp_path))
+    assert strings.task == "sequence" and len(strings.samples) == 1200 and not strings.problems
+    assert all(s.target.isdigit() and 3 <= len(s.target) <= 6 for s in strings.samples)
+    scenes_dir = materialize_sample("shape-scenes", tmp_path)
+    scenes = scan_folder(scenes_dir)
+    assert scenes.task == "caption" and len(scenes.samples) == 2400 and not scenes.problems
+    boxes = json.loads((scenes_dir / "boxes.json").read_text())
+    assert len(boxes) == 1200
+    first = scenes.samples[0]
+    objects = boxes[first.path.relative_to(scenes_dir).as_posix()]
+    for o in objects:  # each object's words are in the caption and its box is inside the image
+        assert o["color"] in first.target and o["shape"] in first.target
+        x0, y0, x1, y1 = o["box"]
+        assert 0 <= x0 < x1 < 64 and 0 <= y0 < y1 < 64

@@ -1,0 +1,124 @@
+"""Screenshots of the main screens (not a test; run by hand, ideally under a real X server):
+
+    xvfb-run -s "-screen 0 1400x900x24" .venv/bin/python tests/ui/screenshots.py [OUT_DIR]
+
+Writes welcome, dataset, architecture, training (mid-run, curves and the live probe), runs, an RNN
+training view and the text-reading (sequence) screens to ``docs/screenshots/`` (default). Uses a private settings folder and cache.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+_tmp = tempfile.mkdtemp(prefix="me-shots-")
+os.environ["MODEL_EXPLORER_HOME"] = str(Path(_tmp) / "home")
+os.environ.setdefault("MODEL_EXPLORER_CACHE", str(Path(_tmp) / "cache"))
+
+from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
+from PySide6.QtGui import QImage  # noqa: E402
+
+import explorer.ui  # noqa: E402,F401  (Qt-binding work-around first)
+from explorer.engine import EpochReport  # noqa: E402
+from explorer.ui.app import ensure_app  # noqa: E402
+from explorer.ui.main_window import MainWindow  # noqa: E402
+
+SIZE = (1280, 820)
+MAX_BYTES = 290 * 1024
+
+
+def pump(ms: int) -> None:
+    loop = QEventLoop()
+    QTimer.singleShot(ms, loop.quit)
+    loop.exec()
+
+
+def wait_for(cond, timeout_s: float = 120.0) -> None:  # noqa: ANN001
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 > timeout_s:
+            raise TimeoutError("condition not met")
+        pump(50)
+
+
+def shot(w: MainWindow, out: Path, name: str) -> None:
+    pump(300)
+    path = out / f"{name}.png"
+    image = w.grab().toImage()
+    image.save(str(path), "PNG", 0)
+    if path.stat().st_size > MAX_BYTES:  # photos of noisy thumbnails: a 256-colour palette keeps it small
+        image.convertToFormat(QImage.Format.Format_Indexed8).save(str(path), "PNG", 0)
+    print(f"{path}  {path.stat().st_size // 1024} KB")
+
+
+def main() -> int:
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "screenshots"
+    out.mkdir(parents=True, exist_ok=True)
+    ensure_app()
+    w = MainWindow()
+    w.resize(*SIZE)
+    w.show()
+    shot(w, out, "welcome")
+
+    w.load_sample("shapes")
+    w.dataset_panel.select_class(None)
+    wait_for(lambda: w.thumbs.requests > 0)
+    w.thumbs.wait_idle()
+    shot(w, out, "dataset")
+
+    w.tabs.setCurrentWidget(w.arch_panel)
+    w.arch_panel.request_summary()
+    wait_for(lambda: w.arch_panel.last_summary is not None)
+    w.arch_panel.form.rows["channels"].editor.setFocus()
+    shot(w, out, "architecture")
+
+    cfg = w.session.project.config.train
+    cfg.epochs, cfg.probe_interval = 12, 0.3
+    w.train_panel.settings.load_from_session()
+    epochs: list[int] = []
+    w.controller.event.connect(lambda ev: epochs.append(ev.epoch) if isinstance(ev, EpochReport) else None)
+    w.start_training()
+    wait_for(lambda: len(epochs) >= 5 and w.train_panel.probe.painted > 2)
+    shot(w, out, "training")
+    wait_for(lambda: not w.controller.is_running())
+    w.tabs.setCurrentWidget(w.runs_panel)
+    shot(w, out, "runs")
+
+    # a recurrent model: hidden states as (time x units) heat maps
+    w.tabs.setCurrentWidget(w.arch_panel)
+    w.arch_panel.family_list.setCurrentRow(
+        [w.arch_panel.family_list.item(i).text() for i in range(w.arch_panel.family_list.count())].index("rnn")
+    )
+    w.arch_panel.form.set_value("bidirectional", True)
+    w.arch_panel.form.set_value("hidden_size", 48)
+    cfg.epochs = 6
+    w.train_panel.settings.load_from_session()
+    epochs.clear()
+    w.start_training()
+    wait_for(lambda: len(epochs) >= 2 and w.train_panel.probe.painted > 1)
+    shot(w, out, "training_rnn")
+    wait_for(lambda: not w.controller.is_running())
+
+    # reading text: the digit-strings sample trains a CRNN with a CTC head
+    w.load_sample("digit-strings")
+    shot(w, out, "dataset_sequence")
+    cfg = w.session.project.config.train
+    cfg.epochs, cfg.probe_interval = 3, 0.5
+    w.train_panel.settings.load_from_session()
+    epochs.clear()
+    w.start_training()
+    wait_for(lambda: len(epochs) >= 1 and w.train_panel.probe.painted > 1, timeout_s=300)
+    shot(w, out, "training_sequence")
+    w.stop_training()
+    wait_for(lambda: not w.controller.is_running())
+    w.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
