@@ -39,15 +39,15 @@ def test_shapes_content(tmp_path: Path) -> None:
     start = time.perf_counter()
     folder = materialize_sample("shapes", tmp_path)
     elapsed = time.perf_counter() - start
-    assert folder == tmp_path / "shapes-v1"
+    assert folder == tmp_path / "shapes-v2"
     assert elapsed < 10  # ~0.2 s normally; generous for loaded CI machines
     source = scan_folder(folder)
     assert source.classes == ["circle", "square", "star", "triangle"]
-    assert len(source.samples) == 480 and source.problems == []
+    assert len(source.samples) == 1200 and source.problems == []
     img = read_image(source.samples[0].path)
     assert img.shape == (48, 48, 3) and img.dtype == np.uint8
     assert img.std() > 10  # a shape on a background, not a flat image
-    assert [e.name for e in tmp_path.iterdir()] == ["shapes-v1"]  # no temporary folder left
+    assert [e.name for e in tmp_path.iterdir()] == ["shapes-v2"]  # no temporary folder left
 
 
 def test_deterministic_and_reused(tmp_path: Path) -> None:
@@ -60,19 +60,19 @@ def test_deterministic_and_reused(tmp_path: Path) -> None:
 
 
 def test_stale_temp_dir_and_incomplete_folder(tmp_path: Path) -> None:
-    stale = tmp_path / ".shapes-v1.tmp-crashed"
+    stale = tmp_path / ".shapes-v2.tmp-crashed"
     (stale / "circle").mkdir(parents=True)
     (stale / "circle" / "half.png").write_bytes(b"\x89PNG")
     old = time.time() - 2 * 3600
     os.utime(stale, (old, old))
-    fresh = tmp_path / ".shapes-v1.tmp-running"  # maybe another process right now: left alone
+    fresh = tmp_path / ".shapes-v2.tmp-running"  # maybe another process right now: left alone
     fresh.mkdir()
-    incomplete = tmp_path / "shapes-v1"  # e.g. copied by hand, without the completion marker
+    incomplete = tmp_path / "shapes-v2"  # e.g. copied by hand, without the completion marker
     (incomplete / "circle").mkdir(parents=True)
 
     folder = materialize_sample("shapes", tmp_path)
     assert folder == incomplete
-    assert len(scan_folder(folder).samples) == 480
+    assert len(scan_folder(folder).samples) == 1200
     assert not stale.exists() and fresh.exists()
 
 
@@ -82,7 +82,7 @@ def test_concurrent_finisher_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
     def racing(folder: Path) -> None:
         real(folder)
-        other = tmp_path / "shapes-v1"
+        other = tmp_path / "shapes-v2"
         (other / "circle").mkdir(parents=True)
         (other / "circle" / "theirs.png").write_bytes(b"x")
         (other / samples_module._COMPLETE_MARKER).write_text("done")
@@ -90,7 +90,7 @@ def test_concurrent_finisher_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setitem(samples_module._GENERATORS, "shapes", racing)
     folder = materialize_sample("shapes", tmp_path)
     assert (folder / "circle" / "theirs.png").exists()
-    assert [e.name for e in tmp_path.iterdir()] == ["shapes-v1"]
+    assert [e.name for e in tmp_path.iterdir()] == ["shapes-v2"]
 
 
 def test_unknown_sample(tmp_path: Path) -> None:

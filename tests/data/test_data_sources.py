@@ -259,14 +259,14 @@ def test_open_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         open_source(tmp_path / "file.txt")
     with pytest.raises(DataError, match="no such folder or file"):
         open_source(tmp_path / "missing")
-    with pytest.raises(DataError, match="unknown sample 'nope'; available: sample:shapes"):
+    with pytest.raises(DataError, match="unknown sample 'nope'; available: sample:digit-strings, sample:shape-scenes, sample:shapes"):
         open_source("sample:nope")
 
     monkeypatch.setenv("MODEL_EXPLORER_CACHE", str(tmp_path / "cache"))
     source = open_source("sample:shapes")
     assert source.origin == "sample:shapes"
     assert source.classes == ["circle", "square", "star", "triangle"]
-    assert len(source.samples) == 480 and source.problems == []
+    assert len(source.samples) == 1200 and source.problems == []
 
 
 def test_problem_and_sample_values() -> None:

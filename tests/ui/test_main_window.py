@@ -192,7 +192,7 @@ def test_welcome_opens_a_built_in_sample_in_one_click(qtbot) -> None:
     btn = w.welcome.sample_buttons["shapes"]
     qtbot.mouseClick(btn, Qt.MouseButton.LeftButton)
     p = w.session.project
-    assert len(p.samples) == 480 and sorted(p.classes) == ["circle", "square", "star", "triangle"]
+    assert len(p.samples) == 1200 and sorted(p.classes) == ["circle", "square", "star", "triangle"]
     assert w.data_stack.currentWidget() is w.dataset_panel
     assert APP_TITLE in w.windowTitle() and "shapes" in w.windowTitle()
     assert w.training_problem() is None  # ready to train right away
