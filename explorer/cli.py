@@ -367,7 +367,9 @@ def cmd_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             signal.signal(signal.SIGINT, previous)
     assert finished is not None
     m = finished.metrics
-    summary = f"{finished.status}: {m['epochs']} epochs, {m['train_seconds']:.1f}s, {m['samples_per_second']:.0f} img/s on {m['device']}"
+    summary = f"{finished.status}: {m.get('epochs', 0)} epochs"
+    if "train_seconds" in m:
+        summary += f", {m['train_seconds']:.1f}s, {m['samples_per_second']:.0f} img/s on {m['device']}"
     if m.get("val_accuracy") is not None:
         summary += f"; val_accuracy {m['val_accuracy']:.4f} (best epoch {m['best_epoch']})"
     out.write(summary + "\n")

@@ -63,6 +63,10 @@ class _State:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
+class _StoppedWhileLoading(Exception):
+    pass
+
+
 class _NonFinite(Exception):
     def __init__(self, epoch: int, step: int, value: float, lr: float) -> None:
         self.epoch, self.step, self.value, self.lr = epoch, step, value, lr
@@ -125,6 +129,7 @@ class Trainer:
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
+        self.data_progress: tuple[int, int] = (0, 0)  # (decoded, total) files, for a progress bar
         self.task: Task | None = None
         self.model: nn.Module | None = None
         self.data: PreparedData | None = None
@@ -144,6 +149,12 @@ class Trainer:
     def stop_requested(self) -> bool:
         return self._stop.is_set()
 
+    def _on_data_progress(self, done: int, total: int) -> None:
+        """Called by the data layer after each decoded file; lets Stop cut a long load short."""
+        self.data_progress = (done, total)
+        if self._stop.is_set():
+            raise _StoppedWhileLoading
+
     # -- the run -----------------------------------------------------------------------------
     def run(self) -> Iterator[Event]:
         """Prepare data and model, train epoch by epoch, finish; yields events throughout."""
@@ -154,14 +165,25 @@ class Trainer:
         source = self.source if self.source is not None else open_source(cfg.data.source)
         task = self.task = get_task(detect_task(source, cfg.data.task))
         stored = resume["config"] if resume else {}
-        data = self.data = task.prepare(
-            source,
-            cfg.data,
-            seed=tc.seed,
-            labels=stored.get("labels"),
-            preprocess=Preprocess.from_dict(stored["preprocess"]) if resume else None,
-            extra=stored.get("task_extra"),
-        )
+        try:
+            data = self.data = task.prepare(
+                source,
+                cfg.data,
+                seed=tc.seed,
+                labels=stored.get("labels"),
+                preprocess=Preprocess.from_dict(stored["preprocess"]) if resume else None,
+                extra=stored.get("task_extra"),
+                progress=self._on_data_progress,
+            )
+        except _StoppedWhileLoading:
+            done, total = self.data_progress
+            yield Finished(
+                status="stopped",
+                message=f"stopped by request while reading data ({done} of {total} files)",
+                metrics={"status": "stopped", "epochs": 0},
+                run_dir=str(self.out_dir) if self.out_dir else None,
+            )
+            return
         yield DataReady(
             task=data.task,
             labels=list(data.labels),

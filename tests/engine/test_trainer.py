@@ -167,3 +167,23 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_weights(two
     w = read_safetensors(tmp_path / "run" / "weights.safetensors")
     assert all(torch.isfinite(v).all() for v in w.values())
     assert read_json(tmp_path / "run" / "metrics.json")["status"] == "failed"
+
+
+def test_stop_while_reading_data_ends_the_run_promptly(tmp_path: Path) -> None:
+    data = write_two_class_folder(tmp_path / "data", n=60, size=16)
+    t = Trainer(_cfg(data), tmp_path / "run")
+    calls = []
+    original = t._on_data_progress
+
+    def progress(done: int, total: int) -> None:
+        calls.append(done)
+        if done == 5:
+            t.request_stop()
+        original(done, total)
+
+    t._on_data_progress = progress  # type: ignore[method-assign]
+    events = list(t.run())
+    assert isinstance(events[-1], Finished) and events[-1].status == "stopped"
+    assert "while reading data" in events[-1].message
+    assert max(calls) < 120  # it did not decode everything first
+    assert not any(isinstance(e, StepReport) for e in events)
