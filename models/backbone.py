@@ -11,7 +11,7 @@ Adaptations:
   weights get the first conv's kernels summed over the input channels;
 * ``stem="small"`` makes the first conv 3x3 stride 1 and drops ResNet's max-pool so a
   32x32 input is not shrunk to 8x8 before the first stage (``auto`` picks it below
-  96 px);
+  64 px: from 64 px on, the ImageNet stem keeps CPU training affordable);
 * the classifier's last layer has ``num_outputs`` units;
 * ``freeze`` trains only the head (``fc`` / ``classifier``) and keeps the frozen
   body's batch-norm statistics fixed.
@@ -44,7 +44,7 @@ _ARCHS: dict[str, tuple[Callable[..., nn.Module], str]] = {
 }
 ARCHS = tuple(_ARCHS)
 WEIGHT_SUFFIXES = (".pth", ".pt", ".safetensors")
-_SMALL_STEM_BELOW = 96  # px: stem="auto" uses the small stem when min(H, W) is below this
+_SMALL_STEM_BELOW = 64  # px: stem="auto" uses the small stem when min(H, W) is below this
 
 
 @dataclass
@@ -58,7 +58,8 @@ class BackboneParams(Params):
     stem: str = param(
         "auto",
         help="First layers: 'imagenet' = the original strided stem (shrinks the image 4x, or 2x); 'small' = "
-        "stride-1 3x3 conv and no max-pool, for small images like 32x32; 'auto' = small below 96 px.",
+        "stride-1 3x3 conv and no max-pool, for small images like 32x32 (up to 16x the compute); 'auto' = small "
+        "when the image's shorter side is below 64 px.",
         choices=("auto", "imagenet", "small"),
     )
     weights: str = param(

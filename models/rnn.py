@@ -8,105 +8,29 @@ The stack is a :class:`RecurrentStack`: an ``nn.ModuleList`` of *single-layer*
 ``nn.RNN``/``nn.LSTM``/``nn.GRU`` modules (``rnn.0``, ``rnn.1``, ...). It computes
 exactly what one multi-layer module with the same weights computes, but every
 layer's output, per direction, stays reachable for the explorer's probes, and each
-layer is a plain torch module whose weights can be used to recompute gates.
+layer is a plain torch module whose weights are used to recompute its gates
+(:func:`models._recurrent.recurrent_gates`).
+
+Intermediates: ``rnn.N:fwd`` / ``rnn.N:bwd`` (B, T=H, hidden) per layer and direction,
+and with ``forward_intermediates(x, gates=True)`` (the default) the gate activations
+``rnn.N:D:gate_i`` ... (LSTM ``gate_i/f/g/o`` and ``cell``, GRU ``gate_r/z/n``, SimpleRNN
+``preact``), each (B, T, hidden); the full table is in :mod:`models._recurrent`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from ._base import ACTIVATIONS, INITS, ExplorerModel, init_weights, make_activation
+from ._recurrent import CELLS, POOLS, RecurrentStack, pool_sequence, recurrent_gates
 from ._registry import register_model
 from ._spec import ParamError, Params, param
 
-__all__ = ["CELLS", "POOLS", "RNNParams", "RecurrentStack", "RowRNN", "pool_sequence"]
-
-CELLS = ("rnn", "lstm", "gru")
-POOLS = ("last", "mean", "max")
-
-_CELL_MODULES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
-
-
-# -- shared recurrent pieces (used by crnn too) -------------------------------------------------
-
-
-class RecurrentStack(nn.ModuleList):
-    """Stacked single-layer recurrent modules, equal to one ``num_layers`` module.
-
-    Layer ``i`` reads layer ``i-1``'s output (both directions concatenated, like
-    PyTorch's multi-layer modules); ``dropout`` is applied between layers only, in
-    training mode, as ``nn.GRU(dropout=...)`` does.
-
-    Args:
-        cell: ``"rnn"`` (SimpleRNN, tanh), ``"lstm"`` or ``"gru"``.
-        input_size: features per time step.
-        hidden_size: units per direction.
-        num_layers: stacked layers.
-        bidirectional: add a backward-reading direction to every layer.
-        dropout: dropout probability between layers.
-    """
-
-    def __init__(
-        self, cell: str, input_size: int, hidden_size: int, num_layers: int, bidirectional: bool, dropout: float = 0.0
-    ) -> None:
-        cls = _CELL_MODULES[cell]
-        dirs = 2 if bidirectional else 1
-        super().__init__(
-            cls(
-                input_size if i == 0 else hidden_size * dirs, hidden_size, batch_first=True, bidirectional=bidirectional
-            )
-            for i in range(num_layers)
-        )
-        self.cell = cell
-        self.hidden_size = hidden_size
-        self.bidirectional = bidirectional
-        self.dropout = dropout  # a float, not an nn.Dropout: a child module would join the list
-
-    @property
-    def output_size(self) -> int:
-        return self.hidden_size * (2 if self.bidirectional else 1)
-
-    def forward(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
-        """Run the stack on ``x`` (B, T, F).
-
-        Returns:
-            The last layer's output (B, T, D*H) and the list of every layer's output
-            (before inter-layer dropout); direction ``fwd`` is ``[..., :H]``, ``bwd`` ``[..., H:]``.
-        """
-        outputs: list[Tensor] = []
-        for i, layer in enumerate(self):
-            if i > 0 and self.dropout > 0:
-                x = F.dropout(x, self.dropout, self.training)
-            x, _ = layer(x)  # (B, T, D*H)
-            outputs.append(x)
-        return x, outputs
-
-    def split_directions(self, out: Tensor) -> dict[str, Tensor]:
-        """``{"fwd": (B, T, H)[, "bwd": (B, T, H)]}`` of one layer's output."""
-        h = self.hidden_size
-        if not self.bidirectional:
-            return {"fwd": out}
-        return {"fwd": out[..., :h], "bwd": out[..., h:]}
-
-
-def pool_sequence(out: Tensor, pool: str, hidden_size: int, bidirectional: bool) -> Tensor:
-    """Reduce a recurrent output (B, T, D*H) over time to (B, D*H).
-
-    ``last`` takes each direction's final state: step T-1 of the forward direction
-    and step 0 of the backward one (it has read the whole sequence by then), i.e.
-    the last layer's ``h_n``. ``mean`` / ``max`` reduce over all steps.
-    """
-    if pool == "mean":
-        return out.mean(dim=1)
-    if pool == "max":
-        return out.amax(dim=1)
-    if not bidirectional:
-        return out[:, -1]
-    return torch.cat([out[:, -1, :hidden_size], out[:, 0, hidden_size:]], dim=-1)  # (B, 2H)
+# RecurrentStack, pool_sequence and recurrent_gates live in models/_recurrent.py; they are
+# re-exported here because this is where readers of the row reader look for them.
+__all__ = ["CELLS", "POOLS", "RNNParams", "RecurrentStack", "RowRNN", "pool_sequence", "recurrent_gates"]
 
 
 # -- the row-reading model ----------------------------------------------------------------------
@@ -199,13 +123,11 @@ class RowRNN(ExplorerModel):
         out, _ = self.rnn(seq)  # (B, T, D*H)
         return self._classify(out)
 
-    def forward_intermediates(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def forward_intermediates(self, x: Tensor, *, gates: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
+        """Output plus ``rnn.N:fwd``/``:bwd`` states (B, T=H, hidden) and, with ``gates``,
+        the gate activations ``rnn.N:D:gate_*`` (names in :mod:`models._recurrent`)."""
         seq = self._rows(x)  # (B, T, F)
-        out, layers = self.rnn(seq)
-        feats: dict[str, Tensor] = {}
-        for i, layer_out in enumerate(layers):
-            for d, t in self.rnn.split_directions(layer_out).items():
-                feats[f"rnn.{i}:{d}"] = t  # (B, T, H)
+        out, feats = self.rnn.forward_intermediates(seq, gates=gates)  # (B, T, D*H)
         return self._classify(out), feats
 
 

@@ -20,8 +20,16 @@ def _seed_and_one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
+# What may follow a module name in an intermediate's key: a direction, then a gate / state.
+_DIRECTIONS = ("fwd", "bwd")
+_GATES = ("gate_i", "gate_f", "gate_g", "gate_o", "cell", "gate_r", "gate_z", "gate_n", "preact")
+
+
 def _check_intermediates(model: nn.Module, x: Tensor, atol: float = 1e-5) -> dict[str, Tensor]:
-    """forward == forward_intermediates, and every name is a module name (":fwd"/":bwd" stripped)."""
+    """forward == forward_intermediates, and every name is a module name plus known suffixes.
+
+    Suffixes: ``rnn.0:fwd``, ``rnn.0:bwd:gate_z`` (recurrent layers), ``cells.0:gate_z`` (conv cells).
+    """
     model.eval()
     with torch.no_grad():
         y = model(x)
@@ -29,10 +37,12 @@ def _check_intermediates(model: nn.Module, x: Tensor, atol: float = 1e-5) -> dic
     assert torch.allclose(y, y2, atol=atol), (y - y2).abs().max()
     names = dict(model.named_modules())
     for key, t in feats.items():
-        assert key.split(":")[0] in names, f"{key} is not a module name"
+        module, *suffix = key.split(":")
+        assert module in names, f"{key} is not a module name"
         assert t.shape[0] == x.shape[0], key
-        if ":" in key:
-            assert key.split(":")[1] in ("fwd", "bwd"), key
+        if suffix and suffix[0] in _DIRECTIONS:
+            suffix = suffix[1:]
+        assert len(suffix) <= 1 and all(s in _GATES for s in suffix), key
     return feats
 
 

@@ -19,7 +19,7 @@ STAGES = {
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-@pytest.mark.parametrize(("channels", "size"), [(1, 32), (3, 32), (1, 96), (3, 96)])
+@pytest.mark.parametrize(("channels", "size"), [(1, 32), (3, 32), (1, 64), (3, 64)])
 def test_builds_and_runs(arch, channels, size, check_intermediates) -> None:
     net = build_model("backbone", in_channels=channels, num_outputs=4, image_size=(size, size), arch=arch)
     x = torch.randn(2, channels, size, size)
@@ -28,14 +28,23 @@ def test_builds_and_runs(arch, channels, size, check_intermediates) -> None:
     assert list(feats) == STAGES[arch]
     assert all(t.ndim == 4 for t in feats.values())
     first = feats[STAGES[arch][0]]
-    # auto stem: small (stride 1) below 96 px, the ImageNet stem (stride 2) from 96 px
-    assert first.shape[-1] == (size if size < 96 else size // 2)
+    # auto stem: small (stride 1) below 64 px, the ImageNet stem (stride 2) from 64 px
+    assert first.shape[-1] == (size if size < 64 else size // 2)
+
+
+@pytest.mark.parametrize(
+    ("size", "small"), [((32, 32), True), ((63, 200), True), ((64, 64), False), ((64, None), False), ((96, 80), False)]
+)
+def test_auto_stem_is_small_below_64_px(size, small) -> None:
+    net = build_model("backbone", in_channels=1, num_outputs=2, image_size=size)
+    assert net.conv1.stride == ((1, 1) if small else (2, 2))
+    assert isinstance(net.maxpool, torch.nn.Identity) is small
 
 
 def test_stem_choice() -> None:
     x = torch.randn(1, 3, 64, 64)
-    small = build_model("backbone", in_channels=3, num_outputs=2, image_size=(64, 64)).eval()
-    big = build_model("backbone", in_channels=3, num_outputs=2, image_size=(64, 64), stem="imagenet").eval()
+    small = build_model("backbone", in_channels=3, num_outputs=2, image_size=(64, 64), stem="small").eval()
+    big = build_model("backbone", in_channels=3, num_outputs=2, image_size=(64, 64)).eval()
     assert small.conv1.kernel_size == (3, 3) and small.conv1.stride == (1, 1)
     assert big.conv1.kernel_size == (7, 7) and big.conv1.stride == (2, 2)
     assert small.forward_intermediates(x)[1]["layer1"].shape[-1] == 64

@@ -12,7 +12,7 @@ import models
 from models import ParamError, build_model, list_models, model_info, model_params, register_model
 from models._base import INITS
 
-FAMILIES = ("backbone", "cnn", "crnn", "rnn")
+FAMILIES = ("backbone", "cnn", "conv_rnn", "crnn", "patch_rnn", "rnn")
 
 
 def _as_set_string(value: object) -> str:
@@ -95,6 +95,11 @@ def test_set_strings_are_parsed() -> None:
         ("rnn", {"hidden_size": 0}, "hidden_size"),
         ("rnn", {"cell": "transformer"}, "cell"),
         ("crnn", {"num_layers": 9}, "num_layers"),
+        ("crnn", {"head": "softmax"}, "head"),
+        ("patch_rnn", {"tile": 0}, "tile"),
+        ("patch_rnn", {"channels": "8,x"}, "channels"),
+        ("conv_rnn", {"split": "cols"}, "split"),
+        ("conv_rnn", {"hidden_channels": 0}, "hidden_channels"),
         ("backbone", {"arch": "vgg16"}, "arch"),
     ],
 )
@@ -124,15 +129,28 @@ def test_init_schemes_change_weights(family: str, scheme: str) -> None:
     assert torch.isfinite(net(torch.randn(2, 1, 32, 32))).all()
 
 
-@pytest.mark.parametrize("family", ["rnn", "crnn"])
+@pytest.mark.parametrize(
+    ("family", "weight", "bias"),
+    [
+        ("rnn", "rnn.0.weight_hh_l0", "rnn.0.bias_ih_l0"),
+        ("crnn", "rnn.0.weight_hh_l0", "rnn.0.bias_ih_l0"),
+        ("patch_rnn", "rnn.0.weight_hh_l0", "rnn.0.bias_ih_l0"),
+        ("conv_rnn", "cells.0.hidden_conv.weight", "cells.0.hidden_conv.bias"),
+    ],
+)
 @pytest.mark.parametrize("scheme", ["xavier", "he"])
-def test_init_schemes_reach_recurrent_weights(family: str, scheme: str) -> None:
+def test_init_schemes_reach_recurrent_weights(family: str, weight: str, bias: str, scheme: str) -> None:
     torch.manual_seed(0)
     ref = build_model(family, in_channels=1, num_outputs=3, image_size=(32, 32)).state_dict()
     torch.manual_seed(0)
     sd = build_model(family, in_channels=1, num_outputs=3, image_size=(32, 32), init=scheme).state_dict()
-    assert not torch.equal(sd["rnn.0.weight_hh_l0"], ref["rnn.0.weight_hh_l0"])
-    assert torch.count_nonzero(sd["rnn.0.bias_ih_l0"]) == 0
+    assert not torch.equal(sd[weight], ref[weight])
+    assert torch.count_nonzero(sd[bias]) == 0
+
+
+def test_sequence_families() -> None:
+    assert list_models("sequence") == ["crnn"]
+    assert {"conv_rnn", "patch_rnn"} <= set(list_models("classify"))
 
 
 def test_every_model_keeps_its_params() -> None:

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from models import ParamError, build_model
+from models._recurrent import GATES
 from models.rnn import RecurrentStack, pool_sequence
 
 CELL_MODULES = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
@@ -28,9 +29,13 @@ def test_shapes_and_intermediates(channels, h, w, params, check_intermediates) -
     feats = check_intermediates(net, x)
     assert net(x).shape == (2, 5)
     dirs = ["fwd", "bwd"] if p.bidirectional else ["fwd"]
-    assert list(feats) == [f"rnn.{i}:{d}" for i in range(p.num_layers) for d in dirs]
+    states = [f"rnn.{i}:{d}" for i in range(p.num_layers) for d in dirs]
+    gates = [f"{s}:{g}" for s in states for g in GATES[p.cell]]
+    assert sorted(feats) == sorted(states + gates)
     for t in feats.values():
         assert t.shape == (2, h, p.hidden_size)  # one step per image row
+    _, no_gates = net.forward_intermediates(x, gates=False)
+    assert list(no_gates) == states
 
 
 def test_height_may_vary_width_is_fixed() -> None:
@@ -137,3 +142,23 @@ def test_torch_export_matches_eager(cell) -> None:
     x = torch.randn(2, 1, 16, 16)
     ep = torch.export.export(net, (x,))
     assert torch.allclose(ep.module()(x), net(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_probe_gates_reproduce_the_states(cell) -> None:
+    """The gates a probe shows, put into the cell's equations, give the states nn.LSTM/GRU/RNN returned."""
+    net = build_model("rnn", in_channels=1, num_outputs=2, image_size=(12, 10), cell=cell, hidden_size=8).eval()
+    with torch.no_grad():
+        _, feats = net.forward_intermediates(torch.randn(2, 1, 12, 10))
+    for d in ("fwd", "bwd"):
+        h = feats[f"rnn.0:{d}"]
+        if cell == "lstm":
+            assert torch.allclose(h, feats[f"rnn.0:{d}:gate_o"] * torch.tanh(feats[f"rnn.0:{d}:cell"]), atol=1e-5)
+        elif cell == "gru":
+            z, n = feats[f"rnn.0:{d}:gate_z"], feats[f"rnn.0:{d}:gate_n"]
+            step = 1 if d == "fwd" else -1  # the backward direction's previous state is at t + 1
+            prev = torch.roll(h, step, dims=1)
+            prev[:, 0 if d == "fwd" else -1] = 0
+            assert torch.allclose(h, (1 - z) * n + z * prev, atol=1e-5)
+        else:
+            assert torch.allclose(h, torch.tanh(feats[f"rnn.0:{d}:preact"]), atol=1e-5)
