@@ -12,7 +12,7 @@ from ._registry import ModelInfo, build_model, list_models, model_info, model_pa
 from ._spec import ParamError, ParamInfo, Params, param
 
 # Importing the family modules registers them.
-from . import backbone, cnn, conv_rnn, crnn, patch_rnn, rnn  # noqa: E402,F401  isort: skip
+from . import backbone, captioner, cnn, conv_rnn, crnn, patch_rnn, rnn  # noqa: E402,F401  isort: skip
 
 __all__ = [
     "ExplorerModel",
