@@ -8,6 +8,7 @@ Public API::
 """
 
 from ._base import ExplorerModel
+from ._intermediates import KINDS, Intermediate
 from ._registry import ModelInfo, build_model, list_models, model_info, model_params, register_model
 from ._spec import ParamError, ParamInfo, Params, param
 
@@ -16,6 +17,8 @@ from . import backbone, captioner, cnn, conv_rnn, crnn, patch_rnn, rnn  # noqa: 
 
 __all__ = [
     "ExplorerModel",
+    "Intermediate",
+    "KINDS",
     "ModelInfo",
     "ParamError",
     "ParamInfo",

@@ -6,6 +6,8 @@ import math
 
 from torch import Tensor, nn
 
+from ._intermediates import Intermediate
+
 __all__ = ["ExplorerModel", "ACTIVATIONS", "INITS", "make_activation", "init_weights"]
 
 ACTIVATIONS = ("relu", "leaky_relu", "gelu", "elu", "tanh", "silu")
@@ -64,7 +66,16 @@ class ExplorerModel(nn.Module):
     """
 
     def forward_intermediates(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        raise NotImplementedError
+        raise NotImplementedError  # every family implements it (tests/models/test_intermediates.py)
+
+    def intermediate_info(self, image_size: tuple[int, int]) -> dict[str, Intermediate]:
+        """What each entry of ``forward_intermediates`` is for an input of ``image_size``
+        (H, W): same keys, same order (see :mod:`models._intermediates`)."""
+        raise NotImplementedError  # every family implements it (tests/models/test_intermediates.py)
+
+    def output_info(self, image_size: tuple[int, int]) -> Intermediate:
+        """What the first element of ``forward_intermediates`` is."""
+        raise NotImplementedError  # every family implements it (tests/models/test_intermediates.py)
 
     def forward(self, x: Tensor) -> Tensor:  # pragma: no cover - families override
         return self.forward_intermediates(x)[0]
