@@ -33,6 +33,7 @@ from .decode import (
     to_channels,
 )
 from .errors import DataError
+from .layouts import MANIFEST_LAYOUTS, TargetLayout
 from .loading import COLOR_MODES, LoadedImages, infer_image_size, load_images
 from .samples import SAMPLES, cache_dir, list_samples, materialize_sample
 from .sources import (
@@ -43,6 +44,7 @@ from .sources import (
     Source,
     from_files,
     open_source,
+    read_coco_captions,
     read_manifest,
     scan_folder,
 )
@@ -53,6 +55,7 @@ __all__ = [
     "COLOR_MODES",
     "DEFAULT_MAX_PIXELS",
     "IMAGE_EXTENSIONS",
+    "MANIFEST_LAYOUTS",
     "MANIFEST_NAME",
     "MANIFEST_NAMES",
     "MAX_FILE_BYTES",
@@ -65,6 +68,7 @@ __all__ = [
     "Problem",
     "Sample",
     "Source",
+    "TargetLayout",
     "augment_batch",
     "cache_dir",
     "decode_image",
