@@ -128,6 +128,15 @@ def _remove_stale_tmp(parent: Path, prefix: str) -> None:
                 pass  # another process removed it meanwhile
 
 
+def _write_png(path: Path, img: np.ndarray, what: str) -> None:
+    """Writes a uint8 gray ``(H, W)`` or RGB ``(H, W, 3)`` image as PNG; ``what`` names it in the error."""
+    pixels = cv2.cvtColor(img, cv2.COLOR_RGB2BGR) if img.ndim == 3 else img
+    ok, buf = cv2.imencode(".png", pixels)
+    if not ok:  # pragma: no cover - PNG encoding of a small uint8 image does not fail
+        raise OSError(f"cannot encode {what}")
+    path.write_bytes(buf.tobytes())
+
+
 # --------------------------------------------------------------------------------------------------
 # shapes
 # --------------------------------------------------------------------------------------------------
@@ -200,11 +209,7 @@ def _generate_shapes(folder: Path) -> None:
         class_dir = folder / kind
         class_dir.mkdir()
         for i in range(_SHAPES_PER_CLASS):
-            rgb = _shapes_image(rng, kind)
-            ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-            if not ok:  # pragma: no cover - PNG encoding of a small uint8 image does not fail
-                raise OSError(f"cannot encode {kind} image {i}")
-            (class_dir / f"{kind}_{i:03d}.png").write_bytes(buf.tobytes())
+            _write_png(class_dir / f"{kind}_{i:03d}.png", _shapes_image(rng, kind), f"{kind} image {i}")
 
 
 # -- digit-strings ------------------------------------------------------------------------------
@@ -260,10 +265,7 @@ def _generate_digit_strings(folder: Path) -> None:
     rows = ["path,text"]
     for i in range(_DIGITS_COUNT):
         text = "".join(str(int(d)) for d in rng.integers(0, 10, int(rng.integers(3, 7))))
-        ok, buf = cv2.imencode(".png", _digit_string_image(rng, text))
-        if not ok:  # pragma: no cover
-            raise OSError(f"cannot encode digit string {i}")
-        (images / f"{i:04d}.png").write_bytes(buf.tobytes())
+        _write_png(images / f"{i:04d}.png", _digit_string_image(rng, text), f"digit string {i}")
         rows.append(f"images/{i:04d}.png,{text}")
     (folder / "labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
 
@@ -326,11 +328,8 @@ def _generate_shape_scenes(folder: Path) -> None:
     boxes: dict[str, list[dict[str, object]]] = {}
     for i in range(_SCENES_COUNT):
         rgb, captions, objects = _scene(rng)
-        ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        if not ok:  # pragma: no cover
-            raise OSError(f"cannot encode scene {i}")
         name = f"images/{i:04d}.png"
-        (folder / name).write_bytes(buf.tobytes())
+        _write_png(folder / name, rgb, f"scene {i}")
         rows += [f"{name},{c}" for c in captions]
         boxes[name] = objects
     (folder / "captions.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
