@@ -13,8 +13,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import layouts
 from .errors import DataError
-from .layouts import MANIFEST_LAYOUTS, TargetLayout, find_layout
+from .layouts import TargetLayout
 from .records import Problem, Sample, Source
 from .walk import file_problem
 
@@ -101,11 +102,11 @@ def _read_header(csv_path: Path, rows: list[_Row]) -> _Header:
     """The header of ``rows[0]``; a :class:`DataError` when it names no path or target, or no rows follow."""
     _, header = rows[0]
     columns = [c.strip().lower() for c in header]
-    layout = find_layout(columns)
+    layout = layouts.find_layout(columns)
     if "path" not in columns or layout is None:
         raise DataError(
             f"{csv_path}: the first row must be a header naming a 'path' column and a target column "
-            f"({', '.join(known.column for known in MANIFEST_LAYOUTS)}); found: {','.join(header) or '(empty line)'}"
+            f"({', '.join(known.column for known in layouts.MANIFEST_LAYOUTS)}); found: {','.join(header) or '(empty line)'}"
         )
     path_i, target_i = columns.index("path"), columns.index(layout.column)
     if len(rows) < 2:
