@@ -50,7 +50,7 @@ def read_manifest(csv_path: str | Path) -> Source:
     :attr:`Sample.extras`; other extra columns are ignored. The file is UTF-8, with or without BOM.
 
     Bad rows do not raise: a wrong column count, an empty path or target, a missing file, a directory
-    or a repeated path (except for captions, where repeats are normal) become problems whose reason
+    or a repeated path (unless the layout allows several rows per image, as captions do) become problems whose reason
     starts with ``"<manifest name> line N: "``.
 
     Args:
