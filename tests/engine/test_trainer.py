@@ -14,6 +14,7 @@ import torch
 from explorer.engine import EpochReport, Finished, ProbeReport, RunConfig, Status, StepReport, Trainer, runfolder
 from explorer.engine.atomic import read_json, read_safetensors
 from explorer.engine.control import FINISHED, IDLE, PAUSED, PREPARING, STOPPING, TRAINING, RunControl
+from explorer.engine.hooks import Hook, StopDecision
 from models import ExplorerModel, Params, param, register_model
 from tests.datasets import write_two_class_folder
 
@@ -363,3 +364,28 @@ def test_probes_follow_the_chosen_images(two_class: Path, tmp_path: Path) -> Non
     by_path = {p.path: p for p in chosen}
     assert by_path[str(outside)].image.shape == default.image.shape == (16, 16, 1)  # the model's input
     assert any("missing.png" in s for s in statuses)
+
+
+class _Counting(Hook):
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def on_step(self, s, epoch):  # noqa: ANN001, ANN201
+        self.steps += 1
+        return iter(())
+
+    def on_epoch_end(self, s, report):  # noqa: ANN001, ANN201
+        return StopDecision("early_stopped", "enough") if report.epoch == 2 else None
+
+
+def test_hooks_are_called_at_each_step_and_epoch_end_and_can_end_the_run(two_class: Path) -> None:
+    counting = _Counting()
+
+    class _Hooked(Trainer):
+        def hooks(self) -> list[Hook]:
+            return [*super().hooks(), counting]
+
+    events, fin = _finish(_Hooked(_cfg(two_class, epochs=5), None))
+    epochs = [e for e in events if isinstance(e, EpochReport)]
+    assert fin.status == "early_stopped" and fin.message == "enough" and len(epochs) == 2
+    assert counting.steps == 2 * next(e for e in events if isinstance(e, StepReport)).steps
