@@ -21,7 +21,7 @@ from .tasks import Evaluation
 if TYPE_CHECKING:
     from .session import Session
 
-__all__ = ["ValidationStopped", "stop_checking", "validate", "final_evaluation"]
+__all__ = ["ValidationStopped", "stop_checking", "validate", "keep_evaluation", "final_evaluation"]
 
 
 class ValidationStopped(Exception):
