@@ -2,15 +2,19 @@
 
 :class:`TrainingWorker` lives in its own thread and iterates ``Trainer.run()``; every event but
 probes becomes a queued ``event`` signal (events are plain Python/numpy and the trainer never
-touches one again once yielded). Probes are large and frequent, so only the newest one is kept,
-in a slot guarded by a lock, and at most one ``probeReady`` signal is ever pending: when the UI
+touches one again once yielded). Probes are large and frequent, so only the newest one per probed
+image is kept, in slots guarded by a lock, and at most one ``probeReady`` signal is ever pending: when the UI
 falls behind, older probes are overwritten instead of queueing up.
 
 :class:`TrainingController` lives in the GUI thread, owns the thread, re-emits the worker's
 signals to any number of views (connected to ``@Slot`` methods, never lambdas), and makes sure
 the thread is stopped, quit and waited for on every path: normal end, Stop, error, window close.
-Stop / Pause / Resume call the trainer's thread-safe methods directly (the worker's event loop
-is busy running the generator, so a queued call would only arrive after training).
+
+Run state has one owner, the trainer's :class:`~explorer.engine.control.RunControl`: the worker
+creates it with the worker (so Stop works before the trainer exists) and hands it to the
+trainer; Stop / Pause / Resume / the probe image go to it directly from the GUI thread (the
+worker's event loop is busy running the generator, so a queued call would only arrive after
+training), and the controller's ``state`` is read from it. Neither keeps flags of its own.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 from explorer.data import DataError, Source
 from explorer.engine import ConfigError, Finished, ProbeReport, RunConfig, Trainer, TrainingError
+from explorer.engine.control import RunControl
 from models import ParamError
 
 from .threads import new_thread
@@ -79,6 +84,7 @@ class TrainingWorker(QObject):
     probeReady = Signal()  # a new probe waits in take_probe()
     log = Signal(str)
     done = Signal()  # run() returned; the thread may quit
+    controlChanged = Signal(str)  # the run control's new state (from the thread that changed it)
 
     def __init__(
         self,
@@ -95,57 +101,38 @@ class TrainingWorker(QObject):
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.source = source
         self.report_interval = report_interval
+        self.control = RunControl()  # the run's state; the trainer this worker runs owns it
+        self.control.add_listener(self.controlChanged.emit)
         self._lock = threading.Lock()
-        self._trainer: Trainer | None = None
-        self._stop = False
-        self._paused = False
-        self._probe: ProbeReport | None = None
+        self._probes: dict[str, ProbeReport] = {}  # the newest probe per image, not yet taken
         self._probe_signalled = False
         self.probes_received = 0
         self.probes_dropped = 0
 
-    # -- control (any thread) ---------------------------------------------------------------------
-    def stop(self) -> None:
+    def take_probes(self) -> list[ProbeReport]:
+        """The newest probe of each probed image, oldest first (GUI thread); [] if taken already."""
         with self._lock:
-            self._stop = True
-            trainer = self._trainer
-        if trainer is not None:
-            trainer.request_stop()
-
-    def pause(self) -> None:
-        with self._lock:
-            self._paused = True
-            trainer = self._trainer
-        if trainer is not None:
-            trainer.request_pause()
-
-    def resume(self) -> None:
-        with self._lock:
-            self._paused = False
-            trainer = self._trainer
-        if trainer is not None:
-            trainer.request_resume()
+            probes, self._probes = list(self._probes.values()), {}
+            self._probe_signalled = False
+        return sorted(probes, key=lambda p: p.global_step)
 
     def take_probe(self) -> ProbeReport | None:
         """The newest probe (GUI thread); None if it was taken already."""
-        with self._lock:
-            probe, self._probe = self._probe, None
-            self._probe_signalled = False
-        return probe
+        probes = self.take_probes()
+        return probes[-1] if probes else None
 
     # -- the worker thread ------------------------------------------------------------------------
     @Slot()
     def run(self) -> None:
         threads_before = _cpu_threads(self.cpu_threads)
         try:
-            trainer = Trainer(self.config, self.run_dir, source=self.source, report_interval=self.report_interval)
-            with self._lock:
-                self._trainer = trainer
-                stop, paused = self._stop, self._paused
-            if stop:
-                trainer.request_stop()
-            elif paused:
-                trainer.request_pause()
+            trainer = Trainer(
+                self.config,
+                self.run_dir,
+                source=self.source,
+                report_interval=self.report_interval,
+                control=self.control,
+            )
             for ev in trainer.run():
                 if isinstance(ev, ProbeReport):
                     self._keep_probe(ev)
@@ -164,8 +151,6 @@ class TrainingWorker(QObject):
             )
         finally:
             _cpu_threads(threads_before)
-            with self._lock:
-                self._trainer = None
             app = QCoreApplication.instance()
             if app is not None:  # hand the object back so the GUI thread can free it
                 self.moveToThread(app.thread())
@@ -181,13 +166,25 @@ class TrainingWorker(QObject):
         )
         with self._lock:
             self.probes_received += 1
-            if self._probe is not None:
+            if probe.path in self._probes:
                 self.probes_dropped += 1
-            self._probe = probe
+            self._probes[probe.path] = probe
             signal = not self._probe_signalled
             self._probe_signalled = True
         if signal:
             self.probeReady.emit()
+
+
+# The run control's states as the window shows them; a finished run whose thread is still
+# winding down shows as stopping (Train stays disabled until the thread is gone).
+_SHOWN_STATE = {
+    "idle": "starting",
+    "preparing": "starting",
+    "training": "running",
+    "paused": "paused",
+    "stopping": "stopping",
+    "finished": "stopping",
+}
 
 
 class TrainingController(QObject):
@@ -205,13 +202,21 @@ class TrainingController(QObject):
         super().__init__(parent)
         self._thread: QThread | None = None
         self._worker: TrainingWorker | None = None
-        self._state = "idle"
+        self._shown = "idle"  # the state last announced through stateChanged (not a second owner)
+        self._probe_paths: list[str] = []  # the user's choice of probe images, kept across runs
         self.stop_requested_at: float | None = None
         self.last_finished: Finished | None = None
 
     @property
+    def control(self) -> RunControl | None:
+        """The running training's state owner (None when no training runs)."""
+        return self._worker.control if self._worker is not None else None
+
+    @property
     def state(self) -> str:
-        return self._state
+        """idle | starting | running | paused | stopping, read from the run control."""
+        control = self.control
+        return "idle" if control is None else _SHOWN_STATE[control.state]
 
     def is_running(self) -> bool:
         return self._thread is not None
@@ -220,10 +225,16 @@ class TrainingController(QObject):
     def worker(self) -> TrainingWorker | None:
         return self._worker
 
-    def _set_state(self, state: str) -> None:
-        if state != self._state:
-            self._state = state
+    @Slot()
+    def _announce_state(self) -> None:
+        state = self.state
+        if state != self._shown:
+            self._shown = state
             self.stateChanged.emit(state)
+
+    @Slot(str)
+    def _on_control_changed(self, _state: str) -> None:
+        self._announce_state()  # the state now, which may be newer than the signal's
 
     def start(
         self,
@@ -240,35 +251,48 @@ class TrainingController(QObject):
         self.last_finished = None
         self.stop_requested_at = None
         worker = TrainingWorker(config, run_dir, source, report_interval=report_interval, cpu_threads=cpu_threads)
-        thread = new_thread("training", stop=worker.stop)
+        worker.control.set_probe_paths(self._probe_paths)
+        thread = new_thread("training", stop=worker.control.request_stop)
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
         worker.event.connect(self._on_event)
         worker.probeReady.connect(self._on_probe_ready)
         worker.log.connect(self._on_log)
         worker.done.connect(self._on_worker_done)
+        worker.controlChanged.connect(self._on_control_changed)
         thread.finished.connect(self._on_thread_finished)
         self._worker, self._thread = worker, thread
-        self._set_state("starting")
+        self._announce_state()
         thread.start()
         self.started.emit(str(run_dir) if run_dir is not None else "")
 
     # -- control ----------------------------------------------------------------------------------
     def stop(self) -> None:
-        if self._worker is not None and self._state != "stopping":
+        control = self.control
+        if control is not None and self.state != "stopping":
             self.stop_requested_at = time.perf_counter()
-            self._worker.stop()
-            self._set_state("stopping")
+            control.request_stop()
+            self._announce_state()
 
     def pause(self) -> None:
-        if self._worker is not None and self._state in ("running", "starting"):
-            self._worker.pause()
-            self._set_state("paused")
+        control = self.control
+        if control is not None and self.state in ("running", "starting"):
+            control.pause()
+            self._announce_state()
 
     def resume(self) -> None:
-        if self._worker is not None and self._state == "paused":
-            self._worker.resume()
-            self._set_state("running")
+        control = self.control
+        if control is not None and self.state == "paused":
+            control.resume()
+            self._announce_state()
+
+    def set_probe_paths(self, paths: list[str]) -> None:
+        """The image(s) the live view probes, from the next probe of this and later runs
+        (empty: the first validation image)."""
+        self._probe_paths = [str(p) for p in paths]
+        control = self.control
+        if control is not None:
+            control.set_probe_paths(self._probe_paths)
 
     def shutdown(self, timeout_ms: int = 30000) -> bool:
         """Stops and waits for the thread (blocking; for quitting). Returns True when none is left."""
@@ -276,7 +300,7 @@ class TrainingController(QObject):
         if thread is None:
             return True
         if worker is not None:
-            worker.stop()
+            worker.control.request_stop()
         thread.quit()  # leaves the thread's event loop as soon as run() returns
         ok = thread.wait(timeout_ms)
         if ok:
@@ -288,8 +312,6 @@ class TrainingController(QObject):
     def _on_event(self, ev: object) -> None:
         if isinstance(ev, Finished):
             self.last_finished = ev
-        elif self._state == "starting":
-            self._set_state("running")
         self.event.emit(ev)
         if isinstance(ev, Finished):
             self.finished.emit(ev)
@@ -297,8 +319,7 @@ class TrainingController(QObject):
     @Slot()
     def _on_probe_ready(self) -> None:
         worker = self._worker
-        probe = worker.take_probe() if worker is not None else None
-        if probe is not None:
+        for probe in worker.take_probes() if worker is not None else []:
             self.probe.emit(probe)
 
     @Slot(str)
@@ -321,5 +342,5 @@ class TrainingController(QObject):
         thread.wait()
         self._thread = None
         self._worker = None
-        self._set_state("idle")
+        self._announce_state()
         self.idle.emit()

@@ -4,14 +4,17 @@ survives a diverging loss."""
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
 
-from explorer.engine import EpochReport, Finished, RunConfig, StepReport, Trainer, runfolder
+from explorer.engine import EpochReport, Finished, ProbeReport, RunConfig, Status, StepReport, Trainer, runfolder
 from explorer.engine.atomic import read_json, read_safetensors
+from explorer.engine.control import FINISHED, IDLE, PAUSED, PREPARING, STOPPING, TRAINING, RunControl
+from explorer.engine.hooks import Hook, StopDecision
 from models import ExplorerModel, Params, param, register_model
 from tests.datasets import write_two_class_folder
 
@@ -187,3 +190,202 @@ def test_stop_while_reading_data_ends_the_run_promptly(tmp_path: Path) -> None:
     assert "while reading data" in events[-1].message
     assert max(calls) < 120  # it did not decode everything first
     assert not any(isinstance(e, StepReport) for e in events)
+
+
+# -- run control: pause, stop, progress, probes ------------------------------------------------------
+
+
+def _consume(trainer: Trainer) -> tuple[threading.Thread, list]:
+    """Runs the trainer's generator on a thread, as the UI's worker does."""
+    events: list = []
+    thread = threading.Thread(target=lambda: events.extend(trainer.run()), daemon=True)
+    thread.start()
+    return thread, events
+
+
+def _wait(cond, timeout: float = 30.0) -> None:  # noqa: ANN001
+    end = time.perf_counter() + timeout
+    while not cond():
+        assert time.perf_counter() < end, "timed out"
+        time.sleep(0.01)
+
+
+def test_run_control_states_and_listeners() -> None:
+    c = RunControl()
+    seen: list[str] = []
+    c.add_listener(seen.append)
+    assert c.state == IDLE
+    c.set_phase(PREPARING)
+    c.pause()
+    assert c.state == PAUSED and c.pause_requested
+    c.set_phase(TRAINING)  # still paused: the request outlives the phase change
+    c.resume()
+    assert c.state == TRAINING
+    c.pause()
+    c.request_stop()  # a stop also releases a pause
+    assert c.state == STOPPING and not c.pause_requested and c.hold() == 0.0
+    c.pause()  # ignored once stopping
+    assert c.state == STOPPING
+    c.set_phase(FINISHED)
+    assert c.state == FINISHED
+    assert seen == [PREPARING, PAUSED, TRAINING, PAUSED, STOPPING, FINISHED]
+
+
+def test_pause_holds_the_step_counter_still_without_spinning(two_class: Path) -> None:
+    t = Trainer(_cfg(two_class, epochs=500, batch_size=2), None, report_interval=0)
+    thread, events = _consume(t)
+    _wait(lambda: t.control.progress.global_step >= 3)
+    assert t.control.state == TRAINING
+    t.control.pause()
+    assert t.control.state == PAUSED
+    _wait(lambda: t.control.holding, 5)
+    time.sleep(0.3)  # let thread pools settle
+    step, cpu = t.control.progress.global_step, time.process_time()
+    time.sleep(0.5)
+    assert t.control.progress.global_step == step  # really held
+    assert time.process_time() - cpu < 0.15  # blocked on an event, not spinning
+    assert any(getattr(e, "message", "") == "paused" for e in events)
+    t.control.resume()
+    _wait(lambda: t.control.progress.global_step > step, 10)
+    assert t.control.state == TRAINING and not t.control.holding
+    t.request_stop()
+    thread.join(10)
+    assert events[-1].status == "stopped" and t.control.state == FINISHED
+
+
+def test_stop_while_paused_ends_the_run(two_class: Path) -> None:
+    t = Trainer(_cfg(two_class, epochs=500, batch_size=2), None, report_interval=0)
+    thread, events = _consume(t)
+    _wait(lambda: t.control.progress.global_step >= 2)
+    t.control.pause()
+    _wait(lambda: t.control.holding, 5)
+    t0 = time.perf_counter()
+    t.control.request_stop()
+    thread.join(5)
+    assert not thread.is_alive() and time.perf_counter() - t0 < 1.0
+    assert isinstance(events[-1], Finished) and events[-1].status == "stopped"
+    assert not any(getattr(e, "message", "") == "resumed" for e in events)
+    assert t.control.state == FINISHED
+
+
+@dataclass
+class _SlowEvalParams(Params):
+    delay: float = param(0.4, help="seconds each validation forward pass takes", min=0.0, max=10.0)
+
+
+_ON_EVAL: list = []  # callables run once by the next validation forward pass
+
+
+class _SlowEvalNet(ExplorerModel):
+    def __init__(self, num_outputs: int, delay: float) -> None:
+        super().__init__()
+        self.fc = torch.nn.LazyLinear(num_outputs)
+        self.delay = delay
+
+    def forward_intermediates(self, x):
+        if not self.training:
+            while _ON_EVAL:
+                _ON_EVAL.pop()()
+            time.sleep(self.delay)
+        return self.fc(x.flatten(1)), {}
+
+    def forward(self, x):
+        return self.forward_intermediates(x)[0]
+
+
+@register_model("test_slow_eval", params=_SlowEvalParams, description="test only: slow validation")
+def _build_slow(
+    p: _SlowEvalParams, *, in_channels: int, num_outputs: int, image_size: tuple[int, int | None]
+) -> _SlowEvalNet:
+    net = _SlowEvalNet(num_outputs, p.delay)
+    net(torch.zeros(1, in_channels, image_size[0], image_size[1] or 8))
+    return net
+
+
+def test_stop_during_validation_is_prompt_and_the_run_resumes_exactly(tmp_path: Path) -> None:
+    data = write_two_class_folder(tmp_path / "data", n=300, size=8)  # 300 validation images: 2 batches
+
+    def cfg() -> RunConfig:
+        c = _cfg(data, epochs=3, batch_size=64, restore_best=False)
+        c.arch, c.params = "test_slow_eval", {"delay": 0.4}
+        c.data.val_fraction = 0.5
+        return c
+
+    _finish(Trainer(cfg(), tmp_path / "full"))
+
+    t = Trainer(cfg(), tmp_path / "cut")
+    asked: list[float] = []
+
+    def stop() -> None:
+        asked.append(time.perf_counter())
+        assert t.control.progress.validating
+        t.request_stop()
+
+    for ev in t.run():
+        if isinstance(ev, EpochReport) and ev.epoch == 1:
+            _ON_EVAL.append(stop)  # the first validation batch of epoch 2 asks to stop
+        if isinstance(ev, Finished):
+            elapsed = time.perf_counter() - asked[0]
+            assert ev.status == "stopped" and "epoch 2" in ev.message and "validation" in ev.message
+    assert elapsed < 1.0, f"a stop during validation took {elapsed:.2f} s"  # one batch, not the whole pass
+    assert runfolder.load_checkpoint(tmp_path / "cut")[3]["state"]["epoch"] == 1
+    assert len(read_json(tmp_path / "cut" / "history.json")) == 1  # the cut epoch is not recorded
+    assert "val_accuracy" in read_json(tmp_path / "cut" / "metrics.json")  # epoch 1's figures, no new pass
+
+    _finish(Trainer(cfg(), tmp_path / "cut", resume=True))
+    full = read_safetensors(tmp_path / "full" / "weights.safetensors")
+    resumed = read_safetensors(tmp_path / "cut" / "weights.safetensors")
+    assert full.keys() == resumed.keys()
+    for k in full:
+        assert torch.equal(full[k], resumed[k]), k
+    assert len(read_json(tmp_path / "cut" / "history.json")) == 3
+
+
+def test_probes_follow_the_chosen_images(two_class: Path, tmp_path: Path) -> None:
+    outside = write_two_class_folder(tmp_path / "other", n=1, size=24) / "top" / "top_000.png"
+    train_image = str(two_class / "bottom" / "bottom_005.png")
+    t = Trainer(_cfg(two_class, epochs=40, probe_interval=0.05), None, report_interval=0)
+    probes: list[ProbeReport] = []
+    statuses: list[str] = []
+    for ev in t.run():
+        if isinstance(ev, ProbeReport):
+            probes.append(ev)
+            if len(probes) == 1:  # from the consuming thread, mid-run
+                t.set_probe_paths([train_image, str(outside), str(tmp_path / "missing.png")])
+            elif len(probes) >= 6:
+                t.request_stop()
+        elif isinstance(ev, Status):
+            statuses.append(ev.message)
+    default = probes[0]
+    assert default.path == t.data.val.paths[0]  # the first validation image
+    chosen = probes[1:]
+    assert {p.path for p in chosen} == {train_image, str(outside)}
+    assert chosen[0].global_step == default.global_step + 1  # a new choice is probed at once
+    by_path = {p.path: p for p in chosen}
+    assert by_path[str(outside)].image.shape == default.image.shape == (16, 16, 1)  # the model's input
+    assert any("missing.png" in s for s in statuses)
+
+
+class _Counting(Hook):
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def on_step(self, s, epoch):  # noqa: ANN001, ANN201
+        self.steps += 1
+        return iter(())
+
+    def on_epoch_end(self, s, report):  # noqa: ANN001, ANN201
+        return StopDecision("early_stopped", "enough") if report.epoch == 2 else None
+
+
+def test_hooks_are_called_at_each_step_and_epoch_end_and_can_end_the_run(two_class: Path) -> None:
+    counting = _Counting()
+
+    class _Hooked(Trainer):
+        def hooks(self) -> list[Hook]:
+            return [*super().hooks(), counting]
+
+    events, fin = _finish(_Hooked(_cfg(two_class, epochs=5), None))
+    epochs = [e for e in events if isinstance(e, EpochReport)]
+    assert fin.status == "early_stopped" and fin.message == "enough" and len(epochs) == 2
+    assert counting.steps == 2 * next(e for e in events if isinstance(e, StepReport)).steps

@@ -182,3 +182,59 @@ def test_the_worker_keeps_only_the_newest_probe(qtbot) -> None:
     assert wk.take_probe() is None
     wk._keep_probe(ProbeReport(epoch=1, global_step=9, path="x.png", image=img, probabilities=np.ones(2) / 2))
     assert len(signals) == 2  # taken, so the next one signals again
+
+
+class _RecordingTrainer(Trainer):
+    made: list[Trainer] = []
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        _RecordingTrainer.made.append(self)
+
+
+def test_the_worker_keeps_no_run_state_and_everyone_asks_the_trainer(qtbot, two_class: Path, monkeypatch) -> None:
+    _RecordingTrainer.made = []
+    monkeypatch.setattr(worker_module, "Trainer", _RecordingTrainer)
+    w = make_window(qtbot, two_class, epochs=500, batch_size=2)
+    rec = _Recorder()
+    w.controller.event.connect(rec.on_event)
+    assert w.start_training()
+    wk = w.controller.worker
+    assert wk is not None
+    for name in ("_stop", "_paused", "_trainer", "stop", "pause", "resume"):
+        assert not hasattr(wk, name), f"the worker mirrors run state: {name}"
+    qtbot.waitUntil(lambda: rec.first(StepReport) is not None, timeout=30000)
+    (trainer,) = _RecordingTrainer.made
+    control = trainer.control
+    assert control is wk.control is w.controller.control
+    assert control.state == "training" and w.controller.state == "running"
+
+    w.act_pause.trigger()
+    assert control.state == "paused" and w.state_label.text() == "Paused"
+    qtbot.waitUntil(lambda: control.holding, timeout=5000)
+    step = control.progress.global_step
+    qtbot.wait(300)
+    assert control.progress.global_step == step  # the trainer really holds
+
+    with qtbot.waitSignal(w.controller.finished, timeout=5000) as blocker:
+        t0 = time.perf_counter()
+        w.act_stop.trigger()  # stop a paused run
+        assert control.state == "stopping" and w.state_label.text() == "Stopping…"
+    assert time.perf_counter() - t0 < 1.0
+    assert blocker.args[0].status == "stopped"
+    wait_idle(qtbot, w, 10000)
+    assert control.state == "finished" and w.controller.state == "idle" and w.state_label.text() == "Idle"
+
+
+def test_the_probe_image_can_be_chosen_during_a_run(qtbot, two_class: Path) -> None:
+    w = make_window(qtbot, two_class, epochs=500, batch_size=2, probe=0.05)
+    rec = _Recorder()
+    w.controller.probe.connect(rec.on_event)
+    assert w.start_training()
+    qtbot.waitUntil(lambda: len(rec.events) >= 1, timeout=30000)
+    chosen = str(two_class / "top" / "top_003.png")
+    w.controller.set_probe_paths([chosen])
+    qtbot.waitUntil(lambda: rec.events[-1].path == chosen, timeout=5000)
+    w.act_stop.trigger()
+    wait_idle(qtbot, w, 10000)
+    w.controller.set_probe_paths([])  # the default again for later runs

@@ -1,0 +1,146 @@
+"""Hooks: small objects the training loop calls at defined points (Lightning's callbacks).
+
+The loop calls :meth:`Hook.on_step` after every optimizer step (a generator: the events
+it yields go to the consumer as they come) and :meth:`Hook.on_epoch_end` after every
+completed, checkpointed epoch (returning a :class:`StopDecision` ends the run). Early
+stopping and the live probes are hooks; the loop knows neither.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+from explorer.data import DecodeError
+
+from .control import RunControl
+from .events import EpochReport, Event, ProbeReport, Status
+
+if TYPE_CHECKING:
+    from .session import Session
+
+__all__ = ["Hook", "StopDecision", "EarlyStopping", "ProbeHook"]
+
+
+@dataclass(frozen=True)
+class StopDecision:
+    status: str  # the Finished status, e.g. "early_stopped"
+    message: str
+
+
+class Hook:
+    """Does nothing; subclasses override the points they need."""
+
+    def on_step(self, s: Session, epoch: int) -> Iterator[Event]:
+        """After each optimizer step; may yield events (the model is in training mode after)."""
+        return iter(())
+
+    def on_epoch_end(self, s: Session, report: EpochReport) -> StopDecision | None:
+        """After each completed epoch has been reported and checkpointed."""
+        return None
+
+
+class EarlyStopping(Hook):
+    """Ends the run after ``patience`` epochs without a better validation loss.
+
+    The count lives in the checkpointed counters (``bad_epochs``), so a resumed run keeps it.
+    """
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+
+    def on_epoch_end(self, s: Session, report: EpochReport) -> StopDecision | None:
+        if self.patience and s.state.bad_epochs >= self.patience:
+            return StopDecision(
+                "early_stopped",
+                f"no better validation loss for {self.patience} epochs; best was epoch {s.state.best_epoch}",
+            )
+        return None
+
+
+class ProbeHook(Hook):
+    """Every ``interval`` seconds (a timer, not every step), the intermediates of the probe
+    image(s) for the UI: by default the first validation image (the first training image
+    without a validation set), or the images chosen with :meth:`RunControl.set_probe_paths`.
+    A new choice is probed at the next step."""
+
+    def __init__(self, interval: float, control: RunControl) -> None:
+        self.interval = interval
+        self.control = control
+        self.due = time.perf_counter() + interval if interval > 0 else math.inf
+        self._version = -1
+        self._images: list[tuple[str, torch.Tensor]] = []
+
+    def on_step(self, s: Session, epoch: int) -> Iterator[Event]:
+        if self.interval <= 0:
+            return
+        version, paths = self.control.probe_paths
+        if version != self._version:
+            if self._version >= 0:  # a new choice: show it now, not an interval later
+                self.due = time.perf_counter()
+            self._version = version
+            self._images, problems = _probe_images(s, paths)
+            for problem in problems:
+                yield Status(f"probe image skipped: {problem}")
+        if time.perf_counter() < self.due:
+            return
+        for path, img in self._images:
+            yield probe(s, epoch, path, img)
+        s.model.train()
+        self.due = time.perf_counter() + self.interval
+
+
+def _probe_images(s: Session, paths: tuple[str, ...]) -> tuple[list[tuple[str, torch.Tensor]], list[str]]:
+    """(path, uint8 (1, H, W, C)) of each chosen image; problems for those that cannot be used."""
+    if not paths:
+        split = s.data.val if len(s.data.val) else s.data.train  # uint8, as the user sees it
+        img, _ = s.task.batch(split, torch.zeros(1, dtype=torch.long))
+        return [(split.paths[0], img)], []
+    images, problems = [], []
+    for path in paths:
+        img = _from_dataset(s, path)
+        if img is None:
+            try:
+                img = torch.from_numpy(s.data.preprocess.load_uint8(path)).unsqueeze(0)
+            except DecodeError as e:
+                problems.append(f"{path}: {e}")
+                continue
+        images.append((path, img))
+    return images, problems
+
+
+def _from_dataset(s: Session, path: str) -> torch.Tensor | None:
+    """The cached uint8 image of ``path`` when it is part of the data set (its own width)."""
+    for split in (s.data.val, s.data.train):
+        if path in split.paths:
+            i = split.paths.index(path)
+            x = split.x[i : i + 1]
+            if split.widths is not None:
+                x = x[:, :, : int(split.widths[i])]
+            return x
+    return None
+
+
+@torch.no_grad()
+def probe(s: Session, epoch: int, path: str, img: torch.Tensor) -> ProbeReport:
+    """The intermediates of one uint8 image (1, H, W, C), for the UI to draw."""
+    img = img.to(s.device)
+    s.model.eval()
+    x = s.data.preprocess.to_tensor(img)
+    fi = getattr(s.model, "forward_intermediates", None)
+    out, inter = fi(x) if fi is not None else (s.model(x), {})
+    probs, text = s.task.probe_output(out, s.data.labels)
+    return ProbeReport(
+        epoch=epoch,
+        global_step=s.state.global_step,
+        path=path,
+        image=img[0].cpu().numpy().copy(),
+        probabilities=probs,
+        text=text,
+        intermediates={k: v[0].detach().float().cpu().numpy().copy() for k, v in inter.items()},
+    )

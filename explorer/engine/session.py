@@ -1,0 +1,179 @@
+"""What one run holds while it trains: model, optimizer, generators, data on the device, counters.
+
+The order of every random draw here (seed, model build, generators, restored states) is
+part of exact resume and reproducibility: change it and the same seed trains differently.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from models import build_model, model_params
+
+from .config import ConfigError, RunConfig, TrainConfig
+from .device import resolve_device
+from .tasks import Evaluation, PreparedData, Task
+
+__all__ = ["Session", "Counters", "build_optimizer", "batch_indices", "PRENORMALIZE_LIMIT_BYTES"]
+
+
+# Without augmentation, a training set up to this size (as float32) is normalised once up front
+# instead of per batch; that is what a hand-written loop does, and it keeps epochs cheap.
+PRENORMALIZE_LIMIT_BYTES = 512 * 1024 * 1024
+
+
+@dataclass
+class Counters:
+    """Counters that a checkpoint must carry for an exact resume (JSON-able)."""
+
+    epoch: int = 0  # last completed epoch
+    global_step: int = 0
+    best_val_loss: float = math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    train_seconds: float = 0.0
+    samples_seen: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The configured optimizer; a model with ``param_groups(lr)`` (e.g. an encoder at
+    its own learning rate) supplies its own groups."""
+    groups = getattr(model, "param_groups", None)
+    params: Any = groups(cfg.lr) if callable(groups) else [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.momentum > 0
+        )
+    raise ConfigError("train.optimizer", f"{cfg.optimizer!r} is not one of adam, adamw, sgd")
+
+
+def batch_indices(perm: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    """Split a permutation into batches; a last batch of one joins the previous one
+    (batch norm cannot train on a single sample)."""
+    chunks = list(torch.split(perm, batch_size))
+    if len(chunks) > 1 and chunks[-1].numel() == 1:
+        chunks[-2] = torch.cat([chunks[-2], chunks[-1]])
+        chunks.pop()
+    return chunks
+
+
+class Session:
+    """Everything one run holds while it trains (built once per :meth:`Trainer.run`)."""
+
+    def __init__(
+        self, cfg: RunConfig, out_dir: Path | None, task: Task, data: PreparedData, resume: dict[str, Any] | None
+    ) -> None:
+        tc = cfg.train
+        self.cfg, self.tc, self.task, self.data, self.out_dir = cfg, tc, task, data, out_dir
+        self.device = device = resolve_device(tc.device)
+
+        torch.manual_seed(tc.seed)
+        self.model = self._build_model().to(device)
+        self.optimizer = build_optimizer(self.model, tc)
+        self.shuffle_gen = torch.Generator().manual_seed(tc.seed)
+        self.aug_gen = torch.Generator(device=device).manual_seed(tc.seed + 1)
+        self.state = Counters()
+        self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
+        self.best_state = copy.deepcopy(self.model.state_dict())
+        if resume is not None:
+            self._restore(resume)
+        self.last_good = copy.deepcopy(self.model.state_dict())
+        self.evaluations: dict[int, Evaluation] = {}  # epoch -> its validation (best and last only)
+        self._set_precision()
+        self._place_data()
+        self.steps_per_epoch = len(batch_indices(torch.arange(len(self.train)), tc.batch_size))
+        self.total_steps = tc.epochs * self.steps_per_epoch
+        self.check_every_step = device.type == "cpu"  # .item() is free on the CPU, a sync elsewhere
+
+    def _build_model(self) -> nn.Module:
+        cfg, task, data = self.cfg, self.task, self.data
+        self.params = model_params(cfg.arch).from_dict(task.model_params(cfg.arch, dict(cfg.params))).to_dict()
+        image_size = (data.preprocess.height, data.preprocess.width)
+        num_outputs = task.num_outputs(data)
+        self.model_spec = {
+            "in_channels": data.preprocess.channels,
+            "num_outputs": num_outputs,
+            "image_size": list(image_size),
+        }
+        model = build_model(
+            cfg.arch,
+            in_channels=data.preprocess.channels,
+            num_outputs=num_outputs,
+            image_size=image_size,
+            **self.params,
+        )
+        task.check_model(model, data)
+        return model
+
+    def _restore(self, resume: dict[str, Any]) -> None:
+        self.model.load_state_dict(resume["model"])
+        self.optimizer.load_state_dict(resume["optimizer"])
+        self.set_rng(resume["rng"])
+        for key, value in resume["meta"]["state"].items():
+            setattr(self.state, key, value)
+        self.base_lrs = list(resume["meta"]["base_lrs"])
+        if resume.get("best") is not None:
+            self.best_state = resume["best"]
+
+    def _set_precision(self) -> None:
+        use_amp = self.tc.amp and self.device.type == "cuda"
+        amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+        self.autocast: Callable[[], AbstractContextManager[Any]] = (
+            (lambda: torch.autocast("cuda", dtype=amp_dtype)) if use_amp else nullcontext
+        )
+
+    def _place_data(self) -> None:
+        data = self.data
+        self.train, self.val = data.train, data.val
+        if self.device.type != "cpu":  # the uint8 cache is small; keep it on the device
+            self.train, self.val = self.train.to(self.device), self.val.to(self.device)
+        self.prenormalized = not self.cfg.data.augment.enabled and self.train.x.numel() * 4 <= PRENORMALIZE_LIMIT_BYTES
+        if self.prenormalized:  # (N, H, W, C) float, normalised; batches still cut along W
+            pre = data.preprocess
+            x = pre.normalize(pre.to_unit(self.train.x)).permute(0, 2, 3, 1).contiguous()
+            self.train = dataclasses.replace(self.train, x=x)
+
+    # -- small questions -------------------------------------------------------------------------
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def evaluate(self, autocast: Callable[[], AbstractContextManager[Any]] | None = None) -> Evaluation:
+        """The task's validation of the current weights (``autocast``: a stop-checking wrapper)."""
+        return self.task.evaluate(
+            self.model, self.val, self.data.preprocess, self.device, autocast or self.autocast, self.data.labels
+        )
+
+    # -- random generators -----------------------------------------------------------------------
+    def get_rng(self) -> dict[str, torch.Tensor]:
+        rng = {
+            "torch": torch.get_rng_state(),
+            "shuffle": self.shuffle_gen.get_state(),
+            "augment": self.aug_gen.get_state(),
+        }
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return rng
+
+    def set_rng(self, rng: dict[str, torch.Tensor]) -> None:
+        torch.set_rng_state(rng["torch"])
+        self.shuffle_gen.set_state(rng["shuffle"])
+        self.aug_gen.set_state(rng["augment"])
+        if self.device.type == "cuda" and "cuda" in rng:
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
