@@ -82,7 +82,9 @@ class ExplorerModel(nn.Module):
     """Base of every family.
 
     ``forward(x)`` returns the head's output; ``forward_intermediates(x)`` returns the
-    same output plus named intermediates, names being ``named_modules()`` names where
+    model's output first (the same as ``forward(x)``; for the captioner, whose ``forward`` is
+    teacher forced, the token logits of its greedy decoding) plus named intermediates, which
+    ``intermediate_info`` declares, names being ``named_modules()`` names where
     a module produced the tensor (e.g. ``"features.0"`` for a conv block's output, or
     ``"rnn.0:fwd"`` for the forward direction of recurrent layer 0, shape (B, T, H)).
     """
