@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from ._base import ACTIVATIONS, INITS, ExplorerModel, init_weights, make_activation
+from ._base import ACTIVATIONS, ExplorerModel, head_dropout_param, init_param, init_weights, make_activation
+from ._intermediates import Intermediate
 from ._registry import register_model
 from ._spec import ParamError, Params, param
 
@@ -54,12 +55,10 @@ class CNNParams(Params):
         choices=("gap", "flatten"),
     )
     hidden: int = param(0, help="Units of a hidden dense layer in the head; 0 = classify directly.", min=0, max=4096)
-    head_dropout: float = param(0.2, help="Dropout right before the classifier layer.", min=0.0, max=0.9)
-    init: str = param(
-        "default",
+    head_dropout: float = head_dropout_param(0.2)
+    init: str = init_param(
         help="Weight initialisation: 'default' = PyTorch's, 'xavier' = Glorot uniform (tanh-like activations), "
         "'he' = Kaiming normal (ReLU-like activations).",
-        choices=INITS,
     )
 
     def check(self, *, in_channels: int, image_size: tuple[int, int | None]) -> None:
@@ -188,6 +187,15 @@ class CNN(ExplorerModel):
             x = block(x)  # (B, C_i, H_i, W_i)
             feats[f"features.{i}"] = x
         return self.head(x), feats
+
+    def intermediate_info(self, image_size: tuple[int, int]) -> dict[str, Intermediate]:
+        return {
+            f"features.{i}": Intermediate("feature_map", f"features.{i}", f"conv block {i + 1}")
+            for i in range(len(self.features))
+        }
+
+    def output_info(self, image_size: tuple[int, int]) -> Intermediate:
+        return Intermediate("logits", "head", "class scores")
 
 
 @register_model(
