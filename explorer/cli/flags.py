@@ -15,11 +15,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from explorer.engine.config import AUGMENT_SETTINGS, DATA_SETTINGS, TRAIN_SETTINGS, all_settings
-from explorer.engine.settings import ConfigError, Setting, describe_range, format_default
+from explorer.engine.settings import ConfigError, Setting, describe_range, format_default, markdown_table
 
 from .common import key_value
 
-__all__ = ["add_setting_flags", "flag_kwargs", "flag_settings", "apply_flags", "apply_composites"]
+__all__ = ["add_setting_flags", "flag_kwargs", "flag_settings", "apply_flags", "apply_composites", "readme_table"]
 
 _TYPES = {"int": int, "float": float}
 
@@ -84,6 +84,14 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
         help=f"augmentation (repeatable; all off by default): {keys}".replace("%", "%%"),
     )
     _add(parser.add_argument_group("training settings"), TRAIN_SETTINGS)
+
+
+def readme_table() -> str:
+    """The README's settings table (between ``<!-- settings:begin -->`` and ``<!-- settings:end -->``),
+    with the composite flags in the CLI column."""
+    cli = {"data.source": "DATA", "data.height": "--image-size HxW", "data.width": "--image-size HxW"}
+    cli.update({s.key: f"--augment {s.name}=..." for s in AUGMENT_SETTINGS})
+    return markdown_table(all_settings().values(), cli)
 
 
 def given(args: argparse.Namespace) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from explorer.data import DEFAULT_MAX_PIXELS, AugmentConfig
 
-from .settings import ConfigError, Setting, check_all, coerce, describe, setting
+from .settings import ConfigError, Setting, check, check_all, coerce, describe, setting
 
 __all__ = [
     "ConfigError",
@@ -209,6 +209,11 @@ def _to_dict(obj: Any) -> Any:
 
 def _from_dict(cls: type[T], d: Any, prefix: str) -> T:
     if hasattr(cls, "from_dict") and prefix and not issubclass(cls, RunConfig):
+        if isinstance(d, Mapping):  # declared values first, so an error names the setting
+            declared = {s.name: s for s in describe(cls, prefix.rstrip("."))}
+            for key, value in d.items():
+                if key in declared:
+                    check(declared[key], coerce(declared[key], value))
         try:
             return cls.from_dict(d)  # type: ignore[attr-defined]
         except ValueError as e:

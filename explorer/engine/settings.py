@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -284,13 +284,21 @@ def format_default(s: Setting) -> str:
     return _fmt(s.default)
 
 
-def markdown_table(settings: Iterable[Setting]) -> str:
-    """The README's options table: one row per setting (config key, CLI flag, default, valid, help)."""
-    rows = ["| setting | CLI flag | default | valid | meaning |", "|---|---|---|---|---|"]
+def markdown_table(settings: Iterable[Setting], cli: Mapping[str, str] | None = None) -> str:
+    """The README's options table: one row per setting (config key, CLI flag, default, valid, help).
+
+    Args:
+        settings: The rows, in order.
+        cli: The CLI column for settings set through something other than their own flag
+            (``{"data.height": "--image-size HxW"}``).
+    """
+    cli = cli or {}
+    rows = ["| setting | CLI | default | valid | meaning |", "|---|---|---|---|---|"]
     for s in settings:
-        flag = f"`{s.flag}`" if s.flag else ""
+        flag = cli.get(s.key) or (s.flag and s.flag + (f" {s.metavar}" if s.metavar else ""))
+        shown = f"`{flag}`" if flag else ""
         unit = f" {s.unit}" if s.unit else ""
         rows.append(
-            f"| `{s.key}` | {flag} | {format_default(s)}{unit} | {describe_range(s)} | {s.help.replace('|', '/')} |"
+            f"| `{s.key}` | {shown} | {format_default(s)}{unit} | {describe_range(s)} | {s.help.replace('|', '/')} |"
         )
     return "\n".join(rows) + "\n"
