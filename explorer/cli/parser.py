@@ -3,15 +3,55 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from .common import key_value
-from .flags import add_setting_flags
 
 __all__ = ["build_parser"]
 
 _DEVICES = ["auto", "cpu", "cuda", "mps"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """A parser that adds some of its arguments on first use (``late``).
+
+    ``train``'s setting flags are generated from the engine's declarations, which import torch;
+    adding them late keeps ``--version``, ``--help`` and the other commands' parsing light.
+    """
+
+    def __init__(self, *args: Any, late: Callable[[argparse.ArgumentParser], None] | None = None, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._late = late
+
+    def complete(self) -> argparse.ArgumentParser:
+        """Adds the late arguments now (idempotent); returns ``self``."""
+        if self._late is not None:
+            late, self._late = self._late, None
+            late(self)
+        return self
+
+    def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:
+        return super(_Parser, self.complete()).parse_known_args(args, namespace)
+
+    def format_usage(self) -> str:
+        return super(_Parser, self.complete()).format_usage()
+
+    def format_help(self) -> str:
+        return super(_Parser, self.complete()).format_help()
+
+
+def _setting_flags(parser: argparse.ArgumentParser) -> None:
+    from .flags import add_setting_flags
+
+    add_setting_flags(parser)
+    parser.add_argument("--config", type=Path, help="a RunConfig JSON file; flags override it")
+    parser.add_argument("--out", type=Path, help="run folder to write")
+    parser.add_argument(
+        "--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run from its checkpoint"
+    )
+    parser.add_argument("--quiet", action="store_true", help="only the final summary")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build, train and look inside CNN, RNN and hybrid image models. Without a command, opens the app.",
     )
     p.add_argument("--version", action="version", version=f"model-explorer {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     a = sub.add_parser("archs", help="list architecture families, their parameters, defaults and ranges")
     a.add_argument("--json", action="store_true", help="one JSON document on stdout")
     _train(sub)
@@ -37,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train(sub: Any) -> None:
-    t = sub.add_parser("train", help="train a model on a folder, a manifest or a built-in sample")
+    t = sub.add_parser("train", help="train a model on a folder, a manifest or a built-in sample", late=_setting_flags)
     t.add_argument("data", nargs="?", help="folder, labels.csv, or sample:NAME (optional with --resume)")
     t.add_argument("--arch", default=None, help="architecture family (see `archs`); default cnn")
     t.add_argument(
@@ -49,11 +89,6 @@ def _train(sub: Any) -> None:
         metavar="KEY=VALUE",
         help="model parameter (repeatable)",
     )
-    add_setting_flags(t)
-    t.add_argument("--config", type=Path, help="a RunConfig JSON file; flags override it")
-    t.add_argument("--out", type=Path, help="run folder to write")
-    t.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run from its checkpoint")
-    t.add_argument("--quiet", action="store_true", help="only the final summary")
 
 
 def _evaluate(sub: Any) -> None:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Usage
-from .flags import apply_composites, apply_flags, given
 
 __all__ = ["cmd_train", "train_config"]
 
@@ -24,6 +23,8 @@ def train_config(args: argparse.Namespace) -> Any:
     """
     from explorer.engine import ConfigError, RunConfig
     from explorer.engine.atomic import read_json
+
+    from .flags import apply_composites, apply_flags, given
 
     if args.config is not None:
         try:
@@ -49,6 +50,8 @@ def _resume_config(args: argparse.Namespace) -> Any:
     """The stored config of ``--resume RUN_DIR``; only ``--epochs``, ``--device`` and DATA change it."""
     from explorer.engine import RunConfig
     from explorer.engine.runfolder import read_config
+
+    from .flags import apply_flags, given
 
     stored = read_config(args.resume)
     cfg = RunConfig.from_dict({k: stored[k] for k in ("arch", "params", "data", "train")})

@@ -193,7 +193,8 @@ def _train_options() -> set[str]:
     from explorer.cli import build_parser
 
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return {o for a in sub.choices["train"]._actions for o in a.option_strings if o.startswith("--")} - {"--help"}
+    train = sub.choices["train"].complete()
+    return {o for a in train._actions for o in a.option_strings if o.startswith("--")} - {"--help"}
 
 
 def test_train_offers_the_same_options_as_before() -> None:

@@ -22,7 +22,7 @@ SETTINGS = all_settings()
 
 def _train_parser() -> argparse.ArgumentParser:
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return sub.choices["train"]
+    return sub.choices["train"].complete()
 
 
 def _flag_action(flag: str) -> argparse.Action:
