@@ -131,7 +131,8 @@ def setting_editor(s: Setting) -> QWidget:
         if s.zero_is_off:
             w.setSpecialValueText("off")
     rng = describe_range(s)
-    w.setToolTip(f"{s.help}" + (f" Valid: {rng}." if rng else "") + f" Default: {format_default(s)}.")
+    keys = " Arrow keys step 1-2-3-5 per decade." if s.log_scale else ""
+    w.setToolTip(f"{s.help}{keys}" + (f" Valid: {rng}." if rng else "") + f" Default: {format_default(s)}.")
     w.setObjectName(f"setting_{s.key}")
     return w
 
