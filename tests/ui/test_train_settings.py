@@ -12,7 +12,7 @@ from pytestqt.qtbot import QtBot
 from explorer.cli import build_parser, main
 from explorer.engine import ConfigError, RunConfig
 from explorer.engine.config import AUGMENT_SETTINGS, all_settings
-from explorer.engine.settings import Setting
+from explorer.engine.settings import Setting, describe_range
 from explorer.ui.session import ProjectSession
 from explorer.ui.train_settings import BASIC, MORE, TrainSettings
 from tests.engine.test_config import outside
@@ -37,6 +37,10 @@ def form(qtbot: QtBot) -> TrainSettings:
 
 
 def _check_cli(s: Setting) -> None:
+    if s.key in ("data.height", "data.width"):  # set together through --image-size HxW
+        assert describe_range(s) in _flag_action("--image-size").help
+    if s.key.startswith("data.augment."):  # set through --augment KEY=VALUE
+        assert f"{s.name} ({describe_range(s)})" in _flag_action("--augment").help
     if not s.flag:
         return
     a = _flag_action(s.flag)
