@@ -126,3 +126,19 @@ def test_cli_rejects_just_outside_each_flag_range(tmp_path: Path, capsys: pytest
             err = capsys.readouterr().err
             assert rc == 2 and s.key in err, (s.flag, value, err)
     assert not (tmp_path / "r").exists()
+
+
+def test_the_architecture_screens_input_box_uses_the_declarations(qtbot: QtBot) -> None:
+    from explorer.ui.arch_panel import ArchPanel
+
+    panel = ArchPanel(ProjectSession(autosave=False))
+    qtbot.addWidget(panel)
+    for spin, key in ((panel.height_spin, "data.height"), (panel.width_spin, "data.width")):
+        s = SETTINGS[key]
+        assert (spin.minimum(), spin.maximum()) == (s.min - 1, s.max)  # one below the minimum = "auto"
+    colors = [panel.color_combo.itemData(i) for i in range(panel.color_combo.count())]
+    assert colors == list(SETTINGS["data.color"].choices)
+    panel.height_spin.setValue(SETTINGS["data.height"].min)
+    assert panel.session.project.config.data.height == SETTINGS["data.height"].min
+    panel.height_spin.setValue(panel.height_spin.minimum())
+    assert panel.session.project.config.data.height is None
