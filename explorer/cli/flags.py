@@ -19,7 +19,15 @@ from explorer.engine.settings import ConfigError, Setting, describe_range, forma
 
 from .common import key_value
 
-__all__ = ["add_setting_flags", "flag_kwargs", "flag_settings", "apply_flags", "apply_composites", "readme_table"]
+__all__ = [
+    "add_setting_flags",
+    "apply_composites",
+    "apply_flags",
+    "flag_kwargs",
+    "flag_settings",
+    "given",
+    "readme_table",
+]
 
 _TYPES = {"int": int, "float": float}
 

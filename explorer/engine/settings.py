@@ -31,7 +31,18 @@ from typing import Any
 
 from explorer.data.values import parse_bool
 
-__all__ = ["ConfigError", "Setting", "check", "coerce", "describe", "describe_range", "markdown_table", "setting"]
+__all__ = [
+    "ConfigError",
+    "Setting",
+    "check",
+    "check_all",
+    "coerce",
+    "describe",
+    "describe_range",
+    "format_default",
+    "markdown_table",
+    "setting",
+]
 
 _MISSING: Any = dataclasses.MISSING
 
