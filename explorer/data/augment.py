@@ -20,10 +20,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-__all__ = ["AugmentConfig", "augment_batch"]
+from .values import parse_bool
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
+__all__ = ["AugmentConfig", "augment_batch"]
 
 
 def _knob(default: float, low: float, high: float, help: str) -> Any:
@@ -110,21 +109,17 @@ class AugmentConfig:
 
 
 def _coerce(key: str, value: Any, *, is_switch: bool) -> Any:
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if is_switch:
-            if text in _TRUE:
-                return True
-            if text in _FALSE:
-                return False
-            raise ValueError(f"augment.{key} must be true or false, got {value!r}")
+    if is_switch:
         try:
-            return float(text)
+            return parse_bool(value)
+        except ValueError:
+            raise ValueError(f"augment.{key} must be true or false, got {value!r}") from None
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
         except ValueError:
             raise ValueError(f"augment.{key} must be a number, got {value!r}") from None
-    if is_switch and isinstance(value, (int, float)) and value in (0, 1):  # 0/1 from JSON or a parsed "1"
-        return bool(value)
-    if not is_switch and isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value
 

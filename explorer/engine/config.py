@@ -1,9 +1,12 @@
 """Run configuration: plain dataclasses with a JSON round trip and validation.
 
 A :class:`RunConfig` says everything a run needs: which data, which model, how to
-train. ``RunConfig.from_dict(json.load(f))`` refuses unknown keys and bad values
-with a :class:`ConfigError` that names the key path (``train.lr``), so a typo in a
-hand-edited config never trains silently with defaults.
+train. Every training and data field is declared once with
+:func:`~explorer.engine.settings.setting` (type, default, range, choices, help); the CLI
+flags, validation, the app's form and the README table are derived from those
+declarations (see :mod:`explorer.engine.settings`). ``RunConfig.from_dict(json.load(f))``
+refuses unknown keys and bad values with a :class:`ConfigError` that names the key path
+(``train.lr``), so a typo in a hand-edited config never trains silently with defaults.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from typing import Any, TypeVar
 
 from explorer.data import DEFAULT_MAX_PIXELS, AugmentConfig
 
+from .settings import ConfigError, Setting, check, check_all, coerce, describe, setting
+
 __all__ = [
     "ConfigError",
     "DataConfig",
@@ -25,6 +30,10 @@ __all__ = [
     "SCHEDULES",
     "DEVICES",
     "TASKS",
+    "TRAIN_SETTINGS",
+    "DATA_SETTINGS",
+    "AUGMENT_SETTINGS",
+    "all_settings",
 ]
 
 TASKS = ("auto", "classify", "sequence", "caption")
@@ -37,84 +46,129 @@ RESIZES = ("auto", "linear", "area")
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
-    """A bad configuration value; ``key`` is the dotted path of the offending entry."""
-
-    def __init__(self, key: str, message: str) -> None:
-        self.key = key
-        super().__init__(f"{key}: {message}")
-
-
 @dataclass
 class DataConfig:
-    source: str = ""  # folder, manifest (.csv) or "sample:NAME"
-    task: str = "auto"  # auto = detected from the data layout
-    height: int | None = None  # model input height; None = derived from the images
-    width: int | None = None  # model input width; None = derived from the images
-    color: str = "auto"  # auto = gray when every image is gray, else rgb
-    resize: str = "auto"  # auto = area when shrinking, linear when enlarging
-    val_fraction: float = 0.2  # stratified, seeded hold-out for validation
-    max_pixels: int = DEFAULT_MAX_PIXELS  # files claiming more pixels are refused unread
+    source: str = setting("", help="Folder, manifest (.csv) or sample:NAME.")
+    task: str = setting("auto", help="What to learn; auto = detected from the data layout.", choices=TASKS, flag=True)
+    height: int | None = setting(None, help="Model input height; empty = derived from the images.", min=4, max=4096)
+    width: int | None = setting(None, help="Model input width; empty = derived from the images.", min=4, max=4096)
+    color: str = setting(
+        "auto", help="Input colour; auto = gray when every image is gray, else rgb.", choices=COLORS, flag=True
+    )
+    resize: str = setting(
+        "auto", help="Resampling; auto = area when shrinking, linear when enlarging.", choices=RESIZES
+    )
+    val_fraction: float = setting(
+        0.2,
+        help="Share of each class held out to measure the model on images it never trained on (seeded, stratified).",
+        min=0.0,
+        max=0.9,
+        step=0.05,
+        label="Validation split",
+        flag=True,
+    )
+    max_pixels: int = setting(
+        DEFAULT_MAX_PIXELS, help="Files claiming more pixels than this are refused unread.", min=1
+    )
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    regression_columns: list[str] = field(default_factory=list)  # numeric manifest columns predicted next to the class
-    regression_weight: float = 1.0  # weight of the regression loss against the classification loss
+    regression_columns: list[str] = setting(
+        help="Multi-task: numeric manifest columns predicted next to the class.",
+        default_factory=list,
+        flag="--regress",
+        metavar="COLUMN",
+    )
+    regression_weight: float = setting(
+        1.0, help="Weight of the regression loss against the classification loss.", min=0.0, max=1000.0, flag=True
+    )
 
     def validate(self) -> None:
-        _choice("data.task", self.task, TASKS)
-        _choice("data.color", self.color, COLORS)
-        _choice("data.resize", self.resize, RESIZES)
-        for key in ("height", "width"):
-            v = getattr(self, key)
-            if v is not None and not 4 <= v <= 4096:
-                raise ConfigError(f"data.{key}", f"{v} is outside the valid range [4, 4096]")
-        if not 0.0 <= self.val_fraction < 0.9:
-            raise ConfigError("data.val_fraction", f"{self.val_fraction} is outside the valid range [0, 0.9)")
-        if not isinstance(self.regression_columns, list) or not all(
-            isinstance(c, str) and c for c in self.regression_columns
-        ):
-            raise ConfigError("data.regression_columns", "must be a list of column names")
-        _range("data.regression_weight", self.regression_weight, 0.0, 1000.0)
-        if self.max_pixels < 1:
-            raise ConfigError("data.max_pixels", "must be positive")
-        try:
-            self.augment.validate()
-        except ValueError as e:
-            raise ConfigError("data.augment", str(e)) from None
+        check_all(self, DATA_SETTINGS)
+        check_all(self.augment, AUGMENT_SETTINGS)
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = 20
-    batch_size: int = 32
-    lr: float = 1e-3  # peak learning rate (the one-cycle maximum)
-    optimizer: str = "adam"  # adam | adamw | sgd (with momentum)
-    momentum: float = 0.9  # sgd only
-    weight_decay: float = 0.0
-    schedule: str = "onecycle"  # none | step | cosine | onecycle
-    step_epochs: int = 10  # step schedule: decay every N epochs
-    step_gamma: float = 0.1  # step schedule: multiply the LR by this
-    grad_clip: float = 0.0  # max global gradient norm; 0 = off
-    early_stopping: int = 0  # stop after N epochs without a better validation loss; 0 = off
-    restore_best: bool = True  # keep the weights of the best validation epoch
-    seed: int = 0
-    device: str = "auto"  # auto = cuda, else mps, else cpu
-    amp: bool = True  # mixed precision, CUDA only
-    probe_interval: float = 0.0  # seconds between probe snapshots; 0 = no probes
+    epochs: int = setting(20, help="Passes over the training images.", min=1, max=100_000, flag=True)
+    batch_size: int = setting(
+        32,
+        help="Images per step. Smaller uses less memory; larger is faster per image.",
+        min=1,
+        max=65_536,
+        flag=True,
+    )
+    lr: float = setting(
+        1e-3,
+        help="Peak learning rate (the one-cycle maximum). 0.001 suits adam.",
+        min=1e-8,
+        max=10.0,
+        label="Learning rate",
+        log_scale=True,
+        flag=True,
+    )
+    optimizer: str = setting(
+        "adam",
+        help="adam: a safe default. adamw: adam with proper weight decay. sgd: with momentum.",
+        choices=OPTIMIZERS,
+        flag=True,
+    )
+    momentum: float = setting(0.9, help="SGD momentum (sgd only).", min=0.0, max=0.999, step=0.01)
+    weight_decay: float = setting(
+        0.0, help="L2 penalty on the weights; 0 = none.", min=0.0, max=1.0, step=0.0005, flag=True
+    )
+    schedule: str = setting(
+        "onecycle",
+        help="How the learning rate changes: one-cycle warms up then decays, step divides it every "
+        "few epochs, cosine decays smoothly, none keeps it constant.",
+        choices=SCHEDULES,
+        flag=True,
+    )
+    step_epochs: int = setting(10, help="Step schedule: decay every N epochs.", min=1, max=100_000)
+    step_gamma: float = setting(0.1, help="Step schedule: multiply the learning rate by this.", min=1e-6, max=1.0)
+    grad_clip: float = setting(
+        0.0, help="Max global gradient norm; 0 = off.", min=0.0, max=1e6, zero_is_off=True, flag=True
+    )
+    early_stopping: int = setting(
+        0,
+        help="Stop after this many epochs without a better validation loss; 0 = off.",
+        min=0,
+        max=100_000,
+        zero_is_off=True,
+        flag=True,
+        metavar="PATIENCE",
+    )
+    restore_best: bool = setting(True, help="Keep the weights of the best validation epoch.")
+    seed: int = setting(
+        0,
+        help="Same seed, same data split and same initial weights: runs you can compare.",
+        min=0,
+        max=2**31 - 1,
+        flag=True,
+    )
+    device: str = setting("auto", help="Where to train; auto = cuda, else mps, else cpu.", choices=DEVICES, flag=True)
+    amp: bool = setting(True, help="Mixed precision on CUDA.", flag=True)
+    probe_interval: float = setting(
+        0.0,
+        help="Seconds between snapshots of the model's insides during training; 0 = off.",
+        min=0.0,
+        max=3600.0,
+        step=0.5,
+        unit="s",
+        zero_is_off=True,
+        label="Live view every",
+    )
 
     def validate(self) -> None:
-        _range("train.epochs", self.epochs, 1, 100_000)
-        _range("train.batch_size", self.batch_size, 1, 65_536)
-        _range("train.lr", self.lr, 1e-8, 10.0)
-        _choice("train.optimizer", self.optimizer, OPTIMIZERS)
-        _range("train.momentum", self.momentum, 0.0, 0.999)
-        _range("train.weight_decay", self.weight_decay, 0.0, 1.0)
-        _choice("train.schedule", self.schedule, SCHEDULES)
-        _range("train.step_epochs", self.step_epochs, 1, 100_000)
-        _range("train.step_gamma", self.step_gamma, 1e-6, 1.0)
-        _range("train.grad_clip", self.grad_clip, 0.0, 1e6)
-        _range("train.early_stopping", self.early_stopping, 0, 100_000)
-        _choice("train.device", self.device, DEVICES)
-        _range("train.probe_interval", self.probe_interval, 0.0, 3600.0)
+        check_all(self, TRAIN_SETTINGS)
+
+
+TRAIN_SETTINGS: list[Setting] = describe(TrainConfig, "train")
+DATA_SETTINGS: list[Setting] = describe(DataConfig, "data")
+AUGMENT_SETTINGS: list[Setting] = describe(AugmentConfig, "data.augment")
+
+
+def all_settings() -> dict[str, Setting]:
+    """Every declared setting by its dotted key (``"train.lr"``), in declaration order."""
+    return {s.key: s for s in (*TRAIN_SETTINGS, *DATA_SETTINGS, *AUGMENT_SETTINGS)}
 
 
 @dataclass
@@ -143,16 +197,6 @@ class RunConfig:
 # -- helpers ---------------------------------------------------------------------------
 
 
-def _choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(key, f"{value!r} is not one of {', '.join(choices)}")
-
-
-def _range(key: str, value: float, lo: float, hi: float) -> None:
-    if not lo <= value <= hi:
-        raise ConfigError(key, f"{value} is outside the valid range [{lo}, {hi}]")
-
-
 def _to_dict(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: _to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
@@ -165,6 +209,11 @@ def _to_dict(obj: Any) -> Any:
 
 def _from_dict(cls: type[T], d: Any, prefix: str) -> T:
     if hasattr(cls, "from_dict") and prefix and not issubclass(cls, RunConfig):
+        if isinstance(d, Mapping):  # declared values first, so an error names the setting
+            declared = {s.name: s for s in describe(cls, prefix.rstrip("."))}
+            for key, value in d.items():
+                if key in declared:
+                    check(declared[key], coerce(declared[key], value))
         try:
             return cls.from_dict(d)  # type: ignore[attr-defined]
         except ValueError as e:
@@ -173,6 +222,7 @@ def _from_dict(cls: type[T], d: Any, prefix: str) -> T:
         raise ConfigError(prefix.rstrip(".") or "config", f"expected an object, got {type(d).__name__}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    declared = {s.name: s for s in describe(cls, prefix.rstrip("."))}
     kwargs: dict[str, Any] = {}
     for key, value in d.items():
         path = f"{prefix}{key}"
@@ -181,47 +231,19 @@ def _from_dict(cls: type[T], d: Any, prefix: str) -> T:
         tp = hints[key]
         if dataclasses.is_dataclass(tp):
             kwargs[key] = _from_dict(tp, value, path + ".")
+        elif key in declared:
+            kwargs[key] = coerce(declared[key], value)
         else:
-            kwargs[key] = _coerce(path, tp, value)
+            kwargs[key] = _plain(path, tp, value)
     return cls(**kwargs)
 
 
-def _coerce(path: str, tp: Any, value: Any) -> Any:
-    args = typing.get_args(tp)
-    optional = type(None) in args
-    base = next((a for a in args if a is not type(None)), tp) if optional else tp
-    if value is None:
-        if optional:
-            return None
-        raise ConfigError(path, "must not be null")
-    if typing.get_origin(base) is list or base is list:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(path, "must be a list")
-        return [str(v) for v in value]
-    if typing.get_origin(base) is dict or base is dict:
+def _plain(path: str, tp: Any, value: Any) -> Any:
+    """The run's own fields (``arch``, ``params``), which are not settings."""
+    if typing.get_origin(tp) is dict or tp is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(path, "must be an object")
         return dict(value)
-    try:
-        if base is bool:
-            if isinstance(value, bool):
-                return value
-            s = str(value).strip().lower()
-            if s in ("1", "true", "yes", "on"):
-                return True
-            if s in ("0", "false", "no", "off"):
-                return False
-            raise ValueError
-        if base is int:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            return int(value)
-        if base is float:
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
-        if base is str:
-            return str(value)
-    except (TypeError, ValueError):
-        raise ConfigError(path, f"cannot read {value!r} as {getattr(base, '__name__', base)}") from None
-    return value
+    if value is None:
+        raise ConfigError(path, "must not be null")
+    return str(value)

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.data import Sample
+from explorer.engine.config import all_settings
 from models import ParamError, list_models, model_info
 
 from .dryrun import ModelSummary, estimate_input_shape, summarize
@@ -180,18 +181,16 @@ class ArchPanel(QWidget):
         # -- input ------------------------------------------------------------------------------------
         self.height_spin = QSpinBox()
         self.width_spin = QSpinBox()
-        for s in (self.height_spin, self.width_spin):
-            s.setRange(3, 4096)  # 3 = "auto" (special value); the engine accepts 4..4096
+        settings = all_settings()
+        for s, size in ((self.height_spin, settings["data.height"]), (self.width_spin, settings["data.width"])):
+            s.setRange(int(size.min) - 1, int(size.max))  # one below the declared minimum = "auto" (None)
             s.setSpecialValueText("auto")
             s.setSuffix(" px")
             s.setToolTip("Model input size; images are resized to it. 'auto' picks it from the images.")
         self.color_combo = QComboBox()
-        for c, text in (
-            ("auto", "auto"),
-            ("gray", "gray (1 channel)"),
-            ("rgb", "RGB (3 channels)"),
-        ):
-            self.color_combo.addItem(text, c)
+        color_text = {"gray": "gray (1 channel)", "rgb": "RGB (3 channels)"}
+        for c in settings["data.color"].choices or ():
+            self.color_combo.addItem(color_text.get(c, c), c)
         self.color_combo.setToolTip("auto: gray when every image is gray, else RGB.")
         input_box = QGroupBox("Input")
         inf = QFormLayout(input_box)
@@ -339,8 +338,8 @@ class ArchPanel(QWidget):
     def _input_edited(self) -> None:
         d = self.session.project.config.data
         h, w = self.height_spin.value(), self.width_spin.value()
-        d.height = h if h >= 4 else None
-        d.width = w if w >= 4 else None
+        d.height = h if h > self.height_spin.minimum() else None
+        d.width = w if w > self.width_spin.minimum() else None
         d.color = self.color_combo.currentData()
         self.session.mark_dirty()
         self._shape = None

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from explorer.data.values import parse_bool
 from models import ParamInfo
 
 from .style import repolish
@@ -240,7 +241,7 @@ class ParamForm(QWidget):
                         i = w.findText(str(v))
                     w.setCurrentIndex(max(i, 0))
                 elif isinstance(w, QCheckBox):
-                    w.setChecked(bool(v) if not isinstance(v, str) else v.lower() in ("1", "true", "yes", "on"))
+                    w.setChecked(_checked(v, row.info.default))
                 elif isinstance(w, QSpinBox):
                     w.setValue(int(_num(v, row.info.default)))
                 elif isinstance(w, QDoubleSpinBox):
@@ -273,6 +274,13 @@ class ParamForm(QWidget):
 
     def errors(self) -> dict[str, str]:
         return {n: r.error.text() for n, r in self.rows.items() if not r.error.isHidden() and r.error.text()}
+
+
+def _checked(v: Any, default: Any) -> bool:
+    try:
+        return parse_bool(v)
+    except ValueError:
+        return bool(default)
 
 
 def _num(v: Any, default: Any) -> float:

@@ -178,3 +178,93 @@ def test_console_script_is_installed() -> None:
     r = subprocess.run([exe, "archs"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "cnn" in r.stdout
+
+
+TRAIN_OPTIONS = (
+    "--arch --task --set --epochs --batch-size --lr --optimizer --schedule --weight-decay --grad-clip "
+    "--early-stopping --val-fraction --image-size --color --augment --regress --regression-weight --device "
+    "--seed --no-amp --config --out --resume --quiet"
+).split()
+
+
+def _train_options() -> set[str]:
+    import argparse
+
+    from explorer.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    train = sub.choices["train"].complete()
+    return {o for a in train._actions for o in a.option_strings if o.startswith("--")} - {"--help"}
+
+
+def test_train_offers_the_same_options_as_before() -> None:
+    assert _train_options() == set(TRAIN_OPTIONS)
+
+
+def _config_from(argv: list[str]) -> object:
+    from explorer.cli import build_parser
+    from explorer.cli.train import train_config
+
+    return train_config(build_parser().parse_args(["train", *argv]))
+
+
+def test_config_file_loads_and_flags_override_it(tmp_path: Path) -> None:
+    from explorer.engine import RunConfig
+
+    saved = RunConfig(arch="rnn", params={"cell": "gru"})
+    saved.train.epochs, saved.train.lr, saved.data.val_fraction = 3, 5e-4, 0.3
+    saved.data.augment.rotate = 10.0
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(saved.to_dict()))
+    cfg = _config_from(["sample:shapes", "--config", str(path)])
+    saved.data.source = "sample:shapes"
+    assert cfg == saved
+    cfg = _config_from(["sample:shapes", "--config", str(path), "--lr", "1e-2", "--augment", "hflip=yes", "--no-amp"])
+    assert (cfg.train.lr, cfg.train.epochs, cfg.train.amp) == (1e-2, 3, False)
+    assert cfg.data.augment.hflip is True and cfg.data.augment.rotate == 10.0
+
+
+def test_setting_flags_reach_their_settings() -> None:
+    cfg = _config_from(
+        [
+            "sample:shapes",
+            "--task=classify",
+            "--regress",
+            "area",
+            "--regress",
+            "size",
+            "--regression-weight",
+            "0.5",
+            "--early-stopping",
+            "4",
+            "--image-size",
+            "24x32",
+            "--val-fraction",
+            "0.1",
+            "--device",
+            "cpu",
+            "--seed",
+            "7",
+        ]
+    )
+    assert cfg.data.task == "classify" and cfg.data.regression_columns == ["area", "size"]
+    assert (cfg.data.regression_weight, cfg.data.height, cfg.data.width, cfg.data.val_fraction) == (0.5, 24, 32, 0.1)
+    assert (cfg.train.early_stopping, cfg.train.device, cfg.train.seed, cfg.train.amp) == (4, "cpu", 7, True)
+
+
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [
+        (["--augment", "rotate=200"], "--augment"),
+        (["--augment", "hflip=maybe"], "hflip"),
+        (["--image-size", "2x2"], "data.height"),
+        (["--epochs", "0"], "train.epochs"),
+        (["--seed=-1"], "train.seed"),
+    ],
+)
+def test_bad_setting_flags_exit_2_naming_the_setting(
+    extra: list[str], fragment: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["train", "sample:shapes", "--out", str(tmp_path / "r"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and err.startswith("model-explorer train: error:")

@@ -1,0 +1,189 @@
+"""``model-explorer train``: a run config from ``--config`` and flags, the trainer, a progress line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import signal
+import threading
+from pathlib import Path
+from typing import Any, TextIO
+
+from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Usage
+
+__all__ = ["cmd_train", "train_config"]
+
+
+def train_config(args: argparse.Namespace) -> Any:
+    """The :class:`~explorer.engine.RunConfig` of a new run: ``--config`` (or defaults), then flags.
+
+    Raises:
+        ConfigError: naming the setting or flag.
+    """
+    from explorer.engine import ConfigError, RunConfig
+    from explorer.engine.atomic import read_json
+
+    from .flags import apply_composites, apply_flags, given
+
+    if args.config is not None:
+        try:
+            cfg = RunConfig.from_dict(read_json(args.config))
+        except (OSError, json.JSONDecodeError) as e:
+            raise ConfigError("--config", f"cannot read {args.config}: {e}") from None
+    else:
+        cfg = RunConfig()
+    if args.data:
+        cfg.data.source = args.data
+    if args.arch:
+        if args.arch != cfg.arch:
+            cfg.params = {}
+        cfg.arch = args.arch
+    cfg.params.update(dict(args.params))
+    apply_flags(cfg, given(args))
+    apply_composites(cfg, args)
+    cfg.validate()
+    return cfg
+
+
+def _resume_config(args: argparse.Namespace) -> Any:
+    """The stored config of ``--resume RUN_DIR``; only ``--epochs``, ``--device`` and DATA change it."""
+    from explorer.engine import RunConfig
+    from explorer.engine.runfolder import read_config
+
+    from .flags import apply_flags, given
+
+    stored = read_config(args.resume)
+    cfg = RunConfig.from_dict({k: stored[k] for k in ("arch", "params", "data", "train")})
+    values = given(args)
+    apply_flags(cfg, {k: values[k] for k in ("train.epochs", "train.device") if k in values})
+    if args.data:
+        cfg.data.source = args.data
+    return cfg
+
+
+class _Progress:
+    """A one-line bar on a terminal; plain lines (one per epoch) when piped."""
+
+    def __init__(self, stream: TextIO, quiet: bool) -> None:
+        self.stream = stream
+        self.quiet = quiet
+        self.tty = stream.isatty()
+        self._open = False
+
+    def line(self, text: str) -> None:
+        if self.quiet:
+            return
+        if self._open:
+            self.stream.write("\r\x1b[K")
+            self._open = False
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def bar(self, r: Any) -> None:
+        if self.quiet or not self.tty:
+            return
+        width = 24
+        done = int(width * r.step / max(r.steps, 1))
+        eta = _fmt_seconds(r.eta)
+        text = (
+            f"epoch {r.epoch}/{r.epochs} [{'#' * done}{'.' * (width - done)}] {r.step}/{r.steps} "
+            f"loss {r.loss:.4f} acc {r.accuracy:.3f} {r.samples_per_second:.0f} img/s ETA {eta}"
+        )
+        self.stream.write("\r\x1b[K" + text)
+        self.stream.flush()
+        self._open = True
+
+
+def _fmt_seconds(s: float) -> str:
+    if not math.isfinite(s):
+        return "?"
+    s = int(s)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def _report(ev: Any, progress: _Progress, err: TextIO) -> None:
+    """Shows one trainer event (all but :class:`~explorer.engine.Finished`)."""
+    from explorer.engine import DataReady, EpochReport, ModelReady, Status, StepReport
+
+    if isinstance(ev, StepReport):
+        progress.bar(ev)
+    elif isinstance(ev, EpochReport):
+        val = f" val_loss {ev.val_loss:.4f} val_acc {ev.val_accuracy:.4f}" if ev.val_loss is not None else ""
+        progress.line(
+            f"epoch {ev.epoch}/{ev.epochs} loss {ev.train_loss:.4f} acc {ev.train_accuracy:.4f}{val} "
+            f"lr {ev.lr:.2e} {ev.seconds:.1f}s {ev.samples_per_second:.0f} img/s{' *' if ev.best else ''}"
+        )
+    elif isinstance(ev, DataReady):
+        for problem in ev.problems:
+            err.write(f"skipped {problem}\n")
+        c, h, w = ev.input_shape
+        progress.line(
+            f"data: {ev.train_samples} training, {ev.val_samples} validation images, {len(ev.labels)} classes, "
+            f"input {c}x{h}x{w}, {len(ev.problems)} unusable files ({ev.seconds:.1f}s)"
+        )
+    elif isinstance(ev, ModelReady):
+        start = f", resuming after epoch {ev.start_epoch}" if ev.start_epoch else ""
+        progress.line(f"model: {ev.arch}, {ev.num_parameters:,} parameters, device {ev.device}{start}")
+    elif isinstance(ev, Status):
+        progress.line(ev.message)
+
+
+def _run(trainer: Any, progress: _Progress, err: TextIO) -> Any:
+    """Runs ``trainer`` to its end; the first Ctrl-C asks it to stop, the second aborts."""
+    from explorer.engine import Finished
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if trainer.stop_requested:
+            raise KeyboardInterrupt
+        progress.line("stopping after this batch (Ctrl-C again to abort)...")
+        trainer.request_stop()
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
+    finished: Any = None
+    try:
+        for ev in trainer.run():
+            if isinstance(ev, Finished):
+                finished = ev
+            else:
+                _report(ev, progress, err)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    assert finished is not None
+    return finished
+
+
+def _summary(finished: Any, out_dir: Path, out: TextIO, err: TextIO) -> int:
+    m = finished.metrics
+    summary = f"{finished.status}: {m.get('epochs', 0)} epochs"
+    if "train_seconds" in m:
+        summary += f", {m['train_seconds']:.1f}s, {m['samples_per_second']:.0f} img/s on {m['device']}"
+    if m.get("val_accuracy") is not None:
+        summary += f"; val_accuracy {m['val_accuracy']:.4f} (best epoch {m['best_epoch']})"
+    out.write(summary + "\n")
+    if finished.message:
+        err.write(finished.message + "\n")
+    out.write(f"run folder: {out_dir}\n")
+    if finished.status == "failed":
+        return EXIT_FAILED
+    if finished.status == "stopped":
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from explorer.engine import Trainer
+
+    if args.resume is not None:
+        cfg, out_dir = _resume_config(args), args.resume
+    else:
+        if not args.data:
+            raise Usage("train: DATA is required (a folder, labels.csv or sample:NAME), unless --resume RUN_DIR")
+        if args.out is None:
+            raise Usage("train: --out RUN_DIR is required")
+        cfg, out_dir = train_config(args), args.out
+    trainer = Trainer(cfg, out_dir, resume=args.resume is not None)
+    finished = _run(trainer, _Progress(err, args.quiet), err)
+    return _summary(finished, out_dir, out, err)
