@@ -224,21 +224,21 @@ class ClassifyTask(Task):
         self, model: nn.Module, x: torch.Tensor, widths: torch.Tensor, labels: list[str], beam: int = 0
     ) -> list[dict[str, Any]]:
         outs = model(x).float().cpu()
-        k = len(labels)
-        probs = torch.softmax(outs[:, :k], dim=1)
+        classes = len(labels)
+        probs = torch.softmax(outs[:, :classes], dim=1)
         reg = self.regression
         out = []
         for j, pr in enumerate(probs):
-            k = int(pr.argmax())
+            best = int(pr.argmax())
             out.append(
                 {
-                    "label": labels[k],
-                    "confidence": float(pr[k]),
+                    "label": labels[best],
+                    "confidence": float(pr[best]),
                     "probabilities": {lab: float(v) for lab, v in zip(labels, pr.tolist())},
                 }
             )
-            if reg:
-                values = outs[j, k:].numpy() * np.asarray(reg["std"]) + np.asarray(reg["mean"])
+            if reg:  # the outputs after the class logits are the standardised column values
+                values = outs[j, classes:].numpy() * np.asarray(reg["std"]) + np.asarray(reg["mean"])
                 out[-1]["values"] = {c: float(v) for c, v in zip(reg["columns"], values)}
         return out
 
