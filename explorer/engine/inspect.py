@@ -31,10 +31,10 @@ from explorer.data import read_image
 
 from .api import Run
 from .atomic import atomic_write
-from .tasks import Inspected
+from .tasks import InspectRequest
 from .tasks._maps import normalise01
 
-__all__ = ["inspect_image", "write_inspection", "STATE_KINDS", "forward_inspected"]
+__all__ = ["inspect_image", "write_inspection", "STATE_KINDS", "inspect_request"]
 
 #: the kinds written to hidden_states.npz
 STATE_KINDS = ("recurrent_state", "gate", "cell_state")
@@ -44,11 +44,16 @@ def _first(t: torch.Tensor) -> np.ndarray:
     return t[0].detach().float().cpu().numpy()
 
 
-def forward_inspected(model: torch.nn.Module, x: torch.Tensor) -> Inspected:
-    """``model.forward_intermediates(x)`` with the model's declarations of its parts."""
-    out, inter = model.forward_intermediates(x)
+def inspect_request(
+    run: Run, x: torch.Tensor, image_size: tuple[int, int], target: str | None = None, beam: int = 1
+) -> InspectRequest:
+    """``run.model.forward_intermediates(x)`` with the model's declarations of its parts."""
+    out, inter = run.model.forward_intermediates(x)
     size = (int(x.shape[-2]), int(x.shape[-1]))
-    return Inspected(out, inter, model.output_info(size), model.intermediate_info(size))
+    info = run.model.intermediate_info(size)
+    return InspectRequest(
+        run.model, x, out, inter, run.model.output_info(size), info, run.labels, image_size, target, beam
+    )
 
 
 @torch.no_grad()
@@ -61,18 +66,16 @@ def inspect_image(run: Run, path: str | os.PathLike[str], target: str | None = N
     """
     original = read_image(path)
     x = run.preprocess([path]).to(run.device)
-    forward = forward_inspected(run.model, x)
+    req = inspect_request(run, x, (int(original.shape[0]), int(original.shape[1])), target, beam)
     task = run.task_object
     result: dict[str, Any] = {
         "image": original,
         "task": run.task,
-        "feature_maps": {n: _first(t) for n, t in forward.of_kind("feature_map").items()},
-        "hidden_states": {n: _first(t) for n, t in forward.of_kind(*STATE_KINDS).items()},
-        "spatial_states": {n: _first(t) for n, t in forward.of_kind("spatial_state").items()},
+        "feature_maps": {n: _first(t) for n, t in req.of_kind("feature_map").items()},
+        "hidden_states": {n: _first(t) for n, t in req.of_kind(*STATE_KINDS).items()},
+        "spatial_states": {n: _first(t) for n, t in req.of_kind("spatial_state").items()},
     }
-    result.update(
-        task.inspect(run.model, x, forward, run.labels, image_size=tuple(original.shape[:2]), target=target, beam=beam)
-    )
+    result.update(task.inspect(req))
     result["prediction_text"] = task.format_prediction(result["prediction"])
     return result
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from explorer.data import Source
 
 from ..config import ConfigError
-from .base import Evaluation, Example, Headline, Inspected, PreparedData, Split, Task
+from .base import Evaluation, Example, Headline, InspectRequest, PreparedData, Split, Task
 from .caption import CaptionTask
 from .classify import ClassifyTask
 from .sequence import SequenceTask
@@ -19,7 +19,7 @@ __all__ = [
     "Evaluation",
     "Example",
     "Headline",
-    "Inspected",
+    "InspectRequest",
     "PreparedData",
     "Split",
     "Task",

@@ -33,7 +33,7 @@ from models import Intermediate, build_model
 from ..config import DataConfig
 from ..preprocess import Preprocess
 
-__all__ = ["Split", "PreparedData", "Evaluation", "Example", "Headline", "Inspected", "Task"]
+__all__ = ["Split", "PreparedData", "Evaluation", "Example", "Headline", "InspectRequest", "Task"]
 
 
 @dataclass
@@ -92,18 +92,29 @@ class Example:
 
 
 @dataclass
-class Inspected:
-    """One forward pass for ``inspect``: ``model.forward_intermediates(x)`` with what the
-    model declares each part to be (``output_info`` / ``intermediate_info``)."""
+class InspectRequest:
+    """One image to inspect: the model's forward pass with what the model declares each part
+    to be (``output_info`` / ``intermediate_info``), and what the user asked for."""
 
-    out: torch.Tensor  # the first element: class scores, CTC frames, per-step token scores...
+    model: nn.Module  # the run's model, eval mode
+    x: torch.Tensor  # the normalised image (1, C, H, W)
+    out: torch.Tensor  # first element of forward_intermediates: class scores, CTC frames, token scores...
     intermediates: dict[str, torch.Tensor]  # name -> (1, ...) tensor
     output_info: Intermediate
     info: dict[str, Intermediate]  # same keys as intermediates
+    labels: list[str]  # the run's labels
+    image_size: tuple[int, int]  # (H, W) of the original file: maps are returned at this size
+    target: str | None = None  # a class to explain instead of the predicted one
+    beam: int = 1  # beam width for tasks that decode
 
     def of_kind(self, *kinds: str) -> dict[str, torch.Tensor]:
         """The intermediates declared as one of ``kinds``, in declaration order."""
         return {n: self.intermediates[n] for n, d in self.info.items() if d.kind in kinds and n in self.intermediates}
+
+    def refuse_target(self, task: str) -> None:
+        """Raise ValueError when a target class was asked of a task without classes."""
+        if self.target is not None:
+            raise ValueError(f"--target applies to tasks with classes; this run's task is {task}")
 
 
 @dataclass(frozen=True)
@@ -320,38 +331,18 @@ class Task:
         """The cells under :meth:`prediction_columns` for one :meth:`predict` result."""
         raise NotImplementedError
 
-    def inspect(
-        self,
-        model: nn.Module,
-        x: torch.Tensor,
-        forward: Inspected,
-        labels: list[str],
-        *,
-        image_size: tuple[int, int],
-        target: str | None = None,
-        beam: int = 1,
-    ) -> dict[str, Any]:
+    def inspect(self, req: InspectRequest) -> dict[str, Any]:
         """What ``inspect`` adds for this task (named in :attr:`inspects`) for one image.
-
-        Args:
-            model: the run's model, eval mode.
-            x: the normalised image (1, C, H, W).
-            forward: ``model.forward_intermediates(x)`` and the model's declarations of it.
-            labels: the run's labels.
-            image_size: (H, W) of the original file: maps are returned at this size.
-            target: a class to explain instead of the predicted one (tasks with classes).
-            beam: beam width for tasks that decode.
 
         Returns:
             ``{"prediction": predict()'s dict, <product>: {name: array}, ...}``.
 
         Raises:
-            ValueError: ``target`` is not one of the labels, or the task has no classes.
+            ValueError: ``req.target`` is not one of the labels, or the task has no classes.
         """
-        if target is not None:
-            raise ValueError(f"--target applies to tasks with classes; this run's task is {self.name}")
-        widths = torch.tensor([x.shape[-1]], device=x.device)
-        return {"prediction": self.predict(model, x, widths, labels, beam=beam)[0]}
+        req.refuse_target(self.name)
+        widths = torch.tensor([req.x.shape[-1]], device=req.x.device)
+        return {"prediction": self.predict(req.model, req.x, widths, req.labels, beam=req.beam)[0]}
 
     def graph_export_problem(self) -> str | None:
         """Why this task's models cannot be exported as one graph (ONNX, torch.export), or None."""

@@ -31,7 +31,7 @@ from ..config import ConfigError, DataConfig
 from ..preprocess import Preprocess
 from ._maps import sum_to_one, to_size
 from ._prepare import Geometry, fit_preprocess, load
-from .base import Evaluation, Headline, Inspected, PreparedData, Split, Task
+from .base import Evaluation, Headline, InspectRequest, PreparedData, Split, Task
 
 __all__ = ["CaptionTask", "DEFAULT_MAX_LEN"]
 
@@ -262,30 +262,19 @@ class CaptionTask(Task):
     def prediction_cells(self, pred: Mapping[str, Any]) -> tuple[str, ...]:
         return (pred["caption"], f"{pred['score']:.3f}" if "score" in pred else "")
 
-    def inspect(
-        self,
-        model: nn.Module,
-        x: torch.Tensor,
-        forward: Inspected,
-        labels: list[str],
-        *,
-        image_size: tuple[int, int],
-        target: str | None = None,
-        beam: int = 1,
-    ) -> dict[str, Any]:
+    def inspect(self, req: InspectRequest) -> dict[str, Any]:
         """The caption and its attention: ``tokens`` (the words) and ``maps`` (n_words, H, W)
         at the image's resolution, each summing to 1. Greedy (``beam`` 1): the forward pass's
         own declared tokens and attention; with ``beam`` > 1, those of the beam search's best."""
-        if target is not None:
-            raise ValueError(f"--target applies to tasks with classes; this run's task is {self.name}")
-        tokens, attention = forward.of_kind("tokens"), forward.of_kind("attention")
-        if beam <= 1 and tokens and attention:
-            words = Vocabulary(list(labels)).decode(next(iter(tokens.values()))[0].tolist())
+        req.refuse_target(self.name)
+        tokens, attention = req.of_kind("tokens"), req.of_kind("attention")
+        if req.beam <= 1 and tokens and attention:
+            words = Vocabulary(list(req.labels)).decode(next(iter(tokens.values()))[0].tolist())
             grids = next(iter(attention.values()))[0, : len(words)].float().cpu().numpy()
         else:
-            att = self.attention(model, x, labels, beam=beam)[0]
+            att = self.attention(req.model, req.x, req.labels, beam=req.beam)[0]
             words, grids = att["words"], att["grids"]
-        oh, ow = image_size
+        oh, ow = req.image_size
         maps = [sum_to_one(to_size(g, oh, ow)) for g in grids]
         return {
             "prediction": {"caption": " ".join(words)},

@@ -27,7 +27,7 @@ from ..metrics import classification_report
 from ..preprocess import Preprocess
 from ._maps import grad_cam, normalise01, to_size
 from ._prepare import Geometry, fit_preprocess, load
-from .base import Evaluation, Headline, Inspected, PreparedData, Split, Task
+from .base import Evaluation, Headline, InspectRequest, PreparedData, Split, Task
 
 __all__ = ["ClassifyTask", "evaluate_logits"]
 
@@ -240,27 +240,19 @@ class ClassifyTask(Task):
         cols = self.regression.get("columns", [])
         return (pred["label"], f"{pred['confidence']:.1%}", *(f"{values.get(c, float('nan')):.4g}" for c in cols))
 
-    def inspect(
-        self,
-        model: nn.Module,
-        x: torch.Tensor,
-        forward: Inspected,
-        labels: list[str],
-        *,
-        image_size: tuple[int, int],
-        target: str | None = None,
-        beam: int = 1,
-    ) -> dict[str, Any]:
+    def inspect(self, req: InspectRequest) -> dict[str, Any]:
         """The prediction, and Grad-CAM for the predicted class (or ``target``) where the
         model has a spatial feature map."""
+        labels, target = req.labels, req.target
         if target is not None and target not in labels:
             raise ValueError(f"--target {target!r} is not one of the classes: {', '.join(labels)}")
-        result: dict[str, Any] = {"prediction": self.predict(model, x, torch.tensor([x.shape[-1]]), labels)[0]}
-        cam = grad_cam(model, x, len(labels), None if target is None else labels.index(target))
+        widths = torch.tensor([req.x.shape[-1]])
+        result: dict[str, Any] = {"prediction": self.predict(req.model, req.x, widths, labels)[0]}
+        cam = grad_cam(req.model, req.x, len(labels), None if target is None else labels.index(target))
         if cam is not None:
             m, cls, layer = cam
             result["gradcam"] = {
-                "cam": normalise01(to_size(m, *image_size)),
+                "cam": normalise01(to_size(m, *req.image_size)),
                 "class": np.array(labels[cls]),
                 "layer": np.array(layer),
             }

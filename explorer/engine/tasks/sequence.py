@@ -25,7 +25,7 @@ from ..ctc import cer as char_error_rate
 from ..ctc import char_confusion, encode, greedy_decode, greedy_decode_batch, prefix_beam_search, required_frames
 from ..preprocess import Preprocess
 from ._prepare import MAX_HEIGHT, MIN_HEIGHT, Geometry, fit_preprocess, load
-from .base import Evaluation, Headline, Inspected, PreparedData, Split, Task
+from .base import Evaluation, Headline, InspectRequest, PreparedData, Split, Task
 
 __all__ = ["SequenceTask", "MIN_HEIGHT", "MAX_HEIGHT"]
 
@@ -280,26 +280,16 @@ class SequenceTask(Task):
     def prediction_cells(self, pred: Mapping[str, Any]) -> tuple[str, ...]:
         return (pred["text"], f"{pred['confidence']:.1%}")
 
-    def inspect(
-        self,
-        model: nn.Module,
-        x: torch.Tensor,
-        forward: Inspected,
-        labels: list[str],
-        *,
-        image_size: tuple[int, int],
-        target: str | None = None,
-        beam: int = 1,
-    ) -> dict[str, Any]:
+    def inspect(self, req: InspectRequest) -> dict[str, Any]:
         """The text and the CTC frames: per-frame probabilities over blank + charset, the
         charset and the best path (argmax per frame)."""
-        if target is not None:
-            raise ValueError(f"--target applies to tasks with classes; this run's task is {self.name}")
-        lp = forward.out.float().log_softmax(-1)[0]
-        frames = int(_output_lengths(model, torch.tensor([x.shape[-1]], device=x.device), lp.shape[0])[0])
+        req.refuse_target(self.name)
+        lp = req.out.float().log_softmax(-1)[0]
+        widths = torch.tensor([req.x.shape[-1]], device=req.x.device)
+        frames = int(_output_lengths(req.model, widths, lp.shape[0])[0])
         lp_np = lp[:frames].cpu().numpy()
-        text, conf = greedy_decode(lp_np, labels)
+        text, conf = greedy_decode(lp_np, req.labels)
         return {
             "prediction": {"text": text, "confidence": conf},
-            "ctc": {"probs": np.exp(lp_np), "charset": np.array(labels), "best_path": lp_np.argmax(1)},
+            "ctc": {"probs": np.exp(lp_np), "charset": np.array(req.labels), "best_path": lp_np.argmax(1)},
         }
