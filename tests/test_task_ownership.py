@@ -9,8 +9,10 @@ The rule, as this test reads the source (``ast``) of every module under ``explor
 * **A branch** is flagged: a task name literal (``"classify"``, ``"sequence"``,
   ``"caption"``) used as an operand of a comparison (``==``, ``!=``, ``is``, ``in``,
   ``not in``, including a tuple/list/set of literals on the right: ``task in ("sequence",
-  "caption")`` and ``"caption" in pred``), as a key of a dict literal (a lookup table by
-  task), or as a ``match`` case; and ``<expr>.task`` compared (``==``/``!=``) with an
+  "caption")`` and ``"caption" in pred``), as keys of a dict literal (a lookup table by
+  task: two or more keys are task names, or all are; a prediction ``{"caption": text,
+  "score": s}`` and manifest columns ``{"label": ..., "text": ..., "caption": ...}`` are
+  not), or as a ``match`` case; and ``<expr>.task`` compared (``==``/``!=``) with an
   UPPER_CASE constant (``p.task == CLASSIFY`` hides the same branch). ``p.task in TASKS``
   asks the registry whether a task exists: not a branch.
 * **A declaration** is not flagged: a literal task name as a plain value, such as a
@@ -82,7 +84,8 @@ def branches(tree: ast.AST) -> list[tuple[int, str]]:
             ):
                 found.append((node.lineno, "compares .task with a constant"))
         elif isinstance(node, ast.Dict):
-            if any(k is not None and _is_name(k) for k in node.keys):
+            named = sum(1 for k in node.keys if k is not None and _is_name(k))
+            if named and (named >= 2 or named == len(node.keys)):
                 found.append((node.lineno, "dict keyed by task name"))
         elif isinstance(node, ast.match_case):
             pats = [p for p in ast.walk(node.pattern) if isinstance(p, ast.MatchValue)]
@@ -124,6 +127,7 @@ if t.task in ("sequence", "caption"): pass
 if "caption" in pred: pass
 if p.task != CLASSIFY: pass
 LABELS = {"classify": "one label per image"}
+pred = {"caption": "a cat", "score": 0.5}
 match task:
     case "sequence": pass
 register_model("x", tasks=("classify",))
@@ -131,4 +135,4 @@ choices = ["auto", "classify"]
 same = source.task != project.task
 """
     lines = sorted(line for line, _ in branches(ast.parse(src)))
-    assert lines == [2, 3, 4, 5, 6, 8]
+    assert lines == [2, 3, 4, 5, 6, 9]

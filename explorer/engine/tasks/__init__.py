@@ -24,6 +24,7 @@ __all__ = [
     "Split",
     "Task",
     "get_task",
+    "find_task",
     "detect_task",
     "task_for_source",
     "TASK_NAMES",
@@ -47,6 +48,12 @@ def get_task(name: str, extra: dict | None = None) -> Task:
         return _TASKS[name](extra)
     except KeyError:
         raise ConfigError("data.task", f"task '{name}' is not available; available: {', '.join(TASK_NAMES)}") from None
+
+
+def find_task(name: str, extra: dict | None = None) -> Task | None:
+    """:func:`get_task`, or None for a name this version does not know (e.g. a project
+    saved by a newer version): for code that shows such data without training it."""
+    return _TASKS[name](extra) if name in _TASKS else None
 
 
 def detect_task(source: Source, requested: str = "auto") -> str:

@@ -47,7 +47,8 @@ def grad_cam(
     Returns:
         (cam at the activation's resolution, class index used: ``target`` or the predicted one
         among the first ``classes`` outputs, layer name), or None when the model has no
-        spatial feature map or no class output.
+        spatial feature map on the path to a class output (the tile mosaics that
+        patch_rnn and conv_rnn declare are assembled for viewing, after the fact).
     """
     with torch.enable_grad():
         out, inter = model.forward_intermediates(x.detach())
@@ -56,7 +57,9 @@ def grad_cam(
             return None
         act = inter[layer]
         cls = int(out[0, :classes].argmax()) if target is None else int(target)
-        (grad,) = torch.autograd.grad(out[0, cls], act)
+        (grad,) = torch.autograd.grad(out[0, cls], act, allow_unused=True)
+    if grad is None:  # a rendering of the activations (a tile mosaic), not on the output's path
+        return None
     weights = grad[0].mean(dim=(1, 2), keepdim=True)
     cam = torch.relu((weights * act[0]).sum(0)).detach().float().cpu().numpy()
     cam = cam / cam.max() if cam.max() > 0 else cam
