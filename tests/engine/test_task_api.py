@@ -89,6 +89,7 @@ def test_headline_loss_name_and_output_count() -> None:
     assert get_task("caption").headline_text(metrics) == "BLEU-4 45.2"
     assert get_task("sequence").headline_text({}) == ""
     assert [get_task(t).loss_name for t in TASK_NAMES] == ["cross-entropy", "CTC", "cross-entropy per word"]
+    assert len({get_task(t).accuracy_name for t in TASK_NAMES}) == 3
     assert [get_task(t).output_count(["a", "b", "c", "d", "e"]) for t in TASK_NAMES] == [5, 6, 5]
     assert [get_task(t).has_classes for t in TASK_NAMES] == [True, False, False]
     assert get_task("classify").check_targets({"a": 3, "b": 0})

@@ -8,7 +8,7 @@ a :class:`Task` answers each question whose answer differs, so no code outside
   :meth:`Task.labels_from_targets`, :meth:`Task.batch`;
 - model: :meth:`Task.output_count`, :meth:`Task.model_params` (e.g. the CTC head),
   :meth:`Task.check_model`, :meth:`Task.example_forward` (the architecture preview);
-- training: :meth:`Task.loss`, :attr:`Task.loss_name` (axes), :meth:`Task.evaluate`,
+- training: :meth:`Task.loss`, :attr:`Task.loss_name` / :attr:`Task.accuracy_name` (axes), :meth:`Task.evaluate`,
   :meth:`Task.final_metrics`, :attr:`Task.headline` (the one figure a run is judged by);
 - use: :meth:`Task.predict`, :meth:`Task.format_prediction` (CLI line),
   :meth:`Task.prediction_columns` / :meth:`Task.prediction_cells` (the app's table),
@@ -277,6 +277,11 @@ class Task:
     def loss_name(self) -> str:
         """What the loss axis measures ("cross-entropy", "CTC")."""
         return "cross-entropy"
+
+    @property
+    def accuracy_name(self) -> str:
+        """What the training/validation accuracy axis measures (the ``correct`` of :meth:`loss`)."""
+        return "fraction correct"
 
     def batch(self, split: Split, idx: torch.Tensor) -> tuple[torch.Tensor, Any]:
         """(uint8 images (B, H, W, C), targets) of the samples ``idx``."""

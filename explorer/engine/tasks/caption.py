@@ -138,6 +138,10 @@ class CaptionTask(Task):
         return x, torch.tensor([[SPECIALS.index(START), *words, SPECIALS.index(END)]], dtype=torch.int64)
 
     @property
+    def accuracy_name(self) -> str:
+        return "words right (train, teacher-forced), exact captions (val)"
+
+    @property
     def loss_name(self) -> str:
         return "cross-entropy per word"
 

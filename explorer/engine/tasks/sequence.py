@@ -125,6 +125,10 @@ class SequenceTask(Task):
         return list(labels) if labels else list("0123456789")
 
     @property
+    def accuracy_name(self) -> str:
+        return "texts read exactly"
+
+    @property
     def loss_name(self) -> str:
         return "CTC"
 
