@@ -29,6 +29,7 @@ from . import runfolder
 from .atomic import read_json, read_safetensors
 from .device import resolve_device
 from .preprocess import Preprocess
+from .tasks import Task, get_task
 
 __all__ = ["Run", "evaluate_run", "load_run"]
 
@@ -61,8 +62,17 @@ class Run:
         except RuntimeError as e:
             raise runfolder.RunFolderError(f"{path}: weights do not fit the model ({str(e).splitlines()[0]})") from None
         self.model: nn.Module = model.to(self.device).eval()
+        self._task: Task | None = None
 
     # -- shape & metadata ---------------------------------------------------------------
+    @property
+    def task_object(self) -> Task:
+        """The run's :class:`~explorer.engine.tasks.Task` (with its saved ``task_extra``):
+        ask it whatever differs by task (formatting a prediction, the headline figure...)."""
+        if self._task is None:
+            self._task = get_task(self.task, self.config.get("task_extra"))
+        return self._task
+
     @property
     def input_shape(self) -> tuple[int, int, int | None]:
         return self.input_spec.input_shape()
@@ -109,12 +119,10 @@ class Run:
     def predict(
         self, paths: Sequence[str | os.PathLike[str]], batch_size: int = 64, beam: int = 0
     ) -> list[dict[str, Any]]:
-        """One dict per input path, in order. classify: ``label``, ``confidence``,
-        ``probabilities`` (label -> p); sequence: ``text``, ``confidence`` (and
-        ``candidates`` with ``beam`` > 1); ``error`` for a file that cannot be used."""
-        from .tasks import get_task
-
-        task = get_task(self.task, self.config.get("task_extra"))
+        """One dict per input path, in order: ``path`` plus the task's prediction (see the
+        task's ``predict``; ``run.task_object.format_prediction(d)`` makes it one line of
+        text), or ``error`` for a file that cannot be used."""
+        task = self.task_object
         results: list[dict[str, Any]] = []
         for i in range(0, len(paths), batch_size):
             chunk = list(paths[i : i + batch_size])
@@ -145,10 +153,8 @@ def evaluate_run(run: Run, data: str | os.PathLike[str] | Any) -> dict[str, Any]
     """
     from explorer.data import DataError, open_source
 
-    from .tasks import get_task
-
     source = data if hasattr(data, "samples") else open_source(str(data))
-    task = get_task(run.task, run.config.get("task_extra"))
+    task = run.task_object
     max_pixels = run.config.get("data", {}).get("max_pixels", DEFAULT_MAX_PIXELS)
     split, problems = task.prepare_eval(
         source, run.input_spec, run.labels, run.config.get("task_extra") or {}, max_pixels

@@ -80,8 +80,8 @@ def export_run(run: Run, fmt: str, out: str | os.PathLike[str], *, verify: bool 
     summary: dict[str, Any] = {"format": fmt, "file": str(out), "json": str(out.with_suffix(".json"))}
     if fmt == "safetensors":
         write_safetensors(out, model.state_dict(), {"meta": json.dumps({"arch": run.arch})})
-    elif run.task == "caption":
-        raise ExportError("caption models decode step by step (beam search); export them as safetensors")
+    elif (problem := run.task_object.graph_export_problem()) is not None:
+        raise ExportError(problem)
     elif fmt == "onnx":
         summary.update(_export_onnx(run, model, out, verify))
     else:

@@ -1,14 +1,18 @@
 """Look inside a trained model for one image: what ``model-explorer inspect`` writes.
 
-:func:`inspect_image` returns plain numpy arrays (the UI draws the same data):
+:func:`inspect_image` returns plain numpy arrays (the app draws the same data). What an
+intermediate is comes from the model's declaration (``intermediate_info``), never from its
+name or rank; what the task adds comes from the run's :class:`~explorer.engine.tasks.Task`:
 
-- ``feature_maps``: conv layer name -> (C, H, W), the exact activations of the forward pass;
-- ``hidden_states``: recurrent layer:direction[:gate] -> (T, H);
-- ``attention`` (caption runs): ``tokens`` and ``maps`` (n_tokens, H, W) at the image's own
-  resolution, each map summing to 1;
-- ``ctc`` (sequence runs): ``probs`` (T, classes), ``charset``, ``best_path``;
-- ``gradcam`` (classify runs): ``cam`` (H, W) in [0, 1] at the image's own resolution, for
-  the predicted class or ``target``.
+- ``feature_maps`` (kind feature_map): layer name -> (C, H, W), the exact activations;
+- ``hidden_states`` (kinds recurrent_state, gate, cell_state): name -> (T, H) per recurrent
+  layer and direction, gates and LSTM cell states included;
+- ``spatial_states`` (kind spatial_state): name -> (T, C, h, w) of ConvRNN/ConvGRU/ConvLSTM cells;
+- the task's products (:attr:`Task.inspects`): ``gradcam`` (classify, where the model has a
+  spatial feature map): ``cam`` (H, W) in [0, 1] at the image's own resolution; ``ctc``
+  (sequence): ``probs`` (T, classes), ``charset``, ``best_path``; ``attention`` (caption):
+  ``tokens`` and ``maps`` (n_tokens, H, W) at the image's resolution, each summing to 1;
+- ``prediction`` (the task's dict) and ``prediction_text`` (one line).
 
 :func:`write_inspection` saves them as ``.npz`` plus a PNG rendering of each.
 """
@@ -27,55 +31,29 @@ from explorer.data import read_image
 
 from .api import Run
 from .atomic import atomic_write
-from .ctc import greedy_decode
-from .tasks import get_task
+from .tasks import InspectRequest
+from .tasks._maps import normalise01
 
-__all__ = ["inspect_image", "write_inspection", "grad_cam"]
+__all__ = ["inspect_image", "write_inspection", "STATE_KINDS", "inspect_request"]
 
-
-def _split_intermediates(inter: dict[str, torch.Tensor]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    feats, states = {}, {}
-    for name, t in inter.items():
-        a = t.detach().float().cpu().numpy()
-        if ":" in name and a.ndim == 3:  # (B, T, H) per layer and direction, gates included
-            states[name] = a[0]
-        elif a.ndim == 4 and ":" not in name:  # (B, C, H, W) conv activations
-            feats[name] = a[0]
-    return feats, states
+#: the kinds written to hidden_states.npz
+STATE_KINDS = ("recurrent_state", "gate", "cell_state")
 
 
-def grad_cam(
-    run: Run, x: torch.Tensor, target: int | None = None, layer: str | None = None
-) -> tuple[np.ndarray, int, str]:
-    """Grad-CAM (Selvaraju et al.) of a classification model for one normalised image.
-
-    Uses the last spatial conv activation of ``forward_intermediates`` (or ``layer``):
-    cam = ReLU(sum_c mean_hw(d score / d A_c) * A_c), scaled to [0, 1].
-
-    Returns:
-        (cam at the activation's resolution, class index used, layer name).
-    """
-    model = run.model
-    with torch.enable_grad():
-        x = x.detach().requires_grad_(False)
-        out, inter = model.forward_intermediates(x)
-        spatial = [n for n, t in inter.items() if t.dim() == 4 and ":" not in n and min(t.shape[-2:]) > 1]
-        if layer is None:
-            if not spatial:
-                raise ValueError("this model has no spatial conv activation to explain")
-            layer = spatial[-1]
-        act = inter[layer]
-        k = len(run.labels)
-        cls = int(out[0, :k].argmax()) if target is None else int(target)
-        (grad,) = torch.autograd.grad(out[0, cls], act)
-    weights = grad[0].mean(dim=(1, 2), keepdim=True)
-    cam = torch.relu((weights * act[0]).sum(0)).detach().cpu().numpy()
-    cam = cam / cam.max() if cam.max() > 0 else cam
-    return cam.astype(np.float32), cls, layer
+def _first(t: torch.Tensor) -> np.ndarray:
+    return t[0].detach().float().cpu().numpy()
 
 
-def _to_size(m: np.ndarray, height: int, width: int) -> np.ndarray:
-    return cv2.resize(m.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+def inspect_request(
+    run: Run, x: torch.Tensor, image_size: tuple[int, int], target: str | None = None, beam: int = 1
+) -> InspectRequest:
+    """``run.model.forward_intermediates(x)`` with the model's declarations of its parts."""
+    out, inter = run.model.forward_intermediates(x)
+    size = (int(x.shape[-2]), int(x.shape[-1]))
+    info = run.model.intermediate_info(size)
+    return InspectRequest(
+        run.model, x, out, inter, run.model.output_info(size), info, run.labels, image_size, target, beam
+    )
 
 
 @torch.no_grad()
@@ -84,58 +62,30 @@ def inspect_image(run: Run, path: str | os.PathLike[str], target: str | None = N
 
     Raises:
         DecodeError: the file cannot be used.
-        ValueError: ``target`` is not one of the run's classes.
+        ValueError: ``target`` is not one of the run's classes (or the task has none).
     """
     original = read_image(path)
-    oh, ow = original.shape[:2]
     x = run.preprocess([path]).to(run.device)
-    task = get_task(run.task, run.config.get("task_extra"))
-    result: dict[str, Any] = {"image": original, "task": run.task}
-    fi = getattr(run.model, "forward_intermediates", None)
-    out, inter = fi(x) if fi is not None else (run.model(x), {})
-    result["feature_maps"], result["hidden_states"] = _split_intermediates(inter)
-
-    if run.task == "classify":
-        if target is not None and target not in run.labels:
-            raise ValueError(f"--target {target!r} is not one of the classes: {', '.join(run.labels)}")
-        cam, cls, layer = grad_cam(run, x, None if target is None else run.labels.index(target))
-        result["gradcam"] = {"cam": _normalise01(_to_size(cam, oh, ow)), "class": run.labels[cls], "layer": layer}
-        result["prediction"] = task.predict(run.model, x, torch.tensor([x.shape[-1]]), run.labels)[0]
-    elif run.task == "sequence":
-        lp = out.float().log_softmax(-1)[0]
-        frames = (
-            run.model.output_lengths(torch.tensor([x.shape[-1]], device=x.device))[0]
-            if hasattr(run.model, "output_lengths")
-            else lp.shape[0]
-        )
-        lp = lp[: int(frames)].cpu().numpy()
-        text, conf = greedy_decode(lp, run.labels)
-        result["ctc"] = {"probs": np.exp(lp), "charset": np.array(run.labels), "best_path": lp.argmax(1)}
-        result["prediction"] = {"text": text, "confidence": conf}
-    elif run.task == "caption":
-        att = task.attention(run.model, x, run.labels, beam=beam)[0]
-        maps = (
-            np.stack([_sum_to_one(_to_size(g, oh, ow)) for g in att["grids"]])
-            if att["words"]
-            else np.zeros((0, oh, ow))
-        )
-        result["attention"] = {"tokens": np.array(att["words"]), "maps": maps.astype(np.float32)}
-        result["prediction"] = {"caption": " ".join(att["words"])}
+    req = inspect_request(run, x, (int(original.shape[0]), int(original.shape[1])), target, beam)
+    task = run.task_object
+    result: dict[str, Any] = {
+        "image": original,
+        "task": run.task,
+        "feature_maps": {n: _first(t) for n, t in req.of_kind("feature_map").items()},
+        "hidden_states": {n: _first(t) for n, t in req.of_kind(*STATE_KINDS).items()},
+        "spatial_states": {n: _first(t) for n, t in req.of_kind("spatial_state").items()},
+    }
+    result.update(task.inspect(req))
+    result["prediction_text"] = task.format_prediction(result["prediction"])
     return result
 
 
-def _normalise01(m: np.ndarray) -> np.ndarray:
-    lo, hi = float(m.min()), float(m.max())
-    return ((m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)).astype(np.float32)
-
-
-def _sum_to_one(m: np.ndarray) -> np.ndarray:
-    m = np.clip(m, 0, None)
-    s = float(m.sum())
-    return m / s if s > 0 else np.full_like(m, 1.0 / m.size)
-
-
 # -- writing ----------------------------------------------------------------------------------
+
+
+def _safe(name: str) -> str:
+    """A layer name as a file name part (``rnn.0:fwd`` -> ``rnn_0_fwd``)."""
+    return name.replace(".", "_").replace(":", "_")
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -155,7 +105,7 @@ def _save_png(path: Path, bgr: np.ndarray) -> None:
 
 def _heat(m: np.ndarray) -> np.ndarray:
     """A float map -> BGR heatmap (viridis), scaled to its own range."""
-    return cv2.applyColorMap((_normalise01(m) * 255).astype(np.uint8), cv2.COLORMAP_VIRIDIS)
+    return cv2.applyColorMap((normalise01(m) * 255).astype(np.uint8), cv2.COLORMAP_VIRIDIS)
 
 
 def _bgr(image: np.ndarray) -> np.ndarray:
@@ -205,14 +155,18 @@ def write_inspection(result: dict[str, Any], folder: str | os.PathLike[str]) -> 
     if result["feature_maps"]:
         npz("feature_maps.npz", result["feature_maps"])
         for name, maps in result["feature_maps"].items():
-            png(f"feature_maps_{name.replace('.', '_')}.png", _grid(maps))
+            png(f"feature_maps_{_safe(name)}.png", _grid(maps))
+    if result.get("spatial_states"):
+        npz("spatial_states.npz", result["spatial_states"])
+        for name, states in result["spatial_states"].items():  # the last step's channels
+            png(f"spatial_{_safe(name)}.png", _grid(states[-1]))
     if result["hidden_states"]:
         npz("hidden_states.npz", result["hidden_states"])
         for name, states in result["hidden_states"].items():
-            png(f"hidden_{name.replace('.', '_').replace(':', '_')}.png", _upscale(_heat(states.T), 120))
+            png(f"hidden_{_safe(name)}.png", _upscale(_heat(states.T), 120))
     if "gradcam" in result:
         g = result["gradcam"]
-        npz("gradcam.npz", {"cam": g["cam"], "class": np.array(g["class"]), "layer": np.array(g["layer"])})
+        npz("gradcam.npz", g)
         png("gradcam.png", _upscale(_overlay(image, g["cam"])))
     if "ctc" in result:
         c = result["ctc"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,23 +22,29 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from explorer.data import Source, Vocabulary, infer_image_size, load_images, random_split, tokenize
+from explorer.data import Sample, Source, Vocabulary, infer_image_size, random_split, tokenize
+from explorer.data.text import END, SPECIALS, START
 from models import list_models, model_info
 
 from ..bleu import bleu_scores
 from ..config import ConfigError, DataConfig
-from ..preprocess import Preprocess, channel_stats, valid_pixels
-from .base import Evaluation, PreparedData, Split, Task
-from .sequence import MAX_HEIGHT, MAX_WIDTH_FACTOR, MIN_HEIGHT
+from ..preprocess import Preprocess
+from ._maps import sum_to_one, to_size
+from ._prepare import Geometry, fit_preprocess, load
+from .base import Evaluation, Headline, InspectRequest, PreparedData, Split, Task
 
 __all__ = ["CaptionTask", "DEFAULT_MAX_LEN"]
 
 DEFAULT_MAX_LEN = 30  # words per caption kept for training (longer ones are cut)
 LINE_ASPECT = 2.0  # median width / height at or above which images are read as lines
+PLACEHOLDER_CAPTION = "a small red circle above a large blue square"  # preview vocabulary before any data
 
 
 class CaptionTask(Task):
     name = "caption"
+    title = "Caption: describe an image in words"
+    headline = Headline("val_bleu4", "BLEU-4", percent=False)
+    inspects = ("attention",)
 
     # -- data ----------------------------------------------------------------------------
     def prepare(
@@ -54,92 +60,31 @@ class CaptionTask(Task):
     ) -> PreparedData:
         t0 = time.perf_counter()
         problems = [str(p) for p in source.problems]
-        by_image: OrderedDict[str, list[str]] = OrderedDict()
-        first_sample: dict[str, Any] = {}
-        for s in source.samples:
-            if not s.target.strip():
-                problems.append(f"{s.path}: empty caption")
-                continue
-            by_image.setdefault(str(s.path), []).append(s.target)
-            first_sample.setdefault(str(s.path), s)
-        samples = [first_sample[p] for p in by_image]
-        if preprocess is None:
-            h, w = infer_image_size(samples, min_side=1, max_side=1 << 20)
-            line_like = cfg.width is None and w >= LINE_ASPECT * h
-            if line_like:
-                height = cfg.height or min(max(h, MIN_HEIGHT), MAX_HEIGHT)
-                width, max_width = None, MAX_WIDTH_FACTOR * (cfg.height or min(max(h, MIN_HEIGHT), MAX_HEIGHT))
-            else:
-                dh, dw = infer_image_size(samples)
-                height, width, max_width = cfg.height or dh, cfg.width or dw, None
-            color, resize = cfg.color, cfg.resize
-        else:
-            height, width, color, resize = preprocess.height, preprocess.width, preprocess.color, preprocess.resize
-            max_width = preprocess.max_width
-        loaded = load_images(
+        samples, by_image = _group_captions(source.samples, problems)
+        geometry = Geometry.of(preprocess) if preprocess is not None else _geometry(samples, cfg)
+        images = load(
             samples,
-            height=height,
-            width=width,
-            color=color,
-            resize=resize,
+            geometry,
+            origin=source.origin,
             max_pixels=cfg.max_pixels,
+            problems=problems,
             progress=progress,
-            max_width=max_width or MAX_WIDTH_FACTOR * height,
         )
-        problems += [str(p) for p in loaded.problems]
-        if not loaded.samples:
-            raise ConfigError("data.source", f"no usable image in {source.origin} ({len(problems)} unusable files)")
-        paths = [str(s.path) for s in loaded.samples]
+        paths = [str(s.path) for s in images.samples]
         refs = [by_image[p] for p in paths]
-        n_img = len(paths)
-        widths = (
-            torch.from_numpy(loaded.widths)
-            if loaded.widths is not None
-            else torch.full((n_img,), loaded.images.shape[2], dtype=torch.int64)
-        )
-        train_img, val_img = random_split(n_img, cfg.val_fraction, seed)
-        settings = dict(extra or {})
-        max_len = int(settings.get("max_len", DEFAULT_MAX_LEN))
-        if labels is not None:
-            vocab = Vocabulary(list(labels))
-        else:
-            vocab = Vocabulary.build(
-                (c for i in train_img for c in refs[i]), min_count=int(settings.get("min_count", 1))
-            )
-            longest = max((len(tokenize(c)) for i in train_img for c in refs[i]), default=1)
-            max_len = min(max_len, longest)
-        self.configure({"max_len": max_len, "min_count": int(settings.get("min_count", 1))})
-        if preprocess is None:
-            mean, std = channel_stats(valid_pixels(loaded.images, widths.numpy(), train_img))
-            preprocess = Preprocess(
-                channels=loaded.images.shape[-1],
-                color=loaded.color,
-                height=height,
-                width=width,
-                resize=cfg.resize,
-                mean=mean,
-                std=std,
-                fit="keep_aspect" if width is None else "stretch",
-                max_width=max_width if width is None else None,
-            )
-        images = torch.from_numpy(loaded.images)
+        train_img, val_img = random_split(len(paths), cfg.val_fraction, seed)
+        vocab, max_len = self._vocabulary(labels, [c for i in train_img for c in refs[i]], extra or {})
+        preprocess = preprocess or fit_preprocess(images, geometry, cfg.resize, train_img)
 
         def split(ids: np.ndarray) -> Split:
-            ids = np.asarray(ids, dtype=np.int64)
-            t = torch.from_numpy(ids)
+            x, w = images.take(ids)
             pairs = [(k, c) for k, i in enumerate(ids) for c in refs[i]]
-            tokens = torch.zeros((len(pairs), max_len + 2), dtype=torch.int64)
-            for r, (_, caption) in enumerate(pairs):
-                enc = vocab.encode(caption, max_len)
-                tokens[r, : len(enc)] = torch.tensor(enc)
-            w = widths[t]
-            x = images[t][:, :, : int(w.max()) if len(t) else 1].contiguous()
             targets = {
                 "image": torch.tensor([k for k, _ in pairs], dtype=torch.int64),
-                "tokens": tokens,
+                "tokens": _encode_captions([c for _, c in pairs], vocab, max_len),
                 "refs": [[tokenize(c) for c in refs[i]] for i in ids],
             }
-            return Split(x, targets, [paths[i] for i in ids], w.contiguous(), size=len(pairs))
+            return Split(x, targets, [paths[i] for i in ids], w, size=len(pairs))
 
         return PreparedData(
             task=self.name,
@@ -152,21 +97,56 @@ class CaptionTask(Task):
             extra=self.extra,
         )
 
-    def prepare_eval(
-        self, source: Source, preprocess: Preprocess, labels: list[str], extra: dict[str, Any], max_pixels: int
-    ) -> tuple[Split, list[str]]:
-        cfg = DataConfig(val_fraction=0.0, max_pixels=max_pixels)
-        data = self.prepare(source, cfg, seed=0, labels=labels, preprocess=preprocess, extra=extra)
-        return data.train, data.problems
+    def _vocabulary(
+        self, labels: list[str] | None, train_captions: list[str], settings: dict[str, Any]
+    ) -> tuple[Vocabulary, int]:
+        """The run's vocabulary (given, or built from the training captions) and the words
+        per caption kept; adopts ``max_len`` and ``min_count`` as the run's settings."""
+        max_len = int(settings.get("max_len", DEFAULT_MAX_LEN))
+        min_count = int(settings.get("min_count", 1))
+        if labels is not None:
+            vocab = Vocabulary(list(labels))
+        else:
+            vocab = Vocabulary.build(train_captions, min_count=min_count)
+            max_len = min(max_len, max((len(tokenize(c)) for c in train_captions), default=1))
+        self.configure({"max_len": max_len, "min_count": min_count})
+        return vocab, max_len
+
+    def labels_from_targets(self, targets: Sequence[str]) -> list[str]:
+        """The vocabulary: PAD, START, END, UNK, then the captions' words by frequency."""
+        return Vocabulary.build(targets, min_count=int(self.extra.get("min_count", 1))).tokens
 
     # -- model ---------------------------------------------------------------------------
     def model_params(self, arch: str, params: dict[str, Any]) -> dict[str, Any]:
-        if "caption" not in model_info(arch).tasks:
+        if self.name not in model_info(arch).tasks:
             raise ConfigError(
                 "arch",
-                f"'{arch}' cannot write captions (task caption); use one of: {', '.join(list_models('caption'))}",
+                f"'{arch}' cannot write captions (task caption); use one of: {', '.join(list_models(self.name))}",
             )
         return params
+
+    def preview_labels(self, labels: Sequence[str] | None = None) -> list[str]:
+        """The vocabulary, or a small placeholder one when there are no captions yet."""
+        if labels and len(labels) > len(SPECIALS):
+            return list(labels)
+        return Vocabulary.build([PLACEHOLDER_CAPTION]).tokens
+
+    def example_input(self, in_channels: int, image_size: tuple[int, int | None], labels: Sequence[str]) -> tuple:
+        """The image and a short teacher-forced caption ``START w... END`` (what training feeds)."""
+        (x,) = super().example_input(in_channels, image_size, labels)
+        words = list(range(len(SPECIALS), min(len(labels), len(SPECIALS) + 6)))
+        return x, torch.tensor([[SPECIALS.index(START), *words, SPECIALS.index(END)]], dtype=torch.int64)
+
+    @property
+    def accuracy_name(self) -> str:
+        return "words right (train, teacher-forced), exact captions (val)"
+
+    @property
+    def loss_name(self) -> str:
+        return "cross-entropy per word"
+
+    def graph_export_problem(self) -> str | None:
+        return "caption models decode step by step (beam search); export them as safetensors"
 
     # -- training ------------------------------------------------------------------------
     def batch(self, split: Split, idx: torch.Tensor) -> tuple[torch.Tensor, Any]:
@@ -273,6 +253,41 @@ class CaptionTask(Task):
             out.append(item)
         return out
 
+    def format_prediction(self, pred: Mapping[str, Any], top: int = 3) -> str:
+        """``the caption (score -1.234)``."""
+        return pred["caption"] + (f" (score {pred['score']:.3f})" if "score" in pred else "")
+
+    def format_candidates(self, pred: Mapping[str, Any]) -> list[str]:
+        return [f"    {c['caption']} ({c['score']:.3f})" for c in pred.get("candidates", [])[1:]]
+
+    def prediction_columns(self) -> tuple[str, ...]:
+        return ("Caption", "Score")
+
+    def prediction_cells(self, pred: Mapping[str, Any]) -> tuple[str, ...]:
+        return (pred["caption"], f"{pred['score']:.3f}" if "score" in pred else "")
+
+    def inspect(self, req: InspectRequest) -> dict[str, Any]:
+        """The caption and its attention: ``tokens`` (the words) and ``maps`` (n_words, H, W)
+        at the image's resolution, each summing to 1. Greedy (``beam`` 1): the forward pass's
+        own declared tokens and attention; with ``beam`` > 1, those of the beam search's best."""
+        req.refuse_target(self.name)
+        tokens, attention = req.of_kind("tokens"), req.of_kind("attention")
+        if req.beam <= 1 and tokens and attention:
+            words = Vocabulary(list(req.labels)).decode(next(iter(tokens.values()))[0].tolist())
+            grids = next(iter(attention.values()))[0, : len(words)].float().cpu().numpy()
+        else:
+            att = self.attention(req.model, req.x, req.labels, beam=req.beam)[0]
+            words, grids = att["words"], att["grids"]
+        oh, ow = req.image_size
+        maps = [sum_to_one(to_size(g, oh, ow)) for g in grids]
+        return {
+            "prediction": {"caption": " ".join(words)},
+            "attention": {
+                "tokens": np.array(words),
+                "maps": (np.stack(maps) if maps else np.zeros((0, oh, ow))).astype(np.float32),
+            },
+        }
+
     def attention(self, model: nn.Module, x: torch.Tensor, labels: list[str], beam: int = 1) -> list[dict[str, Any]]:
         """Words and their attention grids (n_words, gh, gw) of the best caption per image."""
         vocab = Vocabulary(list(labels))
@@ -290,6 +305,38 @@ class CaptionTask(Task):
         # out: the greedy decoding's token logits (B, L, V); their argmax is the emitted word
         words = Vocabulary(list(labels)).decode(out[0].argmax(-1).tolist())
         return np.zeros(0, np.float32), " ".join(words)
+
+
+def _group_captions(samples: list[Sample], problems: list[str]) -> tuple[list[Sample], dict[str, list[str]]]:
+    """One sample per image (first appearance order) and each image's captions; a problem
+    line per empty caption."""
+    by_image: OrderedDict[str, list[str]] = OrderedDict()
+    first: dict[str, Sample] = {}
+    for s in samples:
+        if not s.target.strip():
+            problems.append(f"{s.path}: empty caption")
+            continue
+        by_image.setdefault(str(s.path), []).append(s.target)
+        first.setdefault(str(s.path), s)
+    return [first[p] for p in by_image], by_image
+
+
+def _geometry(samples: list[Sample], cfg: DataConfig) -> Geometry:
+    """Lines (median width >= LINE_ASPECT x height, no width set) keep their aspect ratio;
+    other images get one size."""
+    h, w = infer_image_size(samples, min_side=1, max_side=1 << 20)
+    if cfg.width is None and w >= LINE_ASPECT * h:
+        return Geometry.line(samples, cfg, median_height=h)
+    return Geometry.fixed(samples, cfg)
+
+
+def _encode_captions(captions: list[str], vocab: Vocabulary, max_len: int) -> torch.Tensor:
+    """(N, max_len + 2) int64 ``START w... END`` ids, PAD after."""
+    tokens = torch.zeros((len(captions), max_len + 2), dtype=torch.int64)
+    for r, caption in enumerate(captions):
+        enc = vocab.encode(caption, max_len)
+        tokens[r, : len(enc)] = torch.tensor(enc)
+    return tokens
 
 
 def _describe(cands: list[dict[str, Any]], vocab: Vocabulary) -> dict[str, Any]:

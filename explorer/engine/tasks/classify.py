@@ -11,7 +11,7 @@ masked out; validation reports the mean absolute error in the columns' own units
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from typing import Any
 
@@ -20,19 +20,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from explorer.data import Source, infer_image_size, load_images, stratified_split
+from explorer.data import Source, stratified_split
 
 from ..config import ConfigError, DataConfig
 from ..metrics import classification_report
-from ..preprocess import Preprocess, channel_stats
-from .base import Evaluation, PreparedData, Split, Task
+from ..preprocess import Preprocess
+from ._maps import grad_cam, normalise01, to_size
+from ._prepare import Geometry, fit_preprocess, load
+from .base import Evaluation, Headline, InspectRequest, PreparedData, Split, Task
 
 __all__ = ["ClassifyTask", "evaluate_logits"]
 
 
 class ClassifyTask(Task):
     name = "classify"
+    title = "Classify: one label per image"
+    has_classes = True
+    headline = Headline("val_accuracy", "accuracy")
+    inspects = ("gradcam",)
 
+    # -- data ----------------------------------------------------------------------------
     def prepare(
         self,
         source: Source,
@@ -45,65 +52,36 @@ class ClassifyTask(Task):
         progress: Callable[[int, int], None] | None = None,
     ) -> PreparedData:
         t0 = time.perf_counter()
-        if preprocess is not None:
-            height, width, color, resize = preprocess.height, preprocess.width, preprocess.color, preprocess.resize
-        else:
-            height, width = cfg.height, cfg.width
-            if height is None or width is None:
-                h, w = infer_image_size(source.samples)
-                height, width = height or h, width or w
-            color, resize = cfg.color, cfg.resize
-        assert width is not None
-        loaded = load_images(
+        geometry = Geometry.of(preprocess) if preprocess is not None else Geometry.fixed(source.samples, cfg)
+        problems = [str(p) for p in source.problems]
+        images = load(
             source.samples,
-            height=height,
-            width=width,
-            color=color,
-            resize=resize,
+            geometry,
+            origin=source.origin,
             max_pixels=cfg.max_pixels,
+            problems=problems,
             progress=progress,
         )
-        problems = [str(p) for p in list(source.problems) + list(loaded.problems)]
-        if not loaded.samples:
-            raise ConfigError("data.source", f"no usable image in {source.origin} ({len(problems)} unusable files)")
-        present = sorted({s.target for s in loaded.samples})
-        labels = list(labels) if labels is not None else present
-        unknown = sorted(set(present) - set(labels))
-        if unknown:
-            raise ConfigError("data.source", f"classes not known to this run: {', '.join(unknown)}")
-        if len(labels) < 2:
-            raise ConfigError(
-                "data.source", f"classification needs at least two classes, found {labels} in {source.origin}"
-            )
+        targets = [s.target for s in images.samples]
+        labels = _checked_labels(targets, labels, source.origin)
         index = {name: i for i, name in enumerate(labels)}
-        y = torch.tensor([index[s.target] for s in loaded.samples], dtype=torch.int64)
-        train_idx, val_idx = stratified_split([s.target for s in loaded.samples], cfg.val_fraction, seed)
-        columns = list((extra or {}).get("regression", {}).get("columns", cfg.regression_columns))
+        y = torch.tensor([index[t] for t in targets], dtype=torch.int64)
+        train_idx, val_idx = stratified_split(targets, cfg.val_fraction, seed)
+        settings = (extra or {}).get("regression") or {}
+        columns = list(settings.get("columns", cfg.regression_columns))
         reg, regression = None, {}
         if columns:
-            raw = _regression_values(loaded.samples, columns)
-            stats = (extra or {}).get("regression") or _column_stats(raw[train_idx], columns)
-            mean, std = np.asarray(stats["mean"]), np.asarray(stats["std"])
-            reg = torch.from_numpy(((raw - mean) / std).astype(np.float32))
+            raw = _regression_values(images.samples, columns)
+            stats = settings or _column_stats(raw[train_idx], columns)
+            reg = _standardise(raw, stats)
             regression = {"columns": columns, "mean": list(stats["mean"]), "std": list(stats["std"])}
-        if preprocess is None:
-            mean, std = channel_stats(loaded.images[train_idx])
-            preprocess = Preprocess(
-                channels=loaded.images.shape[-1],
-                color=loaded.color,
-                height=height,
-                width=width,
-                resize=cfg.resize,
-                mean=mean,
-                std=std,
-            )
-        images = torch.from_numpy(loaded.images)
-        paths = [str(s.path) for s in loaded.samples]
+        preprocess = preprocess or fit_preprocess(images, geometry, cfg.resize, train_idx)
 
         def split(ids: np.ndarray) -> Split:
+            x, _ = images.take(ids)
             t = torch.from_numpy(np.asarray(ids, dtype=np.int64))
             targets: Any = y[t].contiguous() if reg is None else {"y": y[t].contiguous(), "reg": reg[t].contiguous()}
-            return Split(images[t].contiguous(), targets, [paths[i] for i in ids])
+            return Split(x, targets, [str(images.samples[i].path) for i in ids])
 
         return PreparedData(
             task=self.name,
@@ -120,33 +98,32 @@ class ClassifyTask(Task):
         self, source: Source, preprocess: Preprocess, labels: list[str], extra: dict[str, Any], max_pixels: int
     ) -> tuple[Split, list[str]]:
         index = {name: i for i, name in enumerate(labels)}
-        known = [s for s in source.samples if s.target in index]
         problems = [str(p) for p in source.problems]
         problems += [
             f"{s.path}: class '{s.target}' is not one of the model's classes"
             for s in source.samples
             if s.target not in index
         ]
-        assert preprocess.width is not None
-        loaded = load_images(
-            known,
-            height=preprocess.height,
-            width=preprocess.width,
-            color=preprocess.color,
-            resize=preprocess.resize,
-            max_pixels=max_pixels,
+        known = [s for s in source.samples if s.target in index]
+        images = load(
+            known, Geometry.of(preprocess), origin="", max_pixels=max_pixels, problems=problems, empty_ok=True
         )
-        problems += [str(p) for p in loaded.problems]
         self.configure(extra)
-        y = torch.tensor([index[s.target] for s in loaded.samples], dtype=torch.int64)
+        y = torch.tensor([index[s.target] for s in images.samples], dtype=torch.int64)
         targets: Any = y
         reg = self.regression
-        present = {name for s in loaded.samples for name, _ in s.extras}
+        present = {name for s in images.samples for name, _ in s.extras}
         if reg and set(reg["columns"]) <= present:  # score the regression head too when the data has the columns
-            raw = _regression_values(loaded.samples, reg["columns"])
-            values = (raw - np.asarray(reg["mean"])) / np.asarray(reg["std"])
-            targets = {"y": y, "reg": torch.from_numpy(values.astype(np.float32))}
-        return Split(torch.from_numpy(loaded.images), targets, [str(s.path) for s in loaded.samples]), problems
+            targets = {"y": y, "reg": _standardise(_regression_values(images.samples, reg["columns"]), reg)}
+        return Split(images.images, targets, [str(s.path) for s in images.samples]), problems
+
+    def describe_dataset(self, images: int, classes: int) -> str:
+        return f"{images:,} images · {classes} class{'es' if classes != 1 else ''}"
+
+    def check_targets(self, counts: Mapping[str, int]) -> str | None:
+        if sum(1 for n in counts.values() if n > 0) < 2:
+            return "Classification needs at least two classes with images; add another class and drop images on it."
+        return None
 
     # -- multi-task ----------------------------------------------------------------------
     @property
@@ -154,8 +131,13 @@ class ClassifyTask(Task):
         """columns, mean, std, weight of the regression targets; empty when single-task."""
         return self.extra.get("regression") or {}
 
-    def num_outputs(self, data: PreparedData) -> int:
-        return len(data.labels) + len(self.regression.get("columns", []))
+    def output_count(self, labels: Sequence[str]) -> int:
+        """Class logits, then one output per regression column."""
+        return len(labels) + len(self.regression.get("columns", []))
+
+    @property
+    def loss_name(self) -> str:
+        return "cross-entropy + MSE" if self.regression else "cross-entropy"
 
     def batch(self, split: Split, idx: torch.Tensor) -> tuple[torch.Tensor, Any]:
         t = split.targets
@@ -224,23 +206,57 @@ class ClassifyTask(Task):
         self, model: nn.Module, x: torch.Tensor, widths: torch.Tensor, labels: list[str], beam: int = 0
     ) -> list[dict[str, Any]]:
         outs = model(x).float().cpu()
-        k = len(labels)
-        probs = torch.softmax(outs[:, :k], dim=1)
+        classes = len(labels)
+        probs = torch.softmax(outs[:, :classes], dim=1)
         reg = self.regression
         out = []
         for j, pr in enumerate(probs):
-            k = int(pr.argmax())
+            best = int(pr.argmax())
             out.append(
                 {
-                    "label": labels[k],
-                    "confidence": float(pr[k]),
+                    "label": labels[best],
+                    "confidence": float(pr[best]),
                     "probabilities": {lab: float(v) for lab, v in zip(labels, pr.tolist())},
                 }
             )
-            if reg:
-                values = outs[j, k:].numpy() * np.asarray(reg["std"]) + np.asarray(reg["mean"])
+            if reg:  # the outputs after the class logits are the standardised column values
+                values = outs[j, classes:].numpy() * np.asarray(reg["std"]) + np.asarray(reg["mean"])
                 out[-1]["values"] = {c: float(v) for c, v in zip(reg["columns"], values)}
         return out
+
+    def format_prediction(self, pred: Mapping[str, Any], top: int = 3) -> str:
+        """``label (0.987)  [other 0.010, ...]`` plus the regression values, if any."""
+        ranked = sorted(pred["probabilities"].items(), key=lambda kv: -kv[1])[:top]
+        others = ", ".join(f"{k} {v:.3f}" for k, v in ranked[1:])
+        values = "  ".join(f"{c} {v:.4g}" for c, v in pred.get("values", {}).items())
+        line = f"{pred['label']} ({pred['confidence']:.3f})" + (f"  [{others}]" if others else "")
+        return line + (f"  {values}" if values else "")
+
+    def prediction_columns(self) -> tuple[str, ...]:
+        return ("Prediction", "Confidence", *self.regression.get("columns", []))
+
+    def prediction_cells(self, pred: Mapping[str, Any]) -> tuple[str, ...]:
+        values = pred.get("values", {})
+        cols = self.regression.get("columns", [])
+        return (pred["label"], f"{pred['confidence']:.1%}", *(f"{values.get(c, float('nan')):.4g}" for c in cols))
+
+    def inspect(self, req: InspectRequest) -> dict[str, Any]:
+        """The prediction, and Grad-CAM for the predicted class (or ``target``) where the
+        model has a spatial feature map."""
+        labels, target = req.labels, req.target
+        if target is not None and target not in labels:
+            raise ValueError(f"--target {target!r} is not one of the classes: {', '.join(labels)}")
+        widths = torch.tensor([req.x.shape[-1]])
+        result: dict[str, Any] = {"prediction": self.predict(req.model, req.x, widths, labels)[0]}
+        cam = grad_cam(req.model, req.x, len(labels), None if target is None else labels.index(target))
+        if cam is not None:
+            m, cls, layer = cam
+            result["gradcam"] = {
+                "cam": normalise01(to_size(m, *req.image_size)),
+                "class": np.array(labels[cls]),
+                "layer": np.array(layer),
+            }
+        return result
 
 
 @torch.no_grad()
@@ -272,6 +288,26 @@ def evaluate_logits(
     model.train(was_training)
     n = max(len(y), 1)
     return total / n, correct / n, torch.cat(preds).numpy() if preds else np.zeros(0, dtype=np.int64)
+
+
+def _checked_labels(targets: list[str], labels: list[str] | None, origin: str) -> list[str]:
+    """The run's class names: the given ones (resuming) or those present.
+
+    Raises:
+        ConfigError: a class unknown to the run, or fewer than two classes.
+    """
+    present = sorted(set(targets))
+    labels = list(labels) if labels is not None else present
+    unknown = sorted(set(present) - set(labels))
+    if unknown:
+        raise ConfigError("data.source", f"classes not known to this run: {', '.join(unknown)}")
+    if len(labels) < 2:
+        raise ConfigError("data.source", f"classification needs at least two classes, found {labels} in {origin}")
+    return labels
+
+
+def _standardise(raw: np.ndarray, stats: Mapping[str, Any]) -> torch.Tensor:
+    return torch.from_numpy(((raw - np.asarray(stats["mean"])) / np.asarray(stats["std"])).astype(np.float32))
 
 
 def _regression_values(samples: list[Any], columns: list[str]) -> np.ndarray:

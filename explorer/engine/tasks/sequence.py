@@ -9,7 +9,7 @@ image is checked to give the model enough frames for its text.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,19 +17,37 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from explorer.data import Source, infer_image_size, load_images, random_split
-from models import model_info
+from explorer.data import Sample, Source, random_split
+from models import list_models, model_info
 
 from ..config import ConfigError, DataConfig
 from ..ctc import cer as char_error_rate
 from ..ctc import char_confusion, encode, greedy_decode, greedy_decode_batch, prefix_beam_search, required_frames
-from ..preprocess import Preprocess, channel_stats, valid_pixels
-from .base import Evaluation, PreparedData, Split, Task
+from ..preprocess import Preprocess
+from ._prepare import MAX_HEIGHT, MIN_HEIGHT, Geometry, fit_preprocess, load
+from .base import Evaluation, Headline, InspectRequest, PreparedData, Split, Task
 
 __all__ = ["SequenceTask", "MIN_HEIGHT", "MAX_HEIGHT"]
 
-MIN_HEIGHT, MAX_HEIGHT = 16, 64  # derived line height is clamped to this range
-MAX_WIDTH_FACTOR = 40  # widest accepted line: 40 x its height (longer ones are squeezed)
+
+def _within_charset(samples: list[Sample], charset: Sequence[str], problems: list[str]) -> list[Sample]:
+    """The samples whose text the charset can write; a problem line for each other one."""
+    known = set(charset)
+    for s in samples:
+        if set(s.target) - known:
+            problems.append(
+                f"{s.path}: characters not in the model's charset: {''.join(sorted(set(s.target) - known))}"
+            )
+    return [s for s in samples if not set(s.target) - known]
+
+
+def _encode_texts(texts: list[str], charset: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(labels (N, longest) int64 zero-padded, lengths (N,)) of the texts as charset ids."""
+    encoded = [encode(t, list(charset)) for t in texts]
+    labels = torch.zeros((len(encoded), max(len(e) for e in encoded)), dtype=torch.int64)
+    for i, e in enumerate(encoded):
+        labels[i, : len(e)] = torch.tensor(e, dtype=torch.int64)
+    return labels, torch.tensor([len(e) for e in encoded], dtype=torch.int64)
 
 
 def _output_lengths(model: nn.Module, widths: torch.Tensor, frames: int) -> torch.Tensor:
@@ -41,6 +59,9 @@ def _output_lengths(model: nn.Module, widths: torch.Tensor, frames: int) -> torc
 
 class SequenceTask(Task):
     name = "sequence"
+    title = "Sequence: read the text in an image"
+    headline = Headline("val_sequence_accuracy", "sequence accuracy")
+    inspects = ("ctc",)
 
     # -- data ----------------------------------------------------------------------------
     def prepare(
@@ -55,85 +76,31 @@ class SequenceTask(Task):
         progress: Callable[[int, int], None] | None = None,
     ) -> PreparedData:
         t0 = time.perf_counter()
-        samples = [s for s in source.samples]
         problems = [str(p) for p in source.problems]
-        empty = [s for s in samples if not s.target]
-        problems += [f"{s.path}: empty text" for s in empty]
-        samples = [s for s in samples if s.target]
-        if preprocess is not None:
-            height, width, color, resize, max_width = (
-                preprocess.height,
-                preprocess.width,
-                preprocess.color,
-                preprocess.resize,
-                preprocess.max_width,
-            )
-        else:
-            height, width = cfg.height, cfg.width
-            if height is None:
-                h, _ = infer_image_size(samples, min_side=1, max_side=1 << 20)
-                height = min(max(h, MIN_HEIGHT), MAX_HEIGHT)
-            color, resize = cfg.color, cfg.resize
-            max_width = MAX_WIDTH_FACTOR * height
+        problems += [f"{s.path}: empty text" for s in source.samples if not s.target]
+        samples = [s for s in source.samples if s.target]
         if labels is not None:
-            charset = list(labels)
-            bad = [s for s in samples if set(s.target) - set(charset)]
-            problems += [
-                f"{s.path}: characters not in the model's charset: {''.join(sorted(set(s.target) - set(charset)))}"
-                for s in bad
-            ]
-            samples = [s for s in samples if not set(s.target) - set(charset)]
-        loaded = load_images(
+            samples = _within_charset(samples, labels, problems)
+        geometry = Geometry.of(preprocess) if preprocess is not None else Geometry.line(samples, cfg)
+        images = load(
             samples,
-            height=height,
-            width=width,
-            color=color,
-            resize=resize,
+            geometry,
+            origin=source.origin,
             max_pixels=cfg.max_pixels,
+            problems=problems,
             progress=progress,
-            max_width=max_width or MAX_WIDTH_FACTOR * height,
         )
-        problems += [str(p) for p in loaded.problems]
-        if not loaded.samples:
-            raise ConfigError("data.source", f"no usable image in {source.origin} ({len(problems)} unusable files)")
-        texts = [s.target for s in loaded.samples]
-        if labels is None:
-            charset = sorted(set("".join(texts)))
-        widths = (
-            torch.from_numpy(loaded.widths)
-            if loaded.widths is not None
-            else torch.full((len(texts),), loaded.images.shape[2], dtype=torch.int64)
-        )
+        texts = [s.target for s in images.samples]
+        charset = list(labels) if labels is not None else self.labels_from_targets(texts)
         train_idx, val_idx = random_split(len(texts), cfg.val_fraction, seed)
-        if preprocess is None:
-            mean, std = channel_stats(valid_pixels(loaded.images, widths.numpy(), train_idx))
-            preprocess = Preprocess(
-                channels=loaded.images.shape[-1],
-                color=loaded.color,
-                height=height,
-                width=width,
-                resize=cfg.resize,
-                mean=mean,
-                std=std,
-                fit="keep_aspect" if width is None else "stretch",
-                max_width=max_width if width is None else None,
-                pad="edge",
-            )
-        images = torch.from_numpy(loaded.images)
-        encoded = [encode(t, charset) for t in texts]
-        longest = max(len(e) for e in encoded)
-        label_tensor = torch.zeros((len(encoded), longest), dtype=torch.int64)
-        for i, e in enumerate(encoded):
-            label_tensor[i, : len(e)] = torch.tensor(e, dtype=torch.int64)
-        lengths = torch.tensor([len(e) for e in encoded], dtype=torch.int64)
-        paths = [str(s.path) for s in loaded.samples]
+        preprocess = preprocess or fit_preprocess(images, geometry, cfg.resize, train_idx)
+        label_tensor, lengths = _encode_texts(texts, charset)
 
         def split(ids: np.ndarray) -> Split:
+            x, w = images.take(ids)
             t = torch.from_numpy(np.asarray(ids, dtype=np.int64))
-            w = widths[t]
-            x = images[t][:, :, : int(w.max()) if len(t) else 1].contiguous()
             targets = {"labels": label_tensor[t], "lengths": lengths[t], "texts": [texts[i] for i in ids]}
-            return Split(x, targets, [paths[i] for i in ids], w.contiguous())
+            return Split(x, targets, [str(images.samples[i].path) for i in ids], w)
 
         return PreparedData(
             task=self.name,
@@ -145,24 +112,31 @@ class SequenceTask(Task):
             seconds=time.perf_counter() - t0,
         )
 
-    def prepare_eval(
-        self, source: Source, preprocess: Preprocess, labels: list[str], extra: dict[str, Any], max_pixels: int
-    ) -> tuple[Split, list[str]]:
-        cfg = DataConfig(val_fraction=0.0, max_pixels=max_pixels)
-        data = self.prepare(source, cfg, seed=0, labels=labels, preprocess=preprocess)
-        return data.train, data.problems
+    def labels_from_targets(self, targets: Sequence[str]) -> list[str]:
+        """The charset: every character of the texts, sorted (class 0 of the model is the blank)."""
+        return sorted(set("".join(targets)))
 
     # -- model ---------------------------------------------------------------------------
-    def num_outputs(self, data: PreparedData) -> int:
-        return len(data.labels) + 1  # + the CTC blank
+    def output_count(self, labels: Sequence[str]) -> int:
+        return len(labels) + 1  # + the CTC blank
+
+    def preview_labels(self, labels: Sequence[str] | None = None) -> list[str]:
+        """The charset, or the ten digits when there are no texts yet."""
+        return list(labels) if labels else list("0123456789")
+
+    @property
+    def accuracy_name(self) -> str:
+        return "texts read exactly"
+
+    @property
+    def loss_name(self) -> str:
+        return "CTC"
 
     def model_params(self, arch: str, params: dict[str, Any]) -> dict[str, Any]:
         info = model_info(arch)
-        if "sequence" not in info.tasks:
-            from models import list_models
-
+        if self.name not in info.tasks:
             raise ConfigError(
-                "arch", f"'{arch}' cannot read text (task sequence); use one of: {', '.join(list_models('sequence'))}"
+                "arch", f"'{arch}' cannot read text (task sequence); use one of: {', '.join(list_models(self.name))}"
             )
         return {**params, "head": "ctc"}
 
@@ -296,3 +270,30 @@ class SequenceTask(Task):
                 text, conf = greedy_decode(frame_lp, labels)
                 out.append({"text": text, "confidence": conf})
         return out
+
+    def format_prediction(self, pred: Mapping[str, Any], top: int = 3) -> str:
+        """``'text' (0.987)``."""
+        return f"{pred['text']!r} ({pred['confidence']:.3f})"
+
+    def format_candidates(self, pred: Mapping[str, Any]) -> list[str]:
+        return [f"    {c['text']!r} ({c['score']:.3f})" for c in pred.get("candidates", [])[1:]]
+
+    def prediction_columns(self) -> tuple[str, ...]:
+        return ("Text", "Confidence")
+
+    def prediction_cells(self, pred: Mapping[str, Any]) -> tuple[str, ...]:
+        return (pred["text"], f"{pred['confidence']:.1%}")
+
+    def inspect(self, req: InspectRequest) -> dict[str, Any]:
+        """The text and the CTC frames: per-frame probabilities over blank + charset, the
+        charset and the best path (argmax per frame)."""
+        req.refuse_target(self.name)
+        lp = req.out.float().log_softmax(-1)[0]
+        widths = torch.tensor([req.x.shape[-1]], device=req.x.device)
+        frames = int(_output_lengths(req.model, widths, lp.shape[0])[0])
+        lp_np = lp[:frames].cpu().numpy()
+        text, conf = greedy_decode(lp_np, req.labels)
+        return {
+            "prediction": {"text": text, "confidence": conf},
+            "ctc": {"probs": np.exp(lp_np), "charset": np.array(req.labels), "best_path": lp_np.argmax(1)},
+        }
