@@ -1,0 +1,67 @@
+"""Which sections a probe gets: read from the model's declaration (``report.info``), by kind.
+
+Nothing here looks at a key's name or an array's rank: a key becomes a section because of the
+``kind`` it is declared with, and recurrent entries are grouped by their declared ``layer`` and
+``direction``, so a layer's state, every gate and its cell state share one section.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+__all__ = ["Planned", "plan_sections", "keys_of_kind", "option_label", "RECURRENT_KINDS", "HEADER_KINDS"]
+
+RECURRENT_KINDS = ("recurrent_state", "gate", "cell_state")
+#: kinds drawn in the header (the model's text and outputs), not as sections of their own
+HEADER_KINDS = ("tokens", "logits", "token_logits")
+_VIEW_OF_KIND = {
+    "feature_map": "feature_map",
+    "filter": "filter",
+    "recurrent_state": "recurrent",
+    "gate": "recurrent",
+    "cell_state": "recurrent",
+    "spatial_state": "spatial_state",
+    "attention": "attention",
+    "ctc_frames": "ctc_frames",
+}
+_ORDER = {"recurrent_state": 0, "gate": 1, "cell_state": 2}
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One section to build: the view that draws it and the keys it draws, in order."""
+
+    view: str
+    keys: tuple[str, ...]
+
+
+def plan_sections(info: Mapping[str, Mapping]) -> list[Planned]:
+    """Sections in declaration order; recurrent entries grouped per (layer, direction)."""
+    groups: dict[tuple, list[str]] = {}
+    for key, d in info.items():
+        view = _VIEW_OF_KIND.get(d["kind"])
+        if view is None:
+            continue
+        group = (view, d.get("layer"), d.get("direction")) if view == "recurrent" else (view, key)
+        groups.setdefault(group, []).append(key)
+    out = []
+    for group, keys in groups.items():
+        if group[0] == "recurrent":  # the state first, then the gates as declared, the cell state last
+            keys = sorted(keys, key=lambda k: _ORDER[info[k]["kind"]])
+        out.append(Planned(group[0], tuple(keys)))
+    return out
+
+
+def keys_of_kind(info: Mapping[str, Mapping], kind: str) -> list[str]:
+    return [k for k, d in info.items() if d["kind"] == kind]
+
+
+def option_label(d: Mapping) -> str:
+    """Selector text of one recurrent entry: "state", "forget gate", "cell state"."""
+    if d["kind"] == "recurrent_state":
+        return "state"
+    if d["kind"] == "cell_state":
+        return "cell state"
+    gate = str(d.get("gate") or "gate")
+    return gate if "gate" in gate else f"{gate} gate"

@@ -1,0 +1,222 @@
+"""The live probe view draws what each model declares, by kind, from real forward passes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PySide6.QtWidgets import QLabel
+
+from explorer.engine import ProbeReport
+from explorer.ui.probe import ProbeView
+from explorer.ui.probe.attention import AttentionSection, overlay
+from explorer.ui.probe.feature_maps import FeatureMapSection, stretched_rgb
+from explorer.ui.probe.outputs import ctc_class_names
+from explorer.ui.probe.paint import heatmap_rgb, levels_for
+from explorer.ui.probe.recurrent import RecurrentSection
+from explorer.ui.probe.spatial import SpatialStateSection
+from models import build_model
+
+pytestmark = pytest.mark.gui
+
+VOCAB = ["<pad>", "<start>", "<end>", "<unk>", "a", "red", "blue", "circle", "square", "on", "the", "left"]
+CHARSET = list("0123456789")
+
+
+def probe_report(model, image: np.ndarray, labels: list[str], *, text=None, tokens=None) -> ProbeReport:  # noqa: ANN001
+    """What the trainer sends: the first image's intermediates as numpy, with the declaration."""
+    h, w = image.shape[:2]
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0
+    model.eval()
+    with torch.no_grad():
+        out, inter = model.forward_intermediates(x)
+    info = {k: v.to_dict() for k, v in model.intermediate_info((h, w)).items()}
+    output_info = model.output_info((h, w)).to_dict()
+    probs = torch.softmax(out.float(), dim=-1)[0].numpy()
+    return ProbeReport(
+        epoch=1,
+        global_step=3,
+        path="probe.png",
+        image=image,
+        probabilities=probs,
+        intermediates={k: v[0].float().numpy().copy() for k, v in inter.items()},
+        text=text,
+        info=info,
+        output_info=output_info,
+        tokens=tokens,
+    )
+
+
+def image(h: int, w: int, c: int = 1, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, c), dtype=np.uint8)
+
+
+def painted(qtbot, report: ProbeReport, labels: list[str]) -> ProbeView:  # noqa: ANN001
+    view = ProbeView()
+    qtbot.addWidget(view)
+    view.resize(900, 800)
+    view.show()
+    view.set_labels(labels)
+    view.set_report(report)
+    qtbot.waitUntil(lambda: view.painted >= 1, timeout=10000)
+    return view
+
+
+def sections_of(view: ProbeView, cls: type) -> list:
+    return [s for s in view.sections if isinstance(s, cls)]
+
+
+def test_cnn_feature_maps_are_the_activations(qtbot) -> None:
+    net = build_model("cnn", in_channels=1, num_outputs=3, image_size=(16, 16), channels="4,6")
+    r = probe_report(net, image(16, 16), ["a", "b", "c"])
+    view = painted(qtbot, r, ["a", "b", "c"])
+    fm = sections_of(view, FeatureMapSection)
+    declared = [k for k, d in r.info.items() if d["kind"] == "feature_map"]
+    assert [s.keys[0] for s in fm] == declared and declared
+    for s in fm:
+        a = r.intermediates[s.keys[0]]
+        expected = stretched_rgb(a[: s.grid.n])
+        assert all(np.array_equal(item.image, e) for item, e in zip(s.grid.items, expected))
+        assert s.title.text() == f"<b>{r.info[s.keys[0]]['title']}</b>"
+    assert view.output.bars_plot.isVisible() and "the model says" in view.output.text.text()
+
+
+def test_every_lstm_gate_of_every_layer_and_direction_is_selectable(qtbot) -> None:
+    net = build_model(
+        "rnn", in_channels=1, num_outputs=2, image_size=(8, 8), cell="lstm", hidden_size=6, num_layers=2,
+        bidirectional=True,
+    )  # fmt: skip
+    r = probe_report(net, image(8, 8), ["x", "y"])
+    view = painted(qtbot, r, ["x", "y"])
+    rec = sections_of(view, RecurrentSection)
+    recurrent = {k for k, d in r.info.items() if d["kind"] in ("recurrent_state", "gate", "cell_state")}
+    assert {k for s in rec for k in s.keys} == recurrent
+    assert {(r.info[s.keys[0]]["layer"], r.info[s.keys[0]]["direction"]) for s in rec} == {
+        (d["layer"], d["direction"]) for d in (r.info[k] for k in recurrent)
+    }
+    assert len(rec) == 4  # 2 layers x 2 directions
+    for s in rec:
+        kinds = [r.info[k]["kind"] for k in s.keys]
+        assert kinds.count("gate") == 4 and kinds.count("cell_state") == 1 and kinds.count("recurrent_state") == 1
+        for k in s.keys:
+            s.buttons[k].click()
+            a = r.intermediates[k]
+            assert s.shown is not None and np.array_equal(s.shown, a)
+            levels = levels_for(a, r.info[k].get("range"))
+            assert np.array_equal(s.plot.item.image, heatmap_rgb(a.T, levels))
+            assert r.info[k]["title"] in s.title.text()
+            if r.info[k]["kind"] == "gate" and r.info[k].get("range") == [0.0, 1.0]:
+                assert levels == (0.0, 1.0)
+
+
+def test_crnn_ctc_frames_are_labelled_by_characters_and_the_text_is_shown(qtbot) -> None:
+    net = build_model("crnn", in_channels=1, num_outputs=len(CHARSET) + 1, image_size=(32, 64), head="ctc")
+    r = probe_report(net, image(32, 64), CHARSET, text="3141")
+    assert r.output_info["kind"] == "ctc_frames"
+    view = painted(qtbot, r, CHARSET)
+    ctc = view.output.ctc
+    assert ctc.isVisible() and not view.output.bars_plot.isVisible()
+    ticks = [t for t, _ in ctc.plot.getAxis("left")._tickLevels[0]]  # noqa: SLF001
+    names = [n for _, n in ctc.plot.getAxis("left")._tickLevels[0]]  # noqa: SLF001
+    assert names == ctc_class_names(len(CHARSET) + 1, CHARSET) == ["blank", *CHARSET]
+    assert ticks == [i + 0.5 for i in range(len(names))]
+    assert np.array_equal(ctc.item.image, heatmap_rgb(np.asarray(r.probabilities, np.float32).T, (0.0, 1.0)))
+    assert view.output.text.isVisible() and "3141" in view.output.text.text()
+    assert sections_of(view, RecurrentSection)  # the column reader's states and gates
+
+
+def test_convlstm_spatial_states_show_one_step_with_a_slider(qtbot) -> None:
+    net = build_model(
+        "conv_rnn", in_channels=1, num_outputs=2, image_size=(16, 16), cell="lstm", hidden_channels="4", stem=0,
+        step=4,
+    )  # fmt: skip
+    r = probe_report(net, image(16, 16), ["x", "y"])
+    view = painted(qtbot, r, ["x", "y"])
+    sp = sections_of(view, SpatialStateSection)
+    assert sp and {s.keys[0] for s in sp} == {k for k, d in r.info.items() if d["kind"] == "spatial_state"}
+    s = sp[0]
+    a = r.intermediates[s.keys[0]]
+    assert s.slider.value() == s.step == a.shape[0] - 1  # the last step by default
+    s.slider.setValue(0)
+    d = r.info[s.keys[0]]
+    first = a[0, : s.grid.n]
+    expected = heatmap_rgb(first, tuple(d["range"])) if d.get("range") else stretched_rgb(first)
+    assert all(np.array_equal(item.image, e) for item, e in zip(s.grid.items, expected))
+
+
+def test_captioner_attention_is_drawn_per_word_over_the_image_never_as_a_conv_layer(qtbot) -> None:
+    net = build_model(
+        "captioner", in_channels=1, num_outputs=len(VOCAB), image_size=(32, 32), channels="8,16,16", embed_dim=16,
+        hidden_size=32, attention_dim=16,
+    )  # fmt: skip
+    img = image(32, 32)
+    r = probe_report(net, img, VOCAB)
+    tok_key = next(k for k, d in r.info.items() if d["kind"] == "tokens")
+    words = [VOCAB[int(i)] for i in r.intermediates[tok_key]]
+    r = ProbeReport(**{**r.__dict__, "tokens": words, "text": " ".join(words)})
+    view = painted(qtbot, r, VOCAB)
+    att_keys = {k for k, d in r.info.items() if d["kind"] == "attention"}
+    assert att_keys and not any(s.keys[0] in att_keys for s in sections_of(view, FeatureMapSection))
+    (att,) = sections_of(view, AttentionSection)
+    maps = r.intermediates[att.keys[0]]
+    assert [b.text() for b in att.buttons] == words and len(words) == maps.shape[0]
+    grid = tuple(r.info[att.keys[0]]["grid"])
+    for i in range(len(words)):
+        att.buttons[i].click()
+        assert att.shown_map is maps[i]
+        assert np.array_equal(att.item.image, overlay(img, maps[i], grid)[0])
+    assert view.output.text.isVisible() and view.output.text.text().count(words[0]) >= 1 if words else True
+    states = [s for s in sections_of(view, RecurrentSection)]
+    assert states  # the decoder's states reach the app
+
+
+def test_a_report_is_drawn_by_its_declared_kind_not_by_its_key_names(qtbot) -> None:
+    """Keys named like conv layers, arrays shaped like feature maps, declared as something else."""
+    rng = np.random.default_rng(1)
+    gate = rng.random((5, 7)).astype(np.float32)
+    att = rng.random((3, 2, 4)).astype(np.float32)
+    r = ProbeReport(
+        epoch=1,
+        global_step=1,
+        path="p.png",
+        image=image(16, 16),
+        probabilities=np.array([0.2, 0.8]),
+        intermediates={"features.0": att, "conv.1": gate, "rnn.0:fwd": rng.random((2, 4, 4)).astype(np.float32)},
+        info={
+            "features.0": {"kind": "attention", "axes": ["token", "y", "x"], "layer": "features.0", "title": "look",
+                           "grid": [2, 4], "range": [0.0, 1.0]},
+            "conv.1": {"kind": "gate", "axes": ["time", "unit"], "layer": "conv", "title": "conv: forget gate",
+                       "direction": "fwd", "gate": "forget", "range": [0.0, 1.0]},
+            "rnn.0:fwd": {"kind": "feature_map", "axes": ["channel", "y", "x"], "layer": "rnn.0", "title": "maps"},
+        },
+        output_info={"kind": "logits", "axes": ["class"], "layer": "head", "title": "classes"},
+        tokens=["one", "two", "three"],
+    )  # fmt: skip
+    view = painted(qtbot, r, ["a", "b"])
+    kinds = {s.keys[0]: type(s) for s in view.sections}
+    assert kinds == {"features.0": AttentionSection, "conv.1": RecurrentSection, "rnn.0:fwd": FeatureMapSection}
+    (rec,) = sections_of(view, RecurrentSection)
+    assert np.array_equal(rec.plot.item.image, heatmap_rgb(gate.T, (0.0, 1.0)))
+
+
+def test_undeclared_intermediates_are_not_guessed(qtbot) -> None:
+    r = ProbeReport(
+        epoch=1,
+        global_step=1,
+        path="p.png",
+        image=image(8, 8),
+        probabilities=np.array([1.0]),
+        intermediates={"features.0": np.zeros((2, 4, 4), np.float32)},
+    )
+    view = painted(qtbot, r, ["a"])
+    assert view.sections == [] and view.note.isVisible()
+
+
+def test_the_view_keeps_its_items_while_the_model_stays_the_same(qtbot) -> None:
+    net = build_model("cnn", in_channels=1, num_outputs=2, image_size=(16, 16), channels="4")
+    view = painted(qtbot, probe_report(net, image(16, 16), ["a", "b"]), ["a", "b"])
+    items = [id(i) for s in view.sections for i in getattr(getattr(s, "grid", None), "items", [])]
+    view.set_report(probe_report(net, image(16, 16, seed=2), ["a", "b"]))
+    qtbot.waitUntil(lambda: view.painted >= 2, timeout=5000)
+    assert [id(i) for s in view.sections for i in getattr(getattr(s, "grid", None), "items", [])] == items
+    assert isinstance(view.caption, QLabel)
