@@ -63,10 +63,11 @@ class Intermediate:
     Attributes:
         kind: one of :data:`KINDS`.
         layer: the ``named_modules()`` name of the module that produced it.
-        title: short human text for axes and pickers ("LSTM 1 fwd: forget gate").
+        title: short human text for axes and pickers ("LSTM layer 1, forward: forget gate").
         direction: ``"fwd"`` / ``"bwd"`` for recurrent entries, else None.
-        gate: the gate's name (``"input"``, ``"forget"``, ``"cell"``, ``"update"``, ...) for
-            kinds gate / cell_state, else None.
+        gate: the gate's readable name (``"input gate"``, ``"forget gate"``, ``"candidate"``,
+            ``"cell state"``, ``"update gate"``, ...) for kinds gate / cell_state, and for the
+            spatial_state entries that are a convolutional cell's gate or cell state; else None.
         regions: per time step, the input box ``(y0, x0, y1, x1)`` it reads (sequence readers).
         grid: (gh, gw) of the encoder grid (attention).
         range: the value range when the activation bounds it ((0, 1) for sigmoid gates and

@@ -37,11 +37,15 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from ._intermediates import Box, Intermediate
+
 __all__ = [
     "CELLS",
     "POOLS",
     "GATES",
+    "CELL_TITLES",
     "RecurrentStack",
+    "gate_info",
     "pool_sequence",
     "recurrent_gates",
 ]
@@ -57,6 +61,43 @@ GATES: dict[str, tuple[str, ...]] = {
 }
 
 _CELL_MODULES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+#: How titles name each cell.
+CELL_TITLES = {"rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
+
+# gate key -> (kind, readable gate name, value range): sigmoid gates (0, 1), tanh candidates (-1, 1),
+# the SimpleRNN pre-activation and the LSTM cell state are unbounded.
+_GATE_INFO: dict[str, tuple[str, str, tuple[float, float] | None]] = {
+    "gate_i": ("gate", "input gate", (0.0, 1.0)),
+    "gate_f": ("gate", "forget gate", (0.0, 1.0)),
+    "gate_g": ("gate", "candidate", (-1.0, 1.0)),
+    "gate_o": ("gate", "output gate", (0.0, 1.0)),
+    "cell": ("cell_state", "cell state", None),
+    "gate_r": ("gate", "reset gate", (0.0, 1.0)),
+    "gate_z": ("gate", "update gate", (0.0, 1.0)),
+    "gate_n": ("gate", "candidate", (-1.0, 1.0)),
+    "preact": ("gate", "pre-activation", None),
+}
+
+
+def gate_info(
+    key: str,
+    *,
+    layer: str,
+    title: str,
+    direction: str | None = None,
+    regions: tuple[Box, ...] | None = None,
+    spatial: bool = False,
+) -> Intermediate:
+    """The declaration of gate ``key`` (an entry of :data:`GATES`) of one layer (and direction).
+
+    ``title`` names the layer ("GRU layer 1, backward"); the gate's name is appended.
+    ``spatial``: a convolutional cell's gate, (time, channel, y, x) like its state.
+    """
+    kind, name, rng = _GATE_INFO[key]
+    if spatial:
+        kind = "spatial_state"
+    return Intermediate(kind, layer, f"{title}: {name}", direction=direction, gate=name, regions=regions, range=rng)
 
 
 # -- gate recomputation --------------------------------------------------------------------------
@@ -254,6 +295,39 @@ class RecurrentStack(nn.ModuleList):
                 if ":" in key:  # the recomputed states themselves would duplicate the outputs
                     feats[f"{prefix}.{i}:{key}"] = v  # (B, T, H)
         return x, feats
+
+    def intermediate_info(
+        self, regions: tuple[Box, ...], *, prefix: str = "rnn", gates: bool = True
+    ) -> dict[str, Intermediate]:
+        """What :meth:`forward_intermediates` returns, same keys and order.
+
+        Args:
+            regions: per time step, the input box that step reads (the family knows).
+            prefix: as given to :meth:`forward_intermediates`.
+            gates: as given to :meth:`forward_intermediates`.
+        """
+        info: dict[str, Intermediate] = {}
+        dirs = ("fwd", "bwd") if self.bidirectional else ("fwd",)
+        for i in range(len(self)):
+            layer = f"{prefix}.{i}"
+            titles = {d: self._title(i, d) for d in dirs}
+            for d in dirs:
+                info[f"{layer}:{d}"] = Intermediate(
+                    "recurrent_state", layer, f"{titles[d]}: hidden state", direction=d, regions=regions
+                )
+            if gates:
+                for d in dirs:
+                    for g in GATES[self.cell]:
+                        info[f"{layer}:{d}:{g}"] = gate_info(
+                            g, layer=layer, title=titles[d], direction=d, regions=regions
+                        )
+        return info
+
+    def _title(self, i: int, direction: str) -> str:
+        title = f"{CELL_TITLES[self.cell]} layer {i + 1}"
+        if self.bidirectional:
+            title += ", forward" if direction == "fwd" else ", backward"
+        return title
 
     def split_directions(self, out: Tensor) -> dict[str, Tensor]:
         """``{"fwd": (B, T, H)[, "bwd": (B, T, H)]}`` of one layer's output."""

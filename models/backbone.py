@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from torchvision import models as tvm
 
 from ._base import INITS, ExplorerModel, init_weights
+from ._intermediates import Intermediate
 from ._registry import register_model
 from ._spec import ParamError, Params, param
 
@@ -227,6 +228,16 @@ class Backbone(ExplorerModel):
                 x = block(x)  # (B, C, H, W)
                 feats[f"features.{i}"] = x
         return self._head(x), feats
+
+    def intermediate_info(self, image_size: tuple[int, int]) -> dict[str, Intermediate]:
+        if self.kind == "resnet":
+            names = {"relu": "stem (conv1, bn1, relu)"} | {f"layer{i}": f"residual stage {i}" for i in range(1, 5)}
+        else:
+            names = {f"features.{i}": f"features block {i}" for i in range(len(self.features))}
+        return {k: Intermediate("feature_map", k, t) for k, t in names.items()}
+
+    def output_info(self, image_size: tuple[int, int]) -> Intermediate:
+        return Intermediate("logits", self.head_name, "class scores")
 
 
 def _new_first_conv(old: nn.Conv2d, in_channels: int, *, kernel: int, stride: int) -> nn.Conv2d:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from ._base import ACTIVATIONS, INITS, ExplorerModel, init_weights, make_activation
+from ._intermediates import Intermediate
 from ._registry import register_model
 from ._spec import ParamError, Params, param
 
@@ -188,6 +189,15 @@ class CNN(ExplorerModel):
             x = block(x)  # (B, C_i, H_i, W_i)
             feats[f"features.{i}"] = x
         return self.head(x), feats
+
+    def intermediate_info(self, image_size: tuple[int, int]) -> dict[str, Intermediate]:
+        return {
+            f"features.{i}": Intermediate("feature_map", f"features.{i}", f"conv block {i + 1}")
+            for i in range(len(self.features))
+        }
+
+    def output_info(self, image_size: tuple[int, int]) -> Intermediate:
+        return Intermediate("logits", "head", "class scores")
 
 
 @register_model(

@@ -40,7 +40,10 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ._base import ACTIVATIONS, INITS, ExplorerModel, init_weights, make_activation
+from ._intermediates import Box, Intermediate
+from ._recurrent import gate_info
 from ._registry import register_model
+from ._seqhead import linear_head
 from ._spec import ParamError, Params, param
 
 __all__ = [
@@ -57,6 +60,8 @@ __all__ = [
 _MAX_STEPS = 256
 
 State = tuple[Tensor, ...]
+_SPLIT_WORD = {"rows": "strip", "tiles": "tile"}
+_CELL_TITLES = {"rnn": "ConvRNN", "gru": "ConvGRU", "lstm": "ConvLSTM"}
 
 
 # -- cells ---------------------------------------------------------------------------------------
@@ -274,11 +279,7 @@ class ConvRNN(ExplorerModel):
             cells.append(CONV_CELLS[p.cell](prev, ch, p.kernel_size))
             prev = ch
         self.cells = nn.ModuleList(cells)
-        head: list[nn.Module] = [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-        if p.head_dropout > 0:
-            head.append(nn.Dropout(p.head_dropout))
-        head.append(nn.Linear(prev, num_outputs))
-        self.head = nn.Sequential(*head)
+        self.head = linear_head(prev, num_outputs, p.head_dropout, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         init_weights(self, p.init)
 
     def steps(self, x: Tensor) -> tuple[Tensor, int, int]:
@@ -324,6 +325,35 @@ class ConvRNN(ExplorerModel):
         feats: dict[str, Tensor] = {}
         last = self._encode(x, feats, gates)
         return self.head(last), feats
+
+    def regions(self, image_size: tuple[int, int]) -> tuple[Box, ...]:
+        """Per step, the strip (split=rows) or tile (split=tiles) it reads, clipped to the image."""
+        p = self.params
+        h, w = image_size
+        s = p.step
+        rows = -(-h // s)
+        if p.split == "rows":
+            return tuple((r * s, 0, min((r + 1) * s, h), w) for r in range(rows))
+        cols = -(-w // s)
+        return tuple((r * s, c * s, min((r + 1) * s, h), min((c + 1) * s, w)) for r in range(rows) for c in range(cols))
+
+    def intermediate_info(self, image_size: tuple[int, int], *, gates: bool = True) -> dict[str, Intermediate]:
+        """``stem`` (a feature map of the whole image), then per layer its spatial states and gates."""
+        p = self.params
+        regions = self.regions(image_size)
+        info: dict[str, Intermediate] = {}
+        if self.stem is not None:
+            info["stem"] = Intermediate("feature_map", "stem", f"conv stem (every {_SPLIT_WORD[p.split]})")
+        for i, cell in enumerate(self.cells):
+            layer, title = f"cells.{i}", f"{_CELL_TITLES[p.cell]} layer {i + 1}"
+            info[layer] = Intermediate("spatial_state", layer, f"{title}: hidden state", regions=regions)
+            if gates:
+                for g in cell.gate_names:
+                    info[f"{layer}:{g}"] = gate_info(g, layer=layer, title=title, regions=regions, spatial=True)
+        return info
+
+    def output_info(self, image_size: tuple[int, int]) -> Intermediate:
+        return Intermediate("logits", "head", "class scores")
 
 
 @register_model(

@@ -36,13 +36,15 @@ default) the recomputed gates ``rnn.N:D:gate_*`` (see :mod:`models._recurrent`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from ._base import ACTIVATIONS, INITS, ExplorerModel, init_weights, make_activation
-from ._recurrent import CELLS, POOLS, RecurrentStack, pool_sequence
+from ._intermediates import Box, Intermediate
 from ._registry import register_model
+from ._seqhead import Reading, RecurrentParams, linear_head, pooled_logits, recurrent_stack
 from ._spec import ParamError, Params, param
 
 __all__ = ["CRNN", "CRNNParams", "CRNNBlock", "HEADS"]
@@ -51,7 +53,9 @@ HEADS = ("classify", "ctc")
 
 
 @dataclass
-class CRNNParams(Params):
+class _ConvStages(Params):
+    """crnn's conv stages: the fields listed before the recurrent block."""
+
     channels: tuple[int, ...] = param(
         (32, 64, 128),
         help="Output channels of each conv stage (3x3 conv, batch norm, activation, pooling); one stage per value.",
@@ -66,23 +70,20 @@ class CRNNParams(Params):
         max=8,
     )
     activation: str = param("relu", help="Non-linearity after every conv.", choices=ACTIVATIONS)
-    cell: str = param(
-        "lstm",
-        help="Recurrent cell: 'rnn' = simple tanh RNN, 'lstm' = long short-term memory, 'gru' = gated recurrent unit.",
-        choices=CELLS,
+
+
+@dataclass
+class CRNNParams(RecurrentParams, _ConvStages):
+    """Conv stages (channels, width_pools, activation), the recurrent block (:class:`RecurrentParams`), head."""
+
+    reading: ClassVar[Reading] = Reading(
+        "column",
+        "columns",
+        "Read the columns left to right and right to left",
+        pool_scope=" (head=classify)",
+        pool_note=" The ctc head keeps every column.",
     )
-    hidden_size: int = param(128, help="Units of each recurrent layer (per direction).", min=1, max=2048)
-    num_layers: int = param(1, help="Stacked recurrent layers; each reads the one below.", min=1, max=8)
-    bidirectional: bool = param(True, help="Read the columns left to right and right to left; doubles the state size.")
-    dropout: float = param(
-        0.0, help="Dropout between stacked recurrent layers (needs num_layers >= 2).", min=0.0, max=0.9
-    )
-    pool: str = param(
-        "last",
-        help="How the column states become one vector (head=classify): 'last' = final state of each "
-        "direction, 'mean' / 'max' = average / maximum over all columns. The ctc head keeps every column.",
-        choices=POOLS,
-    )
+
     head: str = param(
         "classify",
         help="'classify' = one label per image from the pooled column states; 'ctc' = one prediction per "
@@ -115,12 +116,7 @@ class CRNNParams(Params):
                 f"{self.width_pools} width-halving stages need an image at least {2**self.width_pools} px wide, "
                 f"got {w}",
             )
-        if self.dropout > 0 and self.num_layers < 2:
-            raise ParamError(
-                "dropout",
-                f"{self.dropout} has no effect with num_layers=1 (it acts between recurrent layers); "
-                "set num_layers >= 2 or dropout=0",
-            )
+        super().check(in_channels=in_channels, image_size=image_size)
 
 
 class CRNNBlock(nn.Sequential):
@@ -151,12 +147,8 @@ class CRNN(ExplorerModel):
             prev = ch
         self.cnn = nn.Sequential(*blocks)
         feat_h = image_size[0] // 2 ** len(p.channels)
-        self.rnn = RecurrentStack(p.cell, prev * feat_h, p.hidden_size, p.num_layers, p.bidirectional, p.dropout)
-        head: list[nn.Module] = []
-        if p.head_dropout > 0:
-            head.append(nn.Dropout(p.head_dropout))
-        head.append(nn.Linear(self.rnn.output_size, num_outputs))
-        self.head = nn.Sequential(*head)
+        self.rnn = recurrent_stack(p, prev * feat_h)
+        self.head = linear_head(self.rnn.output_size, num_outputs, p.head_dropout)
         init_weights(self, p.init)
 
     @staticmethod
@@ -214,11 +206,9 @@ class CRNN(ExplorerModel):
         return out
 
     def _head(self, out: Tensor, lengths: Tensor | None) -> Tensor:
-        p = self.params
-        if p.head == "ctc":
+        if self.params.head == "ctc":
             return self.head(out)  # (B, T, num_outputs): per-frame logits, class 0 = CTC blank
-        pooled = pool_sequence(out, p.pool, p.hidden_size, p.bidirectional, lengths)  # (B, D*H)
-        return self.head(pooled)  # (B, num_outputs)
+        return pooled_logits(self.head, out, self.params, lengths)  # (B, num_outputs)
 
     def forward(self, x: Tensor, widths: Tensor | None = None) -> Tensor:
         """Logits (B, num_outputs), or (B, T, num_outputs) with ``head="ctc"``.
@@ -238,6 +228,60 @@ class CRNN(ExplorerModel):
         lengths = self._lengths(widths, x.shape[-1])
         out = self.encode(x, feats, lengths=lengths, gates=gates)  # (B, T, D*H)
         return self._head(out, lengths), feats
+
+    # -- what the intermediates are -----------------------------------------------------------
+    def receptive_field(self) -> tuple[int, int, int]:
+        """Width-wise geometry of a feature column: (stride, receptive-field width, first start).
+
+        Column j sees input columns ``[start + j * stride, start + j * stride + width)`` (zero
+        padding where that leaves the image); walked through every conv and pool of ``cnn``.
+        """
+        jump, width, start = 1, 1, 0
+        for m in self.cnn.modules():
+            if isinstance(m, (nn.Conv2d, nn.MaxPool2d)):
+                k, st, pad, dil = (_pair(getattr(m, a))[1] for a in ("kernel_size", "stride", "padding", "dilation"))
+                start -= pad * jump
+                width += dil * (k - 1) * jump
+                jump *= st
+        return jump, width, start
+
+    def regions(self, image_size: tuple[int, int]) -> tuple[Box, ...]:
+        """Per frame j, the band of input columns it stands for: ``stride`` px wide, centred on
+        the frame's receptive field, full height.
+
+        The bands tile the image left to right without overlap (the last few columns of a width
+        that is not a multiple of the stride belong to no band: the pooling floors them away).
+        The receptive field itself is wider (:meth:`receptive_field`); we show the centre band
+        because it is where a column's evidence concentrates and because neighbouring frames'
+        bands do not overlap, so a frame's highlight reads as "this frame looks here".
+        """
+        h, w = image_size
+        stride, width, start = self.receptive_field()
+        shift = start + (width - stride) // 2  # the band's offset from j * stride (0 for this stack)
+        frames = int(self.output_lengths(torch.tensor([w]))[0])
+        return tuple(
+            (0, min(max(j * stride + shift, 0), w), h, min(max((j + 1) * stride + shift, 0), w)) for j in range(frames)
+        )
+
+    def intermediate_info(self, image_size: tuple[int, int], *, gates: bool = True) -> dict[str, Intermediate]:
+        """``cnn.N`` feature maps, then the recurrent states and gates, per frame reading :meth:`regions`."""
+        info = {
+            f"cnn.{i}": Intermediate("feature_map", f"cnn.{i}", f"conv stage {i + 1}") for i in range(len(self.cnn))
+        }
+        info.update(self.rnn.intermediate_info(self.regions(image_size), gates=gates))
+        return info
+
+    def output_info(self, image_size: tuple[int, int]) -> Intermediate:
+        if self.params.head == "ctc":
+            stride, width, _ = self.receptive_field()
+            return Intermediate(
+                "ctc_frames",
+                "head",
+                "CTC frame scores (class 0 = blank)",
+                regions=self.regions(image_size),
+                extra={"stride": stride, "receptive_field": width},
+            )
+        return Intermediate("logits", "head", "class scores")
 
 
 def _pair(v: int | tuple[int, ...]) -> tuple[int, int]:

@@ -25,13 +25,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ._base import ACTIVATIONS, INITS, ExplorerModel, init_weights, make_activation
-from ._recurrent import POOLS, RecurrentStack, pool_sequence
+from ._intermediates import Box, Intermediate
 from ._registry import register_model
+from ._seqhead import Reading, RecurrentParams, cell_param, linear_head, pooled_logits, recurrent_stack
 from ._spec import ParamError, Params, param
 
 __all__ = ["PatchRNN", "PatchRNNParams", "TileBlock", "tile_grid"]
@@ -46,7 +48,9 @@ def tile_grid(size: int, tile: int, stride: int) -> int:
 
 
 @dataclass
-class PatchRNNParams(Params):
+class _Tiles(Params):
+    """How patch_rnn cuts and encodes tiles: the fields listed before the recurrent block."""
+
     tile: int = param(8, help="Side of the square tiles the image is cut into (pixels).", min=1, max=1024)
     stride: int = param(
         0,
@@ -68,25 +72,15 @@ class PatchRNNParams(Params):
         max=512,
     )
     activation: str = param("relu", help="Non-linearity after every conv of the tile CNN.", choices=ACTIVATIONS)
-    cell: str = param(
-        "gru",
-        help="Recurrent cell reading the tile sequence: 'gru' = gated recurrent unit, 'lstm' = long short-term memory.",
-        choices=("gru", "lstm"),
-    )
-    hidden_size: int = param(128, help="Units of each recurrent layer (per direction).", min=1, max=2048)
-    num_layers: int = param(1, help="Stacked recurrent layers; each reads the one below.", min=1, max=8)
-    bidirectional: bool = param(
-        True, help="Also read the tiles in reverse raster order; doubles the state size and the cost."
-    )
-    dropout: float = param(
-        0.0, help="Dropout between stacked recurrent layers (needs num_layers >= 2).", min=0.0, max=0.9
-    )
-    pool: str = param(
-        "last",
-        help="How the tile states become one vector: 'last' = final state of each direction, "
-        "'mean' / 'max' = average / maximum over all tiles.",
-        choices=POOLS,
-    )
+
+
+@dataclass
+class PatchRNNParams(RecurrentParams, _Tiles):
+    """Tiles and tile CNN, the recurrent block (:class:`RecurrentParams`, GRU or LSTM), head."""
+
+    reading: ClassVar[Reading] = Reading("tile", "tiles", "Also read the tiles in reverse raster order")
+
+    cell: str = cell_param("gru", ("gru", "lstm"))
     head_dropout: float = param(0.0, help="Dropout right before the classifier layer.", min=0.0, max=0.9)
     init: str = param(
         "default",
@@ -131,12 +125,7 @@ class PatchRNNParams(Params):
                     "stride" if self.stride else "tile",
                     f"{n} tiles is more than {_MAX_TILES}; use larger tiles or a larger stride",
                 )
-        if self.dropout > 0 and self.num_layers < 2:
-            raise ParamError(
-                "dropout",
-                f"{self.dropout} has no effect with num_layers=1 (it acts between recurrent layers); "
-                "set num_layers >= 2 or dropout=0",
-            )
+        super().check(in_channels=in_channels, image_size=image_size)
 
 
 class TileBlock(nn.Sequential):
@@ -166,12 +155,8 @@ class PatchRNN(ExplorerModel):
             prev = ch
         self.cnn = nn.Sequential(*blocks)
         side = p.cnn_input // 2 ** len(p.channels)
-        self.rnn = RecurrentStack(p.cell, prev * side * side, p.hidden_size, p.num_layers, p.bidirectional, p.dropout)
-        head: list[nn.Module] = []
-        if p.head_dropout > 0:
-            head.append(nn.Dropout(p.head_dropout))
-        head.append(nn.Linear(self.rnn.output_size, num_outputs))
-        self.head = nn.Sequential(*head)
+        self.rnn = recurrent_stack(p, prev * side * side)
+        self.head = linear_head(self.rnn.output_size, num_outputs, p.head_dropout)
         init_weights(self, p.init)
 
     def tiles(self, x: Tensor) -> tuple[Tensor, int, int]:
@@ -215,22 +200,41 @@ class PatchRNN(ExplorerModel):
                 feats[f"cnn.{i}"] = self.mosaic(f, b, rows, cols)
         return f.reshape(b, rows * cols, -1)  # (B, T, C'*h'*w')
 
-    def _classify(self, out: Tensor) -> Tensor:
-        p = self.params
-        pooled = pool_sequence(out, p.pool, p.hidden_size, p.bidirectional)  # (B, D*H)
-        return self.head(pooled)  # (B, num_outputs)
-
     def forward(self, x: Tensor) -> Tensor:
         seq = self._sequence(x, None)  # (B, T, F)
         out, _ = self.rnn(seq)  # (B, T, D*H)
-        return self._classify(out)
+        return pooled_logits(self.head, out, self.params)  # (B, num_outputs)
 
     def forward_intermediates(self, x: Tensor, *, gates: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
         feats: dict[str, Tensor] = {}
         seq = self._sequence(x, feats)  # (B, T, F)
         out, states = self.rnn.forward_intermediates(seq, gates=gates)  # (B, T, D*H)
         feats.update(states)
-        return self._classify(out), feats
+        return pooled_logits(self.head, out, self.params), feats
+
+    def regions(self, image_size: tuple[int, int]) -> tuple[Box, ...]:
+        """Per step, the box of the tile it reads (raster order), clipped to the image: a tile
+        reaching into the bottom/right zero padding reads only its part inside the image."""
+        p = self.params
+        h, w = image_size
+        rows, cols = tile_grid(h, p.tile, p.step), tile_grid(w, p.tile, p.step)
+        return tuple(
+            (r * p.step, c * p.step, min(r * p.step + p.tile, h), min(c * p.step + p.tile, w))
+            for r in range(rows)
+            for c in range(cols)
+        )
+
+    def intermediate_info(self, image_size: tuple[int, int], *, gates: bool = True) -> dict[str, Intermediate]:
+        """``cnn.N`` tile mosaics (feature maps), then the recurrent states and gates, one step per tile."""
+        info = {
+            f"cnn.{i}": Intermediate("feature_map", f"cnn.{i}", f"tile CNN stage {i + 1} (all tiles)")
+            for i in range(len(self.cnn))
+        }
+        info.update(self.rnn.intermediate_info(self.regions(image_size), gates=gates))
+        return info
+
+    def output_info(self, image_size: tuple[int, int]) -> Intermediate:
+        return Intermediate("logits", "head", "class scores")
 
 
 @register_model(

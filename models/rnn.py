@@ -20,13 +20,16 @@ and with ``forward_intermediates(x, gates=True)`` (the default) the gate activat
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from torch import Tensor, nn
 
 from ._base import ACTIVATIONS, INITS, ExplorerModel, init_weights, make_activation
+from ._intermediates import Box, Intermediate
 from ._recurrent import CELLS, POOLS, RecurrentStack, pool_sequence, recurrent_gates
 from ._registry import register_model
-from ._spec import ParamError, Params, param
+from ._seqhead import Reading, RecurrentParams, linear_head, pooled_logits, recurrent_stack
+from ._spec import ParamError, param
 
 # RecurrentStack, pool_sequence and recurrent_gates live in models/_recurrent.py; they are
 # re-exported here because this is where readers of the row reader look for them.
@@ -37,27 +40,11 @@ __all__ = ["CELLS", "POOLS", "RNNParams", "RecurrentStack", "RowRNN", "pool_sequ
 
 
 @dataclass
-class RNNParams(Params):
-    cell: str = param(
-        "lstm",
-        help="Recurrent cell: 'rnn' = simple tanh RNN (forgets quickly), 'lstm' = long short-term memory, "
-        "'gru' = gated recurrent unit (LSTM-like, lighter).",
-        choices=CELLS,
-    )
-    hidden_size: int = param(128, help="Units of each recurrent layer (per direction).", min=1, max=2048)
-    num_layers: int = param(1, help="Stacked recurrent layers; each reads the one below.", min=1, max=8)
-    bidirectional: bool = param(
-        True, help="Read the rows top to bottom and bottom to top; doubles the state size and the cost."
-    )
-    dropout: float = param(
-        0.0, help="Dropout between stacked recurrent layers (needs num_layers >= 2).", min=0.0, max=0.9
-    )
-    pool: str = param(
-        "last",
-        help="How the row states become one vector: 'last' = final state of each direction, "
-        "'mean' / 'max' = average / maximum over all rows.",
-        choices=POOLS,
-    )
+class RNNParams(RecurrentParams):
+    """The recurrent block (:class:`RecurrentParams`: cell ... pool), then the row projection and head."""
+
+    reading: ClassVar[Reading] = Reading("row", "rows", "Read the rows top to bottom and bottom to top")
+
     proj: int = param(
         0,
         help="Size of a dense layer applied to each row before the recurrent layers; 0 = feed rows directly.",
@@ -77,12 +64,7 @@ class RNNParams(Params):
     def check(self, *, in_channels: int, image_size: tuple[int, int | None]) -> None:
         if image_size[1] is None:
             raise ParamError("image_size", "rnn reads rows of a fixed width; give the image width")
-        if self.dropout > 0 and self.num_layers < 2:
-            raise ParamError(
-                "dropout",
-                f"{self.dropout} has no effect with num_layers=1 (it acts between recurrent layers); "
-                "set num_layers >= 2 or dropout=0",
-            )
+        super().check(in_channels=in_channels, image_size=image_size)
 
 
 class RowRNN(ExplorerModel):
@@ -98,12 +80,8 @@ class RowRNN(ExplorerModel):
         if p.proj > 0:
             self.proj = nn.Sequential(nn.Linear(n_in, p.proj), make_activation(p.activation))
             n_in = p.proj
-        self.rnn = RecurrentStack(p.cell, n_in, p.hidden_size, p.num_layers, p.bidirectional, p.dropout)
-        head: list[nn.Module] = []
-        if p.head_dropout > 0:
-            head.append(nn.Dropout(p.head_dropout))
-        head.append(nn.Linear(self.rnn.output_size, num_outputs))
-        self.head = nn.Sequential(*head)
+        self.rnn = recurrent_stack(p, n_in)
+        self.head = linear_head(self.rnn.output_size, num_outputs, p.head_dropout)
         init_weights(self, p.init)
 
     def _rows(self, x: Tensor) -> Tensor:
@@ -113,22 +91,28 @@ class RowRNN(ExplorerModel):
             seq = self.proj(seq)  # (B, T, P)
         return seq
 
-    def _classify(self, out: Tensor) -> Tensor:
-        p = self.params
-        pooled = pool_sequence(out, p.pool, p.hidden_size, p.bidirectional)  # (B, D*H)
-        return self.head(pooled)  # (B, num_outputs)
-
     def forward(self, x: Tensor) -> Tensor:
         seq = self._rows(x)  # (B, T, F)
         out, _ = self.rnn(seq)  # (B, T, D*H)
-        return self._classify(out)
+        return pooled_logits(self.head, out, self.params)  # (B, num_outputs)
 
     def forward_intermediates(self, x: Tensor, *, gates: bool = True) -> tuple[Tensor, dict[str, Tensor]]:
         """Output plus ``rnn.N:fwd``/``:bwd`` states (B, T=H, hidden) and, with ``gates``,
         the gate activations ``rnn.N:D:gate_*`` (names in :mod:`models._recurrent`)."""
         seq = self._rows(x)  # (B, T, F)
         out, feats = self.rnn.forward_intermediates(seq, gates=gates)  # (B, T, D*H)
-        return self._classify(out), feats
+        return pooled_logits(self.head, out, self.params), feats
+
+    def regions(self, image_size: tuple[int, int]) -> tuple[Box, ...]:
+        """Step t reads row t (all channels, the whole width)."""
+        h, w = image_size
+        return tuple((t, 0, t + 1, w) for t in range(h))
+
+    def intermediate_info(self, image_size: tuple[int, int], *, gates: bool = True) -> dict[str, Intermediate]:
+        return self.rnn.intermediate_info(self.regions(image_size), gates=gates)
+
+    def output_info(self, image_size: tuple[int, int]) -> Intermediate:
+        return Intermediate("logits", "head", "class scores")
 
 
 @register_model(
