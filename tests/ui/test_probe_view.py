@@ -125,7 +125,7 @@ def test_crnn_ctc_frames_are_labelled_by_characters_and_the_text_is_shown(qtbot)
     assert sections_of(view, RecurrentSection)  # the column reader's states and gates
 
 
-def test_convlstm_spatial_states_show_one_step_with_a_slider(qtbot) -> None:
+def test_convlstm_spatial_states_and_gates_show_one_step_with_a_slider(qtbot) -> None:
     net = build_model(
         "conv_rnn", in_channels=1, num_outputs=2, image_size=(16, 16), cell="lstm", hidden_channels="4", stem=0,
         step=4,
@@ -133,15 +133,19 @@ def test_convlstm_spatial_states_show_one_step_with_a_slider(qtbot) -> None:
     r = probe_report(net, image(16, 16), ["x", "y"])
     view = painted(qtbot, r, ["x", "y"])
     sp = sections_of(view, SpatialStateSection)
-    assert sp and {s.keys[0] for s in sp} == {k for k, d in r.info.items() if d["kind"] == "spatial_state"}
-    s = sp[0]
+    assert len(sp) == 1  # one layer: its state, gates and cell state share a section
+    (s,) = sp
+    assert set(s.keys) == {k for k, d in r.info.items() if d["kind"] == "spatial_state"}
+    assert len(s.keys) == 6  # hidden state, 4 gates, cell state
     a = r.intermediates[s.keys[0]]
     assert s.slider.value() == s.step == a.shape[0] - 1  # the last step by default
     s.slider.setValue(0)
-    d = r.info[s.keys[0]]
-    first = a[0, : s.grid.n]
-    expected = heatmap_rgb(first, tuple(d["range"])) if d.get("range") else stretched_rgb(first)
-    assert all(np.array_equal(item.image, e) for item, e in zip(s.grid.items, expected))
+    for k in s.keys:
+        s.buttons[k].click()
+        a = r.intermediates[k]
+        assert s.shown is not None and np.array_equal(s.shown, a[0, : s.grid.n])
+        expected = heatmap_rgb(a[0, : s.grid.n], levels_for(a, r.info[k].get("range")))
+        assert all(np.array_equal(item.image, e) for item, e in zip(s.grid.items, expected))
 
 
 def test_captioner_attention_is_drawn_per_word_over_the_image_never_as_a_conv_layer(qtbot) -> None:

@@ -45,6 +45,22 @@ class ChannelGrid(pg.GraphicsLayoutWidget):
     def complete(self) -> bool:
         return len(self.items) == self.n
 
+    def add_bar(self, label: str) -> None:
+        """A colour bar right of the tiles, for grids whose tiles share one set of levels."""
+        self.bar = pg.ColorBarItem(
+            values=(0.0, 1.0), width=12, colorMap=pg.colormap.get(MAPS_CMAP), label=label, interactive=False,
+            pen="#90a4ae",
+        )  # fmt: skip
+        self.addItem(self.bar, row=0, col=1)
+        self._levels: tuple[float, float] | None = None
+        self.setMaximumWidth(self.maximumWidth() + 70)
+
+    def set_bar(self, levels: tuple[float, float], cmap: str) -> None:
+        if levels != self._levels:
+            self._levels = levels
+            self.bar.setColorMap(pg.colormap.get(cmap))
+            self.bar.setLevels(levels)
+
     def add_items(self, count: int) -> None:
         h, w = self._hw
         for i in range(len(self.items), min(self.n, len(self.items) + count)):

@@ -11,7 +11,7 @@ import html
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 __all__ = [
     "MAPS_CMAP",
@@ -25,6 +25,7 @@ __all__ = [
     "cmap_for",
     "heatmap_rgb",
     "HeatmapPlot",
+    "Selector",
     "Section",
 ]
 
@@ -148,3 +149,28 @@ class Section(QWidget):
 
     def update_from(self, ctx) -> None:  # noqa: ANN001 - a ProbeContext
         raise NotImplementedError
+
+
+class Selector(QWidget):
+    """A row of exclusive toggle buttons, one per key, calling ``on_select(key)`` when clicked."""
+
+    def __init__(self, options: dict[str, tuple[str, str]], on_select) -> None:  # noqa: ANN001
+        """``options``: key -> (button text, tooltip), in order."""
+        super().__init__()
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(4)
+        self.group = QButtonGroup(self)
+        self.buttons: dict[str, QPushButton] = {}
+        for key, (text, tip) in options.items():
+            b = QPushButton(text)
+            b.setCheckable(True)
+            b.setToolTip(tip)
+            b.clicked.connect(lambda _=False, k=key: on_select(k))
+            self.group.addButton(b)
+            self.buttons[key] = b
+            row.addWidget(b)
+        row.addStretch(1)
+        if options:
+            next(iter(self.buttons.values())).setChecked(True)
+        self.setVisible(len(options) > 1)

@@ -2,7 +2,8 @@
 
 Nothing here looks at a key's name or an array's rank: a key becomes a section because of the
 ``kind`` it is declared with, and recurrent entries are grouped by their declared ``layer`` and
-``direction``, so a layer's state, every gate and its cell state share one section.
+``direction``, so a layer's state, every gate and its cell state share one section (and so do a
+convolutional cell's spatial state and its spatial gates).
 """
 
 from __future__ import annotations
@@ -28,6 +29,12 @@ _VIEW_OF_KIND = {
 _ORDER = {"recurrent_state": 0, "gate": 1, "cell_state": 2}
 
 
+def _order(d: Mapping) -> int:
+    if d["kind"] == "spatial_state":  # a convolutional cell: its state, then its gates as declared
+        return 0 if d.get("gate") is None else 1
+    return _ORDER[d["kind"]]
+
+
 @dataclass(frozen=True)
 class Planned:
     """One section to build: the view that draws it and the keys it draws, in order."""
@@ -43,12 +50,13 @@ def plan_sections(info: Mapping[str, Mapping]) -> list[Planned]:
         view = _VIEW_OF_KIND.get(d["kind"])
         if view is None:
             continue
-        group = (view, d.get("layer"), d.get("direction")) if view == "recurrent" else (view, key)
+        grouped = view in ("recurrent", "spatial_state")
+        group = (view, d.get("layer"), d.get("direction")) if grouped else (view, key)
         groups.setdefault(group, []).append(key)
     out = []
     for group, keys in groups.items():
-        if group[0] == "recurrent":  # the state first, then the gates as declared, the cell state last
-            keys = sorted(keys, key=lambda k: _ORDER[info[k]["kind"]])
+        if group[0] in ("recurrent", "spatial_state"):  # the state first, gates as declared, the cell state last
+            keys = sorted(keys, key=lambda k: _order(info[k]))
         out.append(Planned(group[0], tuple(keys)))
     return out
 
@@ -58,10 +66,6 @@ def keys_of_kind(info: Mapping[str, Mapping], kind: str) -> list[str]:
 
 
 def option_label(d: Mapping) -> str:
-    """Selector text of one recurrent entry: "state", "forget gate", "cell state"."""
-    if d["kind"] == "recurrent_state":
-        return "state"
-    if d["kind"] == "cell_state":
-        return "cell state"
-    gate = str(d.get("gate") or "gate")
-    return gate if "gate" in gate else f"{gate} gate"
+    """Selector text of one state entry: the declared gate name ("forget gate", "candidate",
+    "cell state"), else "hidden state"."""
+    return str(d.get("gate") or ("cell state" if d["kind"] == "cell_state" else "hidden state"))

@@ -6,9 +6,8 @@ from __future__ import annotations
 import html
 
 import numpy as np
-from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QPushButton
 
-from .paint import HeatmapPlot, Section, levels_for
+from .paint import HeatmapPlot, Section, Selector, levels_for
 from .plan import option_label
 
 __all__ = ["RecurrentSection"]
@@ -26,25 +25,9 @@ class RecurrentSection(Section):
         self._info = {k: info[k] for k in keys}
         self.selected = keys[0]
         self.shown: np.ndarray | None = None  # the array painted last (tests)
-        self.buttons: dict[str, QPushButton] = {}
-        row = QHBoxLayout()
-        row.setSpacing(4)
-        self.group = QButtonGroup(self)
-        self.group.setExclusive(True)
-        for k in keys:
-            b = QPushButton(option_label(info[k]))
-            b.setCheckable(True)
-            b.setToolTip(info[k]["title"])
-            b.setChecked(k == self.selected)
-            b.clicked.connect(lambda _=False, key=k: self.select(key))
-            self.group.addButton(b)
-            self.buttons[k] = b
-            row.addWidget(b)
-        row.addStretch(1)
-        if len(keys) > 1:
-            self.body.addLayout(row)
-        else:
-            self.buttons[keys[0]].hide()
+        self.selector = Selector({k: (option_label(info[k]), info[k]["title"]) for k in keys}, self.select)
+        self.buttons = self.selector.buttons
+        self.body.addWidget(self.selector)
         self.plot = HeatmapPlot("time step", "unit", "value", height=190)
         self.body.addWidget(self.plot)
         self._arrays: dict[str, np.ndarray] = {}
@@ -69,5 +52,5 @@ class RecurrentSection(Section):
         self.shown = a
         self.plot.show_values(a.T, levels)  # time along x, units along y
         t, u = a.shape
-        bounded = "declared range" if d.get("range") is not None else "symmetric, at least ±1"
+        bounded = "the declared range" if d.get("range") is not None else "symmetric, at least ±1"
         self.note.setText(f"{t} time steps × {u} units; colour levels {levels[0]:g} … {levels[1]:g} ({bounded})")
