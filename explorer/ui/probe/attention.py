@@ -7,7 +7,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QButtonGroup, QGridLayout, QPushButton, QWidget
 
-from .paint import OVERLAY_CMAP, Section, colorize, lut, to_u8
+from .paint import OVERLAY_CMAP, TOGGLE_QSS, Section, colorize, lut, to_u8
 
 __all__ = ["AttentionSection", "upsample", "overlay"]
 
@@ -49,6 +49,7 @@ class AttentionSection(Section):
         self.buttons: list[QPushButton] = []
         self._group = QButtonGroup(self)
         self._words_box = QWidget()
+        self._words_box.setStyleSheet(TOGGLE_QSS)
         self._words_layout = QGridLayout(self._words_box)
         self._words_layout.setContentsMargins(0, 0, 0, 0)
         self._words_layout.setHorizontalSpacing(4)

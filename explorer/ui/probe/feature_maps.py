@@ -6,6 +6,8 @@ only fed new RGB bytes.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyqtgraph as pg
 
@@ -15,7 +17,10 @@ __all__ = ["ChannelGrid", "FeatureMapSection", "FilterSection", "MAX_MAPS"]
 
 MAX_MAPS = 32  # tiles shown per layer
 COLUMNS = 8
-CELL_PX = 54  # on-screen size of one tile
+CELL_PX = 54  # on-screen side of a square tile (others keep about its area)
+MAX_TILE_PX = 96  # no tile side longer than this on screen
+MAX_GRID_PX = 620  # the whole grid's width at most
+BAR_PX = 80  # room for a colour bar and its axis
 ITEMS_PER_STEP = 8
 
 
@@ -32,14 +37,16 @@ class ChannelGrid(pg.GraphicsLayoutWidget):
         self._gap = gap = max(1.0, 0.08 * max(h, w))
         self.setBackground("w")
         self.ci.setContentsMargins(0, 0, 0, 0)
-        self.vb = self.addViewBox(lockAspect=True, enableMouse=False, invertY=True)
+        self.vb = self.addViewBox(row=0, col=0, lockAspect=True, enableMouse=False, invertY=True)
         self.vb.setMenuEnabled(False)
-        self.vb.setRange(xRange=(0, cols * (w + gap) - gap), yRange=(0, rows * (h + gap) - gap), padding=0.01)
+        span = (cols * (w + gap) - gap, rows * (h + gap) - gap)
+        self.vb.setRange(xRange=(0, span[0]), yRange=(0, span[1]), padding=0)
         self.items: list[pg.ImageItem] = []
-        aspect = h / max(w, 1)
-        self.setFixedHeight(int(rows * CELL_PX * aspect + (rows - 1) * 4 + 8))
-        self.setMinimumWidth(int(cols * CELL_PX * 0.6))
-        self.setMaximumWidth(int(cols * CELL_PX * 1.3))
+        # screen pixels per map pixel: tiles of about CELL_PX² on screen, no side over MAX_TILE_PX,
+        # the grid no wider than MAX_GRID_PX
+        scale = min(CELL_PX / math.sqrt(h * w), MAX_TILE_PX / w, MAX_TILE_PX / h, MAX_GRID_PX / span[0])
+        self._size = (int(math.ceil(span[0] * scale)) + 2, int(math.ceil(span[1] * scale)) + 2)
+        self.setFixedSize(*self._size)
 
     @property
     def complete(self) -> bool:
@@ -53,7 +60,8 @@ class ChannelGrid(pg.GraphicsLayoutWidget):
         )  # fmt: skip
         self.addItem(self.bar, row=0, col=1)
         self._levels: tuple[float, float] | None = None
-        self.setMaximumWidth(self.maximumWidth() + 70)
+        self.ci.setContentsMargins(0, 8, 0, 8)
+        self.setFixedSize(self._size[0] + BAR_PX, max(self._size[1] + 16, 120))
 
     def set_bar(self, levels: tuple[float, float], cmap: str) -> None:
         if levels != self._levels:

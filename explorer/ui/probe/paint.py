@@ -24,6 +24,7 @@ __all__ = [
     "levels_for",
     "cmap_for",
     "heatmap_rgb",
+    "TOGGLE_QSS",
     "HeatmapPlot",
     "Selector",
     "Section",
@@ -33,6 +34,10 @@ MAPS_CMAP = "viridis"  # sequential: feature maps, gates in (0, 1), probabilitie
 DIVERGING_CMAP = "CET-D1"  # symmetric: states in (-1, 1) or unbounded around 0
 OVERLAY_CMAP = "inferno"  # attention over the image
 _LUTS: dict[str, np.ndarray] = {}
+#: compact toggle buttons whose checked one stands out
+TOGGLE_QSS = (
+    "QPushButton { padding: 2px 8px; }QPushButton:checked { background: #3949ab; color: white; border-color: #3949ab; }"
+)
 
 
 def lut(name: str) -> np.ndarray:
@@ -88,7 +93,7 @@ class HeatmapPlot(pg.GraphicsLayoutWidget):
     def __init__(self, x_label: str, y_label: str, bar_label: str, height: int) -> None:
         super().__init__()
         self.setBackground("w")
-        self.ci.setContentsMargins(2, 2, 2, 2)
+        self.ci.setContentsMargins(2, 8, 4, 8)  # room for the colour bar's end labels
         self.plot = pi = self.addPlot(row=0, col=0)
         pi.setMenuEnabled(False)
         pi.setMouseEnabled(x=False, y=False)
@@ -157,6 +162,7 @@ class Selector(QWidget):
     def __init__(self, options: dict[str, tuple[str, str]], on_select) -> None:  # noqa: ANN001
         """``options``: key -> (button text, tooltip), in order."""
         super().__init__()
+        self.setStyleSheet(TOGGLE_QSS)
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         row.setSpacing(4)

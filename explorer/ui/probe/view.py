@@ -171,6 +171,9 @@ class ProbeView(QWidget):
         self.image_item.setImage(np.ascontiguousarray(img), levels=None, autoLevels=False)  # uint8: shown as is
         h, w = img.shape[:2]
         self._image_vb.setRange(xRange=(0, w), yRange=(0, h), padding=0)
+        width = int(min(2.5 * IMAGE_PX, max(IMAGE_PX, IMAGE_PX * w / max(h, 1))))  # text lines get wider
+        if self.image_view.width() != width:
+            self.image_view.setFixedSize(width, IMAGE_PX)
         self.output.update_from(ctx)
         for sec in self.sections:
             sec.update_from(ctx)
