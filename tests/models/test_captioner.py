@@ -189,27 +189,50 @@ def test_max_len_zero_and_single_token_input() -> None:
 def test_forward_intermediates() -> None:
     net = _model(3, 32, 64, width_pools=2).eval()
     x = torch.randn(2, 3, 32, 64)
-    tokens, feats = net.forward_intermediates(x, max_len=5)
+    logits, feats = net.forward_intermediates(x, max_len=5)
+    tokens = feats["tokens"]
     greedy = net.generate(x, max_len=5)
     lmax = max(len(g[0]["tokens"]) for g in greedy)
     assert tokens.shape == (2, lmax)
+    assert logits.shape == (2, lmax, V)
+    assert torch.equal(logits.argmax(-1), tokens)  # the output's argmax is the emitted word, PAD after the end
     gh, gw = net.grid_size(32, 64)
-    assert list(feats) == ["encoder.0", "encoder.1", "encoder.2", "attention", "decoder.lstm:h", "decoder.gate"]
+    lstm = ["decoder.lstm:h", *(f"decoder.lstm:{g}" for g in ("gate_i", "gate_f", "gate_g", "gate_o", "cell"))]
+    assert list(feats) == ["encoder.0", "encoder.1", "encoder.2", "attention", *lstm, "decoder.gate", "tokens"]
     assert feats["encoder.0"].shape == (2, 8, 16, 32)
     assert feats["encoder.2"].shape == (2, 16, gh, gw)
     assert feats["attention"].shape == (2, lmax, gh, gw)
-    assert feats["decoder.lstm:h"].shape == (2, lmax, 32)
+    for key in lstm:
+        assert feats[key].shape == (2, lmax, 32)
     assert feats["decoder.gate"].shape == (2, lmax, 1)
     names = dict(net.named_modules())
-    assert all(k.split(":")[0] in names for k in feats if k != "attention")
+    assert all(k.split(":")[0] in names for k in feats if k not in ("attention", "tokens"))
     for i, g in enumerate(greedy):
         n = len(g[0]["tokens"])
         assert tokens[i, :n].tolist() == g[0]["tokens"]
         assert (tokens[i, n:] == PAD).all()
         assert torch.allclose(feats["attention"][i, :n].reshape(n, -1), g[0]["alphas"], atol=1e-6)
         assert (feats["attention"][i, n:] == 0).all()
+        assert (logits[i, n:, PAD] == 0).all() and (logits[i, n:, PAD + 1 :] == -math.inf).all()
+        assert (logits[i, :n, [PAD, START]] == -math.inf).all()
     _, nogate = _model(3, 32, 64, gate=False).eval().forward_intermediates(x, max_len=3)
     assert "decoder.gate" not in nogate
+
+
+def test_decoder_gates_are_the_lstm_cells() -> None:
+    """The recorded LSTM gates recompute the cell state and hidden state nn.LSTMCell returned."""
+    net = _model(1, 32, 64).eval()
+    _, feats = net.forward_intermediates(torch.randn(2, 1, 32, 64), max_len=4)
+    i, f, g, o = (feats[f"decoder.lstm:gate_{k}"] for k in "ifgo")
+    c = feats["decoder.lstm:cell"]
+    valid = feats["tokens"] != PAD
+    for t in range(1, c.shape[1]):
+        m = valid[:, t, None]
+        expect = f[:, t] * c[:, t - 1] + i[:, t] * g[:, t]
+        assert torch.allclose(c[:, t][m.expand_as(expect)], expect[m.expand_as(expect)], atol=1e-5)
+    h = o * torch.tanh(c)
+    assert torch.allclose(h, feats["decoder.lstm:h"], atol=1e-5)
+    assert ((i >= 0) & (i <= 1)).all() and ((g >= -1) & (g <= 1)).all()
 
 
 def test_positional_encodings() -> None:

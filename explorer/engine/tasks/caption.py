@@ -287,7 +287,8 @@ class CaptionTask(Task):
         return out
 
     def probe_output(self, out: torch.Tensor, labels: list[str]) -> tuple[np.ndarray, str | None]:
-        words = Vocabulary(list(labels)).decode(out[0].tolist())
+        # out: the greedy decoding's token logits (B, L, V); their argmax is the emitted word
+        words = Vocabulary(list(labels)).decode(out[0].argmax(-1).tolist())
         return np.zeros(0, np.float32), " ".join(words)
 
 
