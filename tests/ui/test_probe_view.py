@@ -122,7 +122,7 @@ def test_captioner_attention_is_drawn_per_word_over_the_image_never_as_a_conv_la
     grid = tuple(r.info[att.keys[0]]["grid"])
     for i in range(len(words)):
         att.buttons[i].click()
-        assert att.shown_map is maps[i]
+        assert att.shown_map is not None and np.array_equal(att.shown_map, maps[i])
         assert np.array_equal(att.item.image, overlay(r.image, maps[i], grid)[0])
     assert view.output.text.isVisible() and r.text in view.output.text.text()
     assert sections_of(view, RecurrentSection)  # the decoder's states reach the app
@@ -179,3 +179,35 @@ def test_the_view_keeps_its_items_while_the_model_stays_the_same(qtbot) -> None:
     qtbot.waitUntil(lambda: view.painted >= 2, timeout=5000)
     assert [id(i) for s in view.sections for i in getattr(getattr(s, "grid", None), "items", [])] == items
     assert isinstance(view.caption, QLabel)
+
+
+def test_the_words_come_from_the_declared_tokens_when_the_report_has_none(qtbot) -> None:
+    r, labels = reports.captioner()
+    view = painted(qtbot, dataclasses.replace(r, tokens=None), labels)
+    (att,) = sections_of(view, AttentionSection)
+    assert [b.text() for b in att.buttons] == r.tokens
+
+
+def test_the_step_slider_follows_the_last_step_until_the_user_moves_it(qtbot) -> None:
+    r, labels = reports.conv_rnn()
+    view = painted(qtbot, r, labels)
+    (s,) = sections_of(view, SpatialStateSection)
+    last = s.slider.maximum()
+    s.slider.setValue(1)
+    view.set_report(dataclasses.replace(r, global_step=9))
+    qtbot.waitUntil(lambda: view.painted >= 2, timeout=5000)
+    assert s.slider.value() == s.step == 1  # kept
+    s.slider.setValue(last)
+    view.set_report(dataclasses.replace(r, global_step=10))
+    qtbot.waitUntil(lambda: view.painted >= 3, timeout=5000)
+    assert s.slider.value() == last
+
+
+def test_reports_are_coalesced_to_the_newest(qtbot) -> None:
+    r, labels = reports.cnn()
+    view = painted(qtbot, r, labels)
+    for step in range(5, 10):
+        view.set_report(dataclasses.replace(r, global_step=step))
+    qtbot.waitUntil(lambda: view.painted >= 2, timeout=5000)
+    qtbot.wait(450)
+    assert view.painted == 2 and "step 9" in view.caption.text()

@@ -28,7 +28,8 @@ class RecurrentSection(Section):
         self.selector = Selector({k: (option_label(info[k]), info[k]["title"]) for k in keys}, self.select)
         self.buttons = self.selector.buttons
         self.body.addWidget(self.selector)
-        self.plot = HeatmapPlot("time step", "unit", "value", height=190)
+        units = int(np.prod(arrays[0].shape[1:]))
+        self.plot = HeatmapPlot("time step", "unit", "value", height=int(min(190, max(120, 70 + 4 * units))))
         self.body.addWidget(self.plot)
         self._arrays: dict[str, np.ndarray] = {}
 
