@@ -104,4 +104,24 @@ def captioner() -> tuple[ProbeReport, list[str]]:
     return dataclasses.replace(r, tokens=words, text=" ".join(words)), VOCAB
 
 
-REPORTS = {"cnn": cnn, "rnn": rnn, "crnn": crnn, "conv_rnn": conv_rnn, "captioner": captioner}
+def patch_rnn() -> tuple[ProbeReport, list[str]]:
+    torch.manual_seed(0)
+    net = build_model("patch_rnn", in_channels=1, num_outputs=3, image_size=(32, 32), tile=8, hidden_size=16)
+    return probe_report(net, picture(32, 32)), CLASSES
+
+
+def backbone() -> tuple[ProbeReport, list[str]]:
+    torch.manual_seed(0)
+    net = build_model("backbone", in_channels=3, num_outputs=3, image_size=(32, 32), arch="resnet18")
+    return probe_report(net, np.repeat(picture(32, 32), 3, axis=2)), CLASSES
+
+
+REPORTS = {
+    "cnn": cnn,
+    "rnn": rnn,
+    "crnn": crnn,
+    "conv_rnn": conv_rnn,
+    "captioner": captioner,
+    "patch_rnn": patch_rnn,
+    "backbone": backbone,
+}

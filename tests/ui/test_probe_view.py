@@ -211,3 +211,13 @@ def test_reports_are_coalesced_to_the_newest(qtbot) -> None:
     qtbot.waitUntil(lambda: view.painted >= 2, timeout=5000)
     qtbot.wait(450)
     assert view.painted == 2 and "step 9" in view.caption.text()
+
+
+@pytest.mark.parametrize("family", sorted(reports.REPORTS))
+def test_every_declared_entry_of_every_family_reaches_the_screen(qtbot, family: str) -> None:
+    r, labels = reports.REPORTS[family]()
+    view = painted(qtbot, r, labels)
+    drawn = {k for s in view.sections for k in s.keys}
+    header = {k for k, d in r.info.items() if d["kind"] in ("tokens", "logits", "token_logits")}
+    assert drawn | header == set(r.info) and not drawn & header
+    assert view.output.where.text().startswith("<b>probe.png")

@@ -29,7 +29,7 @@ class RecurrentSection(Section):
         self.buttons = self.selector.buttons
         self.body.addWidget(self.selector)
         units = int(np.prod(arrays[0].shape[1:]))
-        self.plot = HeatmapPlot("time step", "unit", "value", height=int(min(190, max(120, 70 + 4 * units))))
+        self.plot = HeatmapPlot("time step", "unit", "value", height=int(min(190, max(140, 70 + 4 * units))))
         self.body.addWidget(self.plot)
         self._arrays: dict[str, np.ndarray] = {}
 
