@@ -122,6 +122,8 @@ class OutputPanel(QWidget):
         if kind != "logits" and text is not None:
             verb = "reads" if kind == "ctc_frames" else "says"
             self._set_text(f"the model {verb}: «{text}»" if text else f"the model {verb} nothing yet")
+        elif kind != "logits" or not len(r.probabilities):
+            self.text.hide()
 
     def _show_bars(self, probs: np.ndarray, labels: Sequence[str]) -> None:
         names = [str(labels[i]) if i < len(labels) else str(i) for i in range(len(probs))]
