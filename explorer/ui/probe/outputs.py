@@ -140,5 +140,9 @@ class OutputPanel(QWidget):
             self._set_text(f"the model says: {names[k]} ({probs[k]:.0%})")
 
     def _set_text(self, text: str) -> None:
+        size = 17 if len(text) <= 70 else 14  # a long caption stays a few lines
+        if self.text.property("size") != size:
+            self.text.setProperty("size", size)
+            self.text.setStyleSheet(f"font-size: {size}px; font-weight: 600;")
         self.text.setText(text)
         self.text.show()

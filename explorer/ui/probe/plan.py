@@ -44,7 +44,8 @@ class Planned:
 
 
 def plan_sections(info: Mapping[str, Mapping]) -> list[Planned]:
-    """Sections in declaration order; recurrent entries grouped per (layer, direction)."""
+    """Sections in declaration order (attention first); recurrent and spatial entries grouped per
+    (layer, direction)."""
     groups: dict[tuple, list[str]] = {}
     for key, d in info.items():
         view = _VIEW_OF_KIND.get(d["kind"])
@@ -58,7 +59,8 @@ def plan_sections(info: Mapping[str, Mapping]) -> list[Planned]:
         if group[0] in ("recurrent", "spatial_state"):  # the state first, gates as declared, the cell state last
             keys = sorted(keys, key=lambda k: _order(info[k]))
         out.append(Planned(group[0], tuple(keys)))
-    return out
+    # where the model looked for each word sits right under the caption; the rest as declared
+    return sorted(out, key=lambda p: p.view != "attention")
 
 
 def keys_of_kind(info: Mapping[str, Mapping], kind: str) -> list[str]:

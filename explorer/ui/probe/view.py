@@ -103,6 +103,7 @@ class ProbeView(QWidget):
         self._layers = QWidget()
         self._layers_layout = QVBoxLayout(self._layers)
         self._layers_layout.setContentsMargins(0, 0, 6, 0)
+        self._layers_layout.addLayout(top)  # scrolls with the sections: nothing is clipped in a short view
         self._layers_layout.addWidget(self.note)
         self._layers_layout.addStretch(1)
         scroll = QScrollArea()
@@ -115,7 +116,6 @@ class ProbeView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(title)
-        layout.addLayout(top)
         layout.addWidget(scroll, 1)
 
         self._timer = QTimer(self)
@@ -200,7 +200,7 @@ class ProbeView(QWidget):
         if self._to_build:
             p, info, arrays = self._to_build.pop(0)
             sec = SECTIONS[p.view](list(p.keys), info, arrays)
-            self._layers_layout.insertWidget(len(self.sections) + 1, sec)
+            self._layers_layout.insertWidget(len(self.sections) + 2, sec)  # after the header and the note
             self.sections.append(sec)
             return True
         return False
