@@ -3,7 +3,7 @@
     xvfb-run -s "-screen 0 1400x900x24" .venv/bin/python tests/ui/probe_screenshots.py [OUT_DIR]
 
 Builds small real models (cnn, rnn: LSTM 2 layers bidirectional, crnn with a CTC head, conv_rnn:
-ConvLSTM, captioner), makes the probe report the trainer would send and paints it in a
+ConvLSTM, captioner, patch_rnn, backbone), makes the probe report the trainer would send and paints it in a
 ``ProbeView`` tall enough to show every section; writes ``probe_<family>.png`` (and a few views
 with another gate, step or word selected) to OUT_DIR (default /tmp).
 """

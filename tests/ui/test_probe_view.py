@@ -25,11 +25,11 @@ pytestmark = pytest.mark.gui
 def painted(qtbot, report: ProbeReport, labels: list[str]) -> ProbeView:  # noqa: ANN001
     view = ProbeView()
     qtbot.addWidget(view)
-    view.resize(900, 800)
+    view.resize(900, 6000)  # every section on screen (the view paints only what can be seen)
     view.show()
     view.set_labels(labels)
     view.set_report(report)
-    qtbot.waitUntil(lambda: view.painted >= 1, timeout=10000)
+    qtbot.waitUntil(lambda: view.painted >= 1 and not view.waiting, timeout=10000)
     return view
 
 
@@ -195,11 +195,11 @@ def test_the_step_slider_follows_the_last_step_until_the_user_moves_it(qtbot) ->
     last = s.slider.maximum()
     s.slider.setValue(1)
     view.set_report(dataclasses.replace(r, global_step=9))
-    qtbot.waitUntil(lambda: view.painted >= 2, timeout=5000)
+    qtbot.waitUntil(lambda: view.painted >= 2 and not view.waiting, timeout=5000)
     assert s.slider.value() == s.step == 1  # kept
     s.slider.setValue(last)
     view.set_report(dataclasses.replace(r, global_step=10))
-    qtbot.waitUntil(lambda: view.painted >= 3, timeout=5000)
+    qtbot.waitUntil(lambda: view.painted >= 3 and not view.waiting, timeout=5000)
     assert s.slider.value() == last
 
 
@@ -221,3 +221,20 @@ def test_every_declared_entry_of_every_family_reaches_the_screen(qtbot, family: 
     header = {k for k, d in r.info.items() if d["kind"] in ("tokens", "logits", "token_logits")}
     assert drawn | header == set(r.info) and not drawn & header
     assert view.output.where.text().startswith("<b>probe.png")
+
+
+def test_sections_out_of_sight_are_painted_when_scrolled_to(qtbot) -> None:
+    r, labels = reports.crnn()
+    view = ProbeView()
+    qtbot.addWidget(view)
+    view.resize(700, 400)
+    view.show()
+    view.set_labels(labels)
+    view.set_report(r)
+    qtbot.waitUntil(lambda: view.painted >= 1, timeout=10000)
+    qtbot.wait(50)
+    last = view.sections[-1]
+    assert last in view.waiting and last.shown is None  # below the fold: not painted yet
+    view.scroll.ensureWidgetVisible(last)
+    qtbot.waitUntil(lambda: last not in view.waiting, timeout=5000)
+    assert np.array_equal(last.shown, r.intermediates[last.selected])

@@ -37,6 +37,7 @@ class CtcPlot(HeatmapPlot):
     def __init__(self) -> None:
         super().__init__("time step (frame)", "character", "probability", height=170)
         self.names: list[str] = []
+        self.named_ticks.add("left")
 
     def show_frames(self, probs: np.ndarray, charset: Sequence[str]) -> None:
         probs = np.asarray(probs, dtype=np.float32)

@@ -113,6 +113,7 @@ class HeatmapPlot(pg.GraphicsLayoutWidget):
         self.addItem(self.bar, row=0, col=1)
         self._levels: tuple[float, float] | None = None
         self._extent: tuple[int, int] = (0, 0)
+        self.named_ticks: set[str] = set()  # axes whose ticks a subclass names (characters)
         self.setFixedHeight(height)
 
     def show_values(self, a: np.ndarray, levels: tuple[float, float]) -> None:
@@ -126,6 +127,9 @@ class HeatmapPlot(pg.GraphicsLayoutWidget):
         if extent != self._extent:
             self._extent = extent
             self.plot.setRange(xRange=(0, extent[0]), yRange=(0, extent[1]), padding=0)
+            for side, n in (("bottom", extent[0]), ("left", extent[1])):  # whole steps / units, never 0.2
+                if side not in self.named_ticks:
+                    self.plot.getAxis(side).setTickSpacing(*((1, 1) if n <= 12 else ()))
 
 
 class Section(QWidget):

@@ -2,7 +2,8 @@
 
 Sections come from the model's declaration (``report.info``, ``report.output_info``), by kind
 (see :mod:`.plan`); nothing is guessed from a key's name or an array's rank. Sections are built
-once per model signature, in small steps (one per event-loop turn), and then only repainted.
+once per model signature, in small steps (one per event-loop turn), and then only repainted, and
+only while they can be seen (scrolled-away sections catch up when they come into view).
 Reports are coalesced: the newest one is painted by a ~5 Hz timer, older ones are dropped.
 """
 
@@ -106,10 +107,13 @@ class ProbeView(QWidget):
         self._layers_layout.addLayout(top)  # scrolls with the sections: nothing is clipped in a short view
         self._layers_layout.addWidget(self.note)
         self._layers_layout.addStretch(1)
-        scroll = QScrollArea()
+        self.scroll = scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self._layers)
         scroll.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        scroll.verticalScrollBar().valueChanged.connect(self._paint_visible)
+        self._ctx: ProbeContext | None = None
+        self._stale: list[Section] = []  # sections that have not seen the newest report yet
 
         title = QLabel("Inside the model")
         title.setProperty("role", "section")
@@ -175,8 +179,37 @@ class ProbeView(QWidget):
         if self.image_view.width() != width:
             self.image_view.setFixedSize(width, IMAGE_PX)
         self.output.update_from(ctx)
-        for sec in self.sections:
-            sec.update_from(ctx)
+        self._ctx, self._stale = ctx, list(self.sections)
+        self._paint_visible()
+        if self._stale:  # sections just built may not be laid out yet
+            QTimer.singleShot(0, self._paint_visible)
+
+    @property
+    def waiting(self) -> list[Section]:
+        """Sections that will paint the newest report when they come into view."""
+        return list(self._stale)
+
+    @Slot()
+    def _paint_visible(self) -> None:
+        """Paints the stale sections that can be seen; the others when they are scrolled to (a
+        model with many layers costs only what is on screen)."""
+        if self._ctx is None or not self._stale:
+            return
+        keep = []
+        for sec in self._stale:
+            if sec.visibleRegion().isEmpty():
+                keep.append(sec)
+            else:
+                sec.update_from(self._ctx)
+        self._stale = keep
+
+    def showEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt override
+        super().showEvent(event)
+        QTimer.singleShot(0, self._paint_visible)
+
+    def resizeEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt override
+        super().resizeEvent(event)
+        QTimer.singleShot(0, self._paint_visible)
 
     @staticmethod
     def _signature_of(r: ProbeReport, planned: list[Planned]) -> tuple:
@@ -207,6 +240,7 @@ class ProbeView(QWidget):
 
     def _remove_sections(self) -> None:
         self._to_build = []
+        self._stale = []
         for sec in self.sections:
             self._layers_layout.removeWidget(sec)
             sec.deleteLater()
