@@ -8,7 +8,7 @@ Public API::
 """
 
 from ._base import ExplorerModel
-from ._intermediates import KINDS, Intermediate
+from ._intermediates import AXES, KINDS, Intermediate
 from ._registry import ModelInfo, build_model, list_models, model_info, model_params, register_model
 from ._spec import ParamError, ParamInfo, Params, param
 
@@ -16,6 +16,7 @@ from ._spec import ParamError, ParamInfo, Params, param
 from . import backbone, captioner, cnn, conv_rnn, crnn, patch_rnn, rnn  # noqa: E402,F401  isort: skip
 
 __all__ = [
+    "AXES",
     "ExplorerModel",
     "Intermediate",
     "KINDS",

@@ -7,11 +7,33 @@ import math
 from torch import Tensor, nn
 
 from ._intermediates import Intermediate
+from ._spec import param
 
-__all__ = ["ExplorerModel", "ACTIVATIONS", "INITS", "make_activation", "init_weights"]
+__all__ = [
+    "ExplorerModel",
+    "ACTIVATIONS",
+    "INITS",
+    "head_dropout_param",
+    "init_param",
+    "make_activation",
+    "init_weights",
+]
 
 ACTIVATIONS = ("relu", "leaky_relu", "gelu", "elu", "tanh", "silu")
 INITS = ("default", "xavier", "he")
+
+
+_INIT_HELP = "Weight initialisation: 'default' = PyTorch's, 'xavier' = Glorot uniform, 'he' = Kaiming normal."
+
+
+def init_param(help: str = _INIT_HELP) -> str:
+    """The ``init`` field every family has (see :func:`init_weights`)."""
+    return param("default", help=help, choices=INITS)
+
+
+def head_dropout_param(default: float = 0.0, layer: str = "classifier layer") -> float:
+    """The ``head_dropout`` field: dropout right before the last layer."""
+    return param(default, help=f"Dropout right before the {layer}.", min=0.0, max=0.9)
 
 
 def make_activation(name: str) -> nn.Module:
@@ -60,7 +82,9 @@ class ExplorerModel(nn.Module):
     """Base of every family.
 
     ``forward(x)`` returns the head's output; ``forward_intermediates(x)`` returns the
-    same output plus named intermediates, names being ``named_modules()`` names where
+    model's output first (the same as ``forward(x)``; for the captioner, whose ``forward`` is
+    teacher forced, the token logits of its greedy decoding) plus named intermediates, which
+    ``intermediate_info`` declares, names being ``named_modules()`` names where
     a module produced the tensor (e.g. ``"features.0"`` for a conv block's output, or
     ``"rnn.0:fwd"`` for the forward direction of recurrent layer 0, shape (B, T, H)).
     """

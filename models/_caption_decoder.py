@@ -30,6 +30,7 @@ __all__ = [
     "greedy",
     "init_decoder",
     "next_logp",
+    "normalised",
 ]
 
 PAD, START, END, UNK = 0, 1, 2, 3

@@ -7,12 +7,11 @@ the own conv encoder for an input size (text lines keep many columns to attend t
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-from ._base import INITS
+from ._base import init_param
 from ._spec import ParamError, Params, param
-from .backbone import ARCHS, WEIGHT_SUFFIXES
+from .backbone import ARCHS, check_weights_file
 
 __all__ = ["ENCODERS", "POSITIONS", "CaptionerParams", "NOMINAL_LINE_ASPECT"]
 
@@ -88,11 +87,7 @@ class CaptionerParams(Params):
     gate: bool = param(
         True, help="Scale the attention context by a learned gate sigmoid(f(h)) (Show, Attend and Tell)."
     )
-    init: str = param(
-        "default",
-        help="Weight initialisation: 'default' = PyTorch's, 'xavier' = Glorot uniform, 'he' = Kaiming normal.",
-        choices=INITS,
-    )
+    init: str = init_param()
 
     def pools(self, image_size: tuple[int, int | None]) -> tuple[int, int]:
         """(height_pools, width_pools) of encoder=cnn for this input size, auto resolved."""
@@ -133,9 +128,6 @@ class CaptionerParams(Params):
                 )
         else:
             if self.weights:
-                if not self.weights.lower().endswith(WEIGHT_SUFFIXES):
-                    raise ParamError("weights", f"'{self.weights}' is not a {', '.join(WEIGHT_SUFFIXES)} file")
-                if not os.path.isfile(self.weights):
-                    raise ParamError("weights", f"no such file: '{self.weights}'")
+                check_weights_file(self.weights)
             elif self.freeze_encoder:
                 raise ParamError("freeze_encoder", "freezing a randomly initialised encoder is useless; give weights")

@@ -28,12 +28,12 @@ import torch
 from torch import Tensor, nn
 from torchvision import models as tvm
 
-from ._base import INITS, ExplorerModel, init_weights
+from ._base import ExplorerModel, init_param, init_weights
 from ._intermediates import Intermediate
 from ._registry import register_model
 from ._spec import ParamError, Params, param
 
-__all__ = ["ARCHS", "Backbone", "BackboneParams", "load_state_dict_file"]
+__all__ = ["ARCHS", "Backbone", "BackboneParams", "check_weights_file", "load_state_dict_file"]
 
 # arch -> (constructor, kind): "resnet" models have conv1/bn1/relu/maxpool/layer1..4/avgpool/fc,
 # "features" models have features/avgpool/classifier.
@@ -69,19 +69,14 @@ class BackboneParams(Params):
         "init). Tensors that do not fit (classifier, adapted first conv) are skipped.",
     )
     freeze: bool = param(False, help="Train only the classifier head; the pretrained body stays fixed.")
-    init: str = param(
-        "default",
+    init: str = init_param(
         help="Weight initialisation before any weights file is loaded: 'default' = torchvision's, "
         "'xavier' = Glorot uniform, 'he' = Kaiming normal.",
-        choices=INITS,
     )
 
     def check(self, *, in_channels: int, image_size: tuple[int, int | None]) -> None:
         if self.weights:
-            if not self.weights.lower().endswith(WEIGHT_SUFFIXES):
-                raise ParamError("weights", f"'{self.weights}' is not a {', '.join(WEIGHT_SUFFIXES)} file")
-            if not os.path.isfile(self.weights):
-                raise ParamError("weights", f"no such file: '{self.weights}'")
+            check_weights_file(self.weights)
         elif self.freeze:
             raise ParamError("freeze", "freezing a randomly initialised body trains nothing useful; give weights")
 
@@ -93,6 +88,14 @@ class BackboneParams(Params):
 
 
 # -- weights files ------------------------------------------------------------------------------
+
+
+def check_weights_file(path: str) -> None:
+    """Refuse (ParamError on ``weights``) a path that is not an existing weights file."""
+    if not path.lower().endswith(WEIGHT_SUFFIXES):
+        raise ParamError("weights", f"'{path}' is not a {', '.join(WEIGHT_SUFFIXES)} file")
+    if not os.path.isfile(path):
+        raise ParamError("weights", f"no such file: '{path}'")
 
 
 def load_state_dict_file(path: str) -> dict[str, Tensor]:

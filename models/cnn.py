@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from ._base import ACTIVATIONS, INITS, ExplorerModel, init_weights, make_activation
+from ._base import ACTIVATIONS, ExplorerModel, head_dropout_param, init_param, init_weights, make_activation
 from ._intermediates import Intermediate
 from ._registry import register_model
 from ._spec import ParamError, Params, param
@@ -55,12 +55,10 @@ class CNNParams(Params):
         choices=("gap", "flatten"),
     )
     hidden: int = param(0, help="Units of a hidden dense layer in the head; 0 = classify directly.", min=0, max=4096)
-    head_dropout: float = param(0.2, help="Dropout right before the classifier layer.", min=0.0, max=0.9)
-    init: str = param(
-        "default",
+    head_dropout: float = head_dropout_param(0.2)
+    init: str = init_param(
         help="Weight initialisation: 'default' = PyTorch's, 'xavier' = Glorot uniform (tanh-like activations), "
         "'he' = Kaiming normal (ReLU-like activations).",
-        choices=INITS,
     )
 
     def check(self, *, in_channels: int, image_size: tuple[int, int | None]) -> None:

@@ -39,7 +39,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ._base import ACTIVATIONS, INITS, ExplorerModel, init_weights, make_activation
+from ._base import ACTIVATIONS, ExplorerModel, head_dropout_param, init_param, init_weights, make_activation
 from ._intermediates import Box, Intermediate
 from ._recurrent import gate_info
 from ._registry import register_model
@@ -231,12 +231,8 @@ class ConvRNNParams(Params):
         "about 4x faster.",
     )
     activation: str = param("relu", help="Non-linearity of the stem.", choices=ACTIVATIONS)
-    head_dropout: float = param(0.0, help="Dropout right before the classifier layer.", min=0.0, max=0.9)
-    init: str = param(
-        "default",
-        help="Weight initialisation: 'default' = PyTorch's, 'xavier' = Glorot uniform, 'he' = Kaiming normal.",
-        choices=INITS,
-    )
+    head_dropout: float = head_dropout_param()
+    init: str = init_param()
 
     def check(self, *, in_channels: int, image_size: tuple[int, int | None]) -> None:
         h, w = image_size

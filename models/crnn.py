@@ -41,7 +41,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from ._base import ACTIVATIONS, INITS, ExplorerModel, init_weights, make_activation
+from ._base import ACTIVATIONS, ExplorerModel, head_dropout_param, init_param, init_weights, make_activation
 from ._intermediates import Box, Intermediate
 from ._registry import register_model
 from ._seqhead import Reading, RecurrentParams, linear_head, pooled_logits, recurrent_stack
@@ -90,12 +90,8 @@ class CRNNParams(RecurrentParams, _ConvStages):
         "column (frame) for reading text with CTC (the sequence task sets it).",
         choices=HEADS,
     )
-    head_dropout: float = param(0.0, help="Dropout right before the output layer.", min=0.0, max=0.9)
-    init: str = param(
-        "default",
-        help="Weight initialisation: 'default' = PyTorch's, 'xavier' = Glorot uniform, 'he' = Kaiming normal.",
-        choices=INITS,
-    )
+    head_dropout: float = head_dropout_param(layer="output layer")
+    init: str = init_param()
 
     def check(self, *, in_channels: int, image_size: tuple[int, int | None]) -> None:
         h, w = image_size

@@ -30,7 +30,7 @@ from typing import ClassVar
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ._base import ACTIVATIONS, INITS, ExplorerModel, init_weights, make_activation
+from ._base import ACTIVATIONS, ExplorerModel, head_dropout_param, init_param, init_weights, make_activation
 from ._intermediates import Box, Intermediate
 from ._registry import register_model
 from ._seqhead import Reading, RecurrentParams, cell_param, linear_head, pooled_logits, recurrent_stack
@@ -81,12 +81,8 @@ class PatchRNNParams(RecurrentParams, _Tiles):
     reading: ClassVar[Reading] = Reading("tile", "tiles", "Also read the tiles in reverse raster order")
 
     cell: str = cell_param("gru", ("gru", "lstm"))
-    head_dropout: float = param(0.0, help="Dropout right before the classifier layer.", min=0.0, max=0.9)
-    init: str = param(
-        "default",
-        help="Weight initialisation: 'default' = PyTorch's, 'xavier' = Glorot uniform, 'he' = Kaiming normal.",
-        choices=INITS,
-    )
+    head_dropout: float = head_dropout_param()
+    init: str = init_param()
 
     @property
     def step(self) -> int:

@@ -24,7 +24,7 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
-from ._base import ACTIVATIONS, INITS, ExplorerModel, init_weights, make_activation
+from ._base import ACTIVATIONS, ExplorerModel, head_dropout_param, init_param, init_weights, make_activation
 from ._intermediates import Box, Intermediate
 from ._recurrent import CELLS, POOLS, RecurrentStack, pool_sequence, recurrent_gates
 from ._registry import register_model
@@ -54,12 +54,8 @@ class RNNParams(RecurrentParams):
     activation: str = param(
         "relu", help="Non-linearity of the row projection (used when proj > 0).", choices=ACTIVATIONS
     )
-    head_dropout: float = param(0.0, help="Dropout right before the classifier layer.", min=0.0, max=0.9)
-    init: str = param(
-        "default",
-        help="Weight initialisation: 'default' = PyTorch's, 'xavier' = Glorot uniform, 'he' = Kaiming normal.",
-        choices=INITS,
-    )
+    head_dropout: float = head_dropout_param()
+    init: str = init_param()
 
     def check(self, *, in_channels: int, image_size: tuple[int, int | None]) -> None:
         if image_size[1] is None:
