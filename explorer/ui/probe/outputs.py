@@ -1,0 +1,149 @@
+"""What the model outputs for the probe image, by the declared output kind: class probabilities as
+bars (``logits``), per-frame CTC probabilities with characters on the y axis (``ctc_frames``), and
+the decoded text or caption, shown large."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from ..style import COLORS
+from .paint import HeatmapPlot, Section
+
+__all__ = ["CtcPlot", "CtcSection", "OutputPanel", "ctc_class_names"]
+
+BLANK = "blank"
+TICK_PX = 12  # at least this many pixels between character ticks
+
+
+def ctc_class_names(classes: int, charset: Sequence[str]) -> list[str]:
+    """Class 0 is the CTC blank, class i >= 1 is ``charset[i - 1]`` (a space shown as ␣)."""
+    names = [BLANK]
+    for i in range(1, classes):
+        c = str(charset[i - 1]) if i - 1 < len(charset) else f"?{i}"
+        names.append("␣" if c == " " else c)
+    return names
+
+
+class CtcPlot(HeatmapPlot):
+    """(time, class) probabilities: time along x, one row per class labelled by its character."""
+
+    def __init__(self) -> None:
+        super().__init__("time step (frame)", "character", "probability", height=170)
+        self.names: list[str] = []
+        self.named_ticks.add("left")
+
+    def show_frames(self, probs: np.ndarray, charset: Sequence[str]) -> None:
+        probs = np.asarray(probs, dtype=np.float32)
+        names = ctc_class_names(probs.shape[1], charset)
+        if names != self.names:
+            self.names = names
+            rows = len(names)
+            self.setFixedHeight(int(min(360, max(170, rows * 13 + 60))))
+            every = max(1, int(np.ceil(TICK_PX * rows / max(self.height() - 60, 1))))
+            ticks = [(i + 0.5, n) for i, n in enumerate(names) if i % every == 0]
+            self.plot.getAxis("left").setTicks([ticks, []])
+        self.show_values(probs.T, (0.0, 1.0))  # rows = classes, columns = frames
+
+
+class CtcSection(Section):
+    """A declared ``ctc_frames`` intermediate (the same view as the output's)."""
+
+    @staticmethod
+    def layout_of(arrays: list[np.ndarray]) -> tuple:
+        return ()
+
+    def __init__(self, keys: list[str], info: dict[str, dict], arrays: list[np.ndarray]) -> None:
+        super().__init__(keys, info[keys[0]]["title"])
+        self.plot = CtcPlot()
+        self.body.addWidget(self.plot)
+
+    def update_from(self, ctx) -> None:  # noqa: ANN001
+        self.plot.show_frames(ctx.arrays[self.keys[0]], ctx.labels)
+
+
+class OutputPanel(QWidget):
+    """The header's right column: where the probe comes from, the decoded text, and the output plot."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.where = QLabel("Start training to see what the model sees.")
+        self.where.setWordWrap(True)
+        self.where.setProperty("role", "hint")
+        self.text = QLabel("")
+        self.text.setWordWrap(True)
+        self.text.setTextFormat(Qt.TextFormat.PlainText)  # captions may hold "<unk>"
+        self.text.setStyleSheet("font-size: 17px; font-weight: 600;")
+        self.text.hide()
+        self.bars_plot = pg.PlotWidget()
+        self.bars_plot.setFixedHeight(120)
+        bp = self.bars_plot.getPlotItem()
+        bp.setMenuEnabled(False)
+        bp.setMouseEnabled(x=False, y=False)
+        bp.hideButtons()
+        bp.setYRange(0, 1, padding=0.02)
+        bp.setLabel("left", "probability")
+        bp.setLabel("bottom", "class")
+        self.bars = pg.BarGraphItem(x=[], height=[], width=0.6, brush=COLORS["train"])
+        bp.addItem(self.bars)
+        self.bars_plot.hide()
+        self.ctc = CtcPlot()
+        self.ctc.hide()
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.where)
+        lay.addWidget(self.text)
+        lay.addWidget(self.bars_plot)
+        lay.addWidget(self.ctc)
+        lay.addStretch(1)
+        self._tick_labels: list[str] = []
+
+    def clear(self) -> None:
+        self.bars.setOpts(x=[], height=[])
+        self.text.hide()
+        self.where.setText("Start training to see what the model sees.")
+
+    def update_from(self, ctx) -> None:  # noqa: ANN001
+        r = ctx.report
+        kind = (r.output_info or {}).get("kind")
+        self.where.setText(f"<b>{html.escape(Path(r.path).name)}</b> (epoch {r.epoch}, step {r.global_step})")
+        self.bars_plot.setVisible(kind == "logits")
+        self.ctc.setVisible(kind == "ctc_frames")
+        if kind == "logits":
+            self._show_bars(np.asarray(r.probabilities, dtype=float), ctx.labels)
+        elif kind == "ctc_frames":
+            self.ctc.show_frames(r.probabilities, ctx.labels)
+        text = r.text if r.text is not None else (" ".join(ctx.words) if ctx.words else None)
+        if kind != "logits" and text is not None:
+            verb = "reads" if kind == "ctc_frames" else "says"
+            self._set_text(f"the model {verb}: «{text}»" if text else f"the model {verb} nothing yet")
+        elif kind != "logits" or not len(r.probabilities):
+            self.text.hide()
+
+    def _show_bars(self, probs: np.ndarray, labels: Sequence[str]) -> None:
+        names = [str(labels[i]) if i < len(labels) else str(i) for i in range(len(probs))]
+        if names != self._tick_labels:
+            self._tick_labels = names
+            every = max(1, len(names) // 20)
+            self.bars_plot.getPlotItem().getAxis("bottom").setTicks(
+                [[(i, n[:10]) for i, n in enumerate(names) if i % every == 0]]
+            )
+            self.bars_plot.getPlotItem().setXRange(-0.6, max(len(names), 1) - 0.4, padding=0)
+        self.bars.setOpts(x=np.arange(len(probs)), height=probs, width=0.6)
+        if len(probs):
+            k = int(np.argmax(probs))
+            self._set_text(f"the model says: {names[k]} ({probs[k]:.0%})")
+
+    def _set_text(self, text: str) -> None:
+        size = 17 if len(text) <= 70 else 14  # a long caption stays a few lines
+        if self.text.property("size") != size:
+            self.text.setProperty("size", size)
+            self.text.setStyleSheet(f"font-size: {size}px; font-weight: 600;")
+        self.text.setText(text)
+        self.text.show()

@@ -1,0 +1,186 @@
+"""Shared painting pieces of the probe sections: colour maps applied in numpy, explicit levels,
+plots with named axes and a colour bar.
+
+Every image handed to pyqtgraph is display-ready RGB bytes (its fastest path: no level
+computation, no per-frame colour table); the levels used are ours and are shown on a colour bar.
+"""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+__all__ = [
+    "MAPS_CMAP",
+    "DIVERGING_CMAP",
+    "OVERLAY_CMAP",
+    "lut",
+    "colorize",
+    "normalize_maps",
+    "to_u8",
+    "levels_for",
+    "cmap_for",
+    "heatmap_rgb",
+    "TOGGLE_QSS",
+    "HeatmapPlot",
+    "Selector",
+    "Section",
+]
+
+MAPS_CMAP = "viridis"  # sequential: feature maps, gates in (0, 1), probabilities
+DIVERGING_CMAP = "CET-D1"  # symmetric: states in (-1, 1) or unbounded around 0
+OVERLAY_CMAP = "inferno"  # attention over the image
+_LUTS: dict[str, np.ndarray] = {}
+#: compact toggle buttons whose checked one stands out
+TOGGLE_QSS = (
+    "QPushButton { padding: 2px 8px; }QPushButton:checked { background: #3949ab; color: white; border-color: #3949ab; }"
+)
+
+
+def lut(name: str) -> np.ndarray:
+    """A 256-entry RGB byte colour table (cached)."""
+    if name not in _LUTS:
+        _LUTS[name] = np.ascontiguousarray(pg.colormap.get(name).getLookupTable(nPts=256, mode="byte")[:, :3])
+    return _LUTS[name]
+
+
+def colorize(u8: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """uint8 indices (..., H, W) -> RGB bytes (..., H, W, 3) through a 256-entry colour map."""
+    return np.ascontiguousarray(table[u8])
+
+
+def normalize_maps(maps: np.ndarray) -> np.ndarray:
+    """(N, H, W) float -> uint8, each map stretched to its own min..max (flat maps are mid-grey)."""
+    lo = maps.min(axis=(1, 2), keepdims=True)
+    hi = maps.max(axis=(1, 2), keepdims=True)
+    span = hi - lo
+    out = np.where(span > 1e-12, (maps - lo) / np.where(span > 1e-12, span, 1.0), 0.5)
+    return np.ascontiguousarray((out * 255.0 + 0.5).astype(np.uint8))
+
+
+def to_u8(a: np.ndarray, levels: tuple[float, float]) -> np.ndarray:
+    """Float values -> uint8 colour indices, ``levels`` (lo, hi) mapping to 0 and 255 (clipped)."""
+    lo, hi = levels
+    scale = 255.0 / (hi - lo) if hi > lo else 0.0
+    return np.clip((np.asarray(a, dtype=np.float32) - lo) * scale + 0.5, 0, 255).astype(np.uint8)
+
+
+def levels_for(a: np.ndarray, value_range: list | tuple | None) -> tuple[float, float]:
+    """The declared range when there is one; else symmetric levels (-m, m), m >= 1, so that
+    tanh-like values keep fixed colours and larger ones (an LSTM cell state) still fit."""
+    if value_range is not None:
+        return float(value_range[0]), float(value_range[1])
+    m = float(max(1.0, np.abs(a).max())) if a.size else 1.0
+    return -m, m
+
+
+def cmap_for(levels: tuple[float, float]) -> str:
+    """Diverging colours for ranges around zero, sequential ones for ranges from zero up."""
+    return DIVERGING_CMAP if levels[0] < 0 < levels[1] else MAPS_CMAP
+
+
+def heatmap_rgb(a: np.ndarray, levels: tuple[float, float]) -> np.ndarray:
+    """(rows, cols) values -> (rows, cols, 3) RGB bytes with the colour map ``levels`` implies."""
+    return colorize(to_u8(a, levels), lut(cmap_for(levels)))
+
+
+class HeatmapPlot(pg.GraphicsLayoutWidget):
+    """A plot with named axes, one ImageItem fed RGB bytes and a colour bar stating the levels."""
+
+    def __init__(self, x_label: str, y_label: str, bar_label: str, height: int) -> None:
+        super().__init__()
+        self.setBackground("w")
+        self.ci.setContentsMargins(2, 8, 4, 8)  # room for the colour bar's end labels
+        self.plot = pi = self.addPlot(row=0, col=0)
+        pi.setMenuEnabled(False)
+        pi.setMouseEnabled(x=False, y=False)
+        pi.hideButtons()
+        pi.setLabel("bottom", x_label)
+        pi.setLabel("left", y_label)
+        self.item = pg.ImageItem(axisOrder="row-major")
+        pi.addItem(self.item)
+        self.bar = pg.ColorBarItem(
+            values=(0.0, 1.0),
+            width=12,
+            colorMap=pg.colormap.get(MAPS_CMAP),
+            label=bar_label,
+            interactive=False,
+            pen="#90a4ae",
+        )
+        self.addItem(self.bar, row=0, col=1)
+        self._levels: tuple[float, float] | None = None
+        self._extent: tuple[int, int] = (0, 0)
+        self.named_ticks: set[str] = set()  # axes whose ticks a subclass names (characters)
+        self.setFixedHeight(height)
+
+    def show_values(self, a: np.ndarray, levels: tuple[float, float]) -> None:
+        """Paints ``a`` (rows = y, cols = x) with ``levels``; the bar follows when they change."""
+        self.item.setImage(heatmap_rgb(a, levels), levels=None, autoLevels=False)
+        if levels != self._levels:
+            self._levels = levels
+            self.bar.setColorMap(pg.colormap.get(cmap_for(levels)))
+            self.bar.setLevels(levels)
+        extent = (a.shape[1], a.shape[0])
+        if extent != self._extent:
+            self._extent = extent
+            self.plot.setRange(xRange=(0, extent[0]), yRange=(0, extent[1]), padding=0)
+            for side, n in (("bottom", extent[0]), ("left", extent[1])):  # whole steps / units, never 0.2
+                if side not in self.named_ticks:
+                    self.plot.getAxis(side).setTickSpacing(*((1, 1) if n <= 12 else ()))
+
+
+class Section(QWidget):
+    """One block of the probe's list: a title, a note line and the section's own views.
+
+    Subclasses set ``keys`` (the intermediates they draw) and implement :meth:`update_from`;
+    ``build_step`` lets a section with many items build them a few at a time.
+    """
+
+    def __init__(self, keys: list[str], title: str) -> None:
+        super().__init__()
+        self.keys = keys
+        self.title = QLabel(f"<b>{html.escape(title)}</b>")
+        self.note = QLabel("")
+        self.note.setProperty("role", "hint")
+        self.note.setWordWrap(True)
+        self.body = QVBoxLayout(self)
+        self.body.setContentsMargins(0, 6, 0, 6)
+        self.body.setSpacing(2)
+        self.body.addWidget(self.title)
+        self.body.addWidget(self.note)
+
+    def build_step(self) -> bool:
+        """Builds a little more; False when complete."""
+        return False
+
+    def update_from(self, ctx) -> None:  # noqa: ANN001 - a ProbeContext
+        raise NotImplementedError
+
+
+class Selector(QWidget):
+    """A row of exclusive toggle buttons, one per key, calling ``on_select(key)`` when clicked."""
+
+    def __init__(self, options: dict[str, tuple[str, str]], on_select) -> None:  # noqa: ANN001
+        """``options``: key -> (button text, tooltip), in order."""
+        super().__init__()
+        self.setStyleSheet(TOGGLE_QSS)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(4)
+        self.group = QButtonGroup(self)
+        self.buttons: dict[str, QPushButton] = {}
+        for key, (text, tip) in options.items():
+            b = QPushButton(text)
+            b.setCheckable(True)
+            b.setToolTip(tip)
+            b.clicked.connect(lambda _=False, k=key: on_select(k))
+            self.group.addButton(b)
+            self.buttons[key] = b
+            row.addWidget(b)
+        row.addStretch(1)
+        if options:
+            next(iter(self.buttons.values())).setChecked(True)
+        self.setVisible(len(options) > 1)

@@ -1,0 +1,240 @@
+"""The live probe view draws what each model declares, by kind, from real forward passes."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from PySide6.QtWidgets import QLabel
+
+from explorer.engine import ProbeReport
+from explorer.ui.probe import ProbeView
+from explorer.ui.probe.attention import AttentionSection, overlay
+from explorer.ui.probe.feature_maps import FeatureMapSection, stretched_rgb
+from explorer.ui.probe.outputs import ctc_class_names
+from explorer.ui.probe.paint import heatmap_rgb, levels_for
+from explorer.ui.probe.recurrent import RecurrentSection
+from explorer.ui.probe.spatial import SpatialStateSection
+from tests.ui import probe_reports as reports
+from tests.ui.probe_reports import CHARSET, noise
+
+pytestmark = pytest.mark.gui
+
+
+def painted(qtbot, report: ProbeReport, labels: list[str]) -> ProbeView:  # noqa: ANN001
+    view = ProbeView()
+    qtbot.addWidget(view)
+    view.resize(900, 6000)  # every section on screen (the view paints only what can be seen)
+    view.show()
+    view.set_labels(labels)
+    view.set_report(report)
+    qtbot.waitUntil(lambda: view.painted >= 1 and not view.waiting, timeout=10000)
+    return view
+
+
+def sections_of(view: ProbeView, cls: type) -> list:
+    return [s for s in view.sections if isinstance(s, cls)]
+
+
+def test_cnn_feature_maps_are_the_activations(qtbot) -> None:
+    r, labels = reports.cnn()
+    view = painted(qtbot, r, labels)
+    fm = sections_of(view, FeatureMapSection)
+    declared = [k for k, d in r.info.items() if d["kind"] == "feature_map"]
+    assert [s.keys[0] for s in fm] == declared and declared
+    for s in fm:
+        a = r.intermediates[s.keys[0]]
+        expected = stretched_rgb(a[: s.grid.n])
+        assert all(np.array_equal(item.image, e) for item, e in zip(s.grid.items, expected))
+        assert s.title.text() == f"<b>{r.info[s.keys[0]]['title']}</b>"
+    assert view.output.bars_plot.isVisible() and "the model says" in view.output.text.text()
+
+
+def test_every_lstm_gate_of_every_layer_and_direction_is_selectable(qtbot) -> None:
+    r, labels = reports.rnn()
+    view = painted(qtbot, r, labels)
+    rec = sections_of(view, RecurrentSection)
+    recurrent = {k for k, d in r.info.items() if d["kind"] in ("recurrent_state", "gate", "cell_state")}
+    assert {k for s in rec for k in s.keys} == recurrent
+    assert {(r.info[s.keys[0]]["layer"], r.info[s.keys[0]]["direction"]) for s in rec} == {
+        (d["layer"], d["direction"]) for d in (r.info[k] for k in recurrent)
+    }
+    assert len(rec) == 4  # 2 layers x 2 directions
+    for s in rec:
+        kinds = [r.info[k]["kind"] for k in s.keys]
+        assert kinds.count("gate") == 4 and kinds.count("cell_state") == 1 and kinds.count("recurrent_state") == 1
+        for k in s.keys:
+            s.buttons[k].click()
+            a = r.intermediates[k]
+            assert s.shown is not None and np.array_equal(s.shown, a)
+            levels = levels_for(a, r.info[k].get("range"))
+            assert np.array_equal(s.plot.item.image, heatmap_rgb(a.T, levels))
+            assert r.info[k]["title"] in s.title.text()
+            if r.info[k]["kind"] == "gate" and r.info[k].get("range") == [0.0, 1.0]:
+                assert levels == (0.0, 1.0)
+
+
+def test_crnn_ctc_frames_are_labelled_by_characters_and_the_text_is_shown(qtbot) -> None:
+    r, labels = reports.crnn()
+    assert r.output_info["kind"] == "ctc_frames"
+    view = painted(qtbot, r, labels)
+    ctc = view.output.ctc
+    assert ctc.isVisible() and not view.output.bars_plot.isVisible()
+    ticks = [t for t, _ in ctc.plot.getAxis("left")._tickLevels[0]]  # noqa: SLF001
+    names = [n for _, n in ctc.plot.getAxis("left")._tickLevels[0]]  # noqa: SLF001
+    assert names == ctc_class_names(len(CHARSET) + 1, CHARSET) == ["blank", *CHARSET]
+    assert ticks == [i + 0.5 for i in range(len(names))]
+    assert np.array_equal(ctc.item.image, heatmap_rgb(np.asarray(r.probabilities, np.float32).T, (0.0, 1.0)))
+    assert view.output.text.isVisible() and "3141" in view.output.text.text()
+    assert sections_of(view, RecurrentSection)  # the column reader's states and gates
+
+
+def test_convlstm_spatial_states_and_gates_show_one_step_with_a_slider(qtbot) -> None:
+    r, labels = reports.conv_rnn()
+    view = painted(qtbot, r, labels)
+    sp = sections_of(view, SpatialStateSection)
+    assert len(sp) == 1  # one layer: its state, gates and cell state share a section
+    (s,) = sp
+    assert set(s.keys) == {k for k, d in r.info.items() if d["kind"] == "spatial_state"}
+    assert len(s.keys) == 6  # hidden state, 4 gates, cell state
+    a = r.intermediates[s.keys[0]]
+    assert s.slider.value() == s.step == a.shape[0] - 1  # the last step by default
+    s.slider.setValue(0)
+    for k in s.keys:
+        s.buttons[k].click()
+        a = r.intermediates[k]
+        assert s.shown is not None and np.array_equal(s.shown, a[0, : s.grid.n])
+        expected = heatmap_rgb(a[0, : s.grid.n], levels_for(a, r.info[k].get("range")))
+        assert all(np.array_equal(item.image, e) for item, e in zip(s.grid.items, expected))
+
+
+def test_captioner_attention_is_drawn_per_word_over_the_image_never_as_a_conv_layer(qtbot) -> None:
+    r, labels = reports.captioner()
+    words = r.tokens
+    assert words  # the seeded tiny captioner says something
+    view = painted(qtbot, r, labels)
+    att_keys = {k for k, d in r.info.items() if d["kind"] == "attention"}
+    assert att_keys and not any(s.keys[0] in att_keys for s in sections_of(view, FeatureMapSection))
+    (att,) = sections_of(view, AttentionSection)
+    maps = r.intermediates[att.keys[0]]
+    assert [b.text() for b in att.buttons] == words and len(words) == maps.shape[0]
+    grid = tuple(r.info[att.keys[0]]["grid"])
+    for i in range(len(words)):
+        att.buttons[i].click()
+        assert att.shown_map is not None and np.array_equal(att.shown_map, maps[i])
+        assert np.array_equal(att.item.image, overlay(r.image, maps[i], grid)[0])
+    assert view.output.text.isVisible() and r.text in view.output.text.text()
+    assert sections_of(view, RecurrentSection)  # the decoder's states reach the app
+
+
+def test_a_report_is_drawn_by_its_declared_kind_not_by_its_key_names(qtbot) -> None:
+    """Keys named like conv layers, arrays shaped like feature maps, declared as something else."""
+    rng = np.random.default_rng(1)
+    gate = rng.random((5, 7)).astype(np.float32)
+    att = rng.random((3, 2, 4)).astype(np.float32)
+    r = ProbeReport(
+        epoch=1,
+        global_step=1,
+        path="p.png",
+        image=noise(16, 16),
+        probabilities=np.array([0.2, 0.8]),
+        intermediates={"features.0": att, "conv.1": gate, "rnn.0:fwd": rng.random((2, 4, 4)).astype(np.float32)},
+        info={
+            "features.0": {"kind": "attention", "axes": ["token", "y", "x"], "layer": "features.0", "title": "look",
+                           "grid": [2, 4], "range": [0.0, 1.0]},
+            "conv.1": {"kind": "gate", "axes": ["time", "unit"], "layer": "conv", "title": "conv: forget gate",
+                       "direction": "fwd", "gate": "forget", "range": [0.0, 1.0]},
+            "rnn.0:fwd": {"kind": "feature_map", "axes": ["channel", "y", "x"], "layer": "rnn.0", "title": "maps"},
+        },
+        output_info={"kind": "logits", "axes": ["class"], "layer": "head", "title": "classes"},
+        tokens=["one", "two", "three"],
+    )  # fmt: skip
+    view = painted(qtbot, r, ["a", "b"])
+    kinds = {s.keys[0]: type(s) for s in view.sections}
+    assert kinds == {"features.0": AttentionSection, "conv.1": RecurrentSection, "rnn.0:fwd": FeatureMapSection}
+    (rec,) = sections_of(view, RecurrentSection)
+    assert np.array_equal(rec.plot.item.image, heatmap_rgb(gate.T, (0.0, 1.0)))
+
+
+def test_undeclared_intermediates_are_not_guessed(qtbot) -> None:
+    r = ProbeReport(
+        epoch=1,
+        global_step=1,
+        path="p.png",
+        image=noise(8, 8),
+        probabilities=np.array([1.0]),
+        intermediates={"features.0": np.zeros((2, 4, 4), np.float32)},
+    )
+    view = painted(qtbot, r, ["a"])
+    assert view.sections == [] and view.note.isVisible()
+
+
+def test_the_view_keeps_its_items_while_the_model_stays_the_same(qtbot) -> None:
+    r, labels = reports.cnn()
+    view = painted(qtbot, r, labels)
+    items = [id(i) for s in view.sections for i in getattr(getattr(s, "grid", None), "items", [])]
+    other = {k: a * 2.0 for k, a in r.intermediates.items()}
+    view.set_report(dataclasses.replace(r, intermediates=other, global_step=4))
+    qtbot.waitUntil(lambda: view.painted >= 2, timeout=5000)
+    assert [id(i) for s in view.sections for i in getattr(getattr(s, "grid", None), "items", [])] == items
+    assert isinstance(view.caption, QLabel)
+
+
+def test_the_words_come_from_the_declared_tokens_when_the_report_has_none(qtbot) -> None:
+    r, labels = reports.captioner()
+    view = painted(qtbot, dataclasses.replace(r, tokens=None), labels)
+    (att,) = sections_of(view, AttentionSection)
+    assert [b.text() for b in att.buttons] == r.tokens
+
+
+def test_the_step_slider_follows_the_last_step_until_the_user_moves_it(qtbot) -> None:
+    r, labels = reports.conv_rnn()
+    view = painted(qtbot, r, labels)
+    (s,) = sections_of(view, SpatialStateSection)
+    last = s.slider.maximum()
+    s.slider.setValue(1)
+    view.set_report(dataclasses.replace(r, global_step=9))
+    qtbot.waitUntil(lambda: view.painted >= 2 and not view.waiting, timeout=5000)
+    assert s.slider.value() == s.step == 1  # kept
+    s.slider.setValue(last)
+    view.set_report(dataclasses.replace(r, global_step=10))
+    qtbot.waitUntil(lambda: view.painted >= 3 and not view.waiting, timeout=5000)
+    assert s.slider.value() == last
+
+
+def test_reports_are_coalesced_to_the_newest(qtbot) -> None:
+    r, labels = reports.cnn()
+    view = painted(qtbot, r, labels)
+    for step in range(5, 10):
+        view.set_report(dataclasses.replace(r, global_step=step))
+    qtbot.waitUntil(lambda: view.painted >= 2, timeout=5000)
+    qtbot.wait(450)
+    assert view.painted == 2 and "step 9" in view.caption.text()
+
+
+@pytest.mark.parametrize("family", sorted(reports.REPORTS))
+def test_every_declared_entry_of_every_family_reaches_the_screen(qtbot, family: str) -> None:
+    r, labels = reports.REPORTS[family]()
+    view = painted(qtbot, r, labels)
+    drawn = {k for s in view.sections for k in s.keys}
+    header = {k for k, d in r.info.items() if d["kind"] in ("tokens", "logits", "token_logits")}
+    assert drawn | header == set(r.info) and not drawn & header
+    assert view.output.where.text().startswith("<b>probe.png")
+
+
+def test_sections_out_of_sight_are_painted_when_scrolled_to(qtbot) -> None:
+    r, labels = reports.crnn()
+    view = ProbeView()
+    qtbot.addWidget(view)
+    view.resize(700, 400)
+    view.show()
+    view.set_labels(labels)
+    view.set_report(r)
+    qtbot.waitUntil(lambda: view.painted >= 1, timeout=10000)
+    qtbot.wait(50)
+    last = view.sections[-1]
+    assert last in view.waiting and last.shown is None  # below the fold: not painted yet
+    view.scroll.ensureWidgetVisible(last)
+    qtbot.waitUntil(lambda: last not in view.waiting, timeout=5000)
+    assert np.array_equal(last.shown, r.intermediates[last.selected])
