@@ -1,7 +1,7 @@
 """``predict`` and ``inspect``: what they print per image.
 
-The text of one prediction is made in :func:`prediction_line` / :func:`inspection_said` only, so
-asking the run's task for it later changes these two functions and nothing else.
+The words of one prediction come from the run's task (``Task.format_prediction``), never from
+the keys of the result.
 """
 
 from __future__ import annotations
@@ -9,30 +9,20 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .common import EXIT_FAILED, EXIT_OK, Usage
 
-__all__ = ["cmd_inspect", "cmd_predict", "inspection_said", "prediction_line"]
+if TYPE_CHECKING:  # the engine is imported when a command runs, not when the CLI starts
+    from explorer.engine.tasks import Task
+
+__all__ = ["cmd_inspect", "cmd_predict", "prediction_lines"]
 
 
-def prediction_line(r: dict[str, Any], top: int) -> str:
-    """The text output of one successful prediction (label / text / caption), newline-terminated."""
-    if "text" in r:
-        return f"{r['path']}: {r['text']!r} ({r['confidence']:.3f})\n"
-    if "caption" in r:
-        lines = [f"{r['path']}: {r['caption']} (score {r['score']:.3f})\n"]
-        lines += [f"    {c['caption']} ({c['score']:.3f})\n" for c in r.get("candidates", [])[1:]]
-        return "".join(lines)
-    ranked = sorted(r["probabilities"].items(), key=lambda kv: -kv[1])[:top]
-    others = ", ".join(f"{k} {v:.3f}" for k, v in ranked[1:])
-    return f"{r['path']}: {r['label']} ({r['confidence']:.3f})" + (f"  [{others}]" if others else "") + "\n"
-
-
-def inspection_said(result: dict[str, Any]) -> str:
-    """What ``inspect`` says the model predicted for one image."""
-    pred = result.get("prediction") or {}
-    return pred.get("caption") or pred.get("text") or f"{pred.get('label')} ({pred.get('confidence', 0):.3f})"
+def prediction_lines(task: Task, r: dict[str, Any], top: int) -> str:
+    """The text output of one successful prediction, as the run's task words it (newline-terminated)."""
+    lines = [f"{r['path']}: {task.format_prediction(r, top=top)}", *task.format_candidates(r)]
+    return "".join(line + "\n" for line in lines)
 
 
 def cmd_predict(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -49,7 +39,7 @@ def cmd_predict(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     else:
         for r in results:
             if "error" not in r:
-                out.write(prediction_line(r, args.top))
+                out.write(prediction_lines(run.task_object, r, args.top))
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -85,5 +75,5 @@ def cmd_inspect(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         except ValueError as e:
             raise Usage(f"inspect: {e}") from None
         files = write_inspection(result, args.out / name)
-        out.write(f"{image}: {inspection_said(result)} -> {args.out / name} ({len(files)} files)\n")
+        out.write(f"{image}: {result['prediction_text']} -> {args.out / name} ({len(files)} files)\n")
     return EXIT_FAILED if failed else EXIT_OK

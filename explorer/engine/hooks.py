@@ -128,13 +128,16 @@ def _from_dataset(s: Session, path: str) -> torch.Tensor | None:
 
 @torch.no_grad()
 def probe(s: Session, epoch: int, path: str, img: torch.Tensor) -> ProbeReport:
-    """The intermediates of one uint8 image (1, H, W, C), for the UI to draw."""
+    """The intermediates of one uint8 image (1, H, W, C) and the model's declaration of what
+    each one is (``models._intermediates``), for the UI to draw."""
     img = img.to(s.device)
     s.model.eval()
     x = s.data.preprocess.to_tensor(img)
-    fi = getattr(s.model, "forward_intermediates", None)
-    out, inter = fi(x) if fi is not None else (s.model(x), {})
+    out, inter = s.model.forward_intermediates(x)
     probs, text = s.task.probe_output(out, s.data.labels)
+    hw = (int(x.shape[-2]), int(x.shape[-1]))
+    info = s.model.intermediate_info(hw)
+    arrays = {k: v[0].detach().float().cpu().numpy().copy() for k, v in inter.items()}
     return ProbeReport(
         epoch=epoch,
         global_step=s.state.global_step,
@@ -142,5 +145,7 @@ def probe(s: Session, epoch: int, path: str, img: torch.Tensor) -> ProbeReport:
         image=img[0].cpu().numpy().copy(),
         probabilities=probs,
         text=text,
-        intermediates={k: v[0].detach().float().cpu().numpy().copy() for k, v in inter.items()},
+        intermediates=arrays,
+        info={k: d.to_dict() for k, d in info.items()},
+        output_info=s.model.output_info(hw).to_dict(),
     )
