@@ -10,7 +10,7 @@ Public API::
 from ._base import ExplorerModel
 from ._intermediates import AXES, KINDS, Intermediate
 from ._registry import ModelInfo, build_model, list_models, model_info, model_params, register_model
-from ._spec import ParamError, ParamInfo, Params, param
+from ._spec import ParamError, ParamInfo, Params, param, parse_bool
 
 # Importing the family modules registers them.
 from . import backbone, captioner, cnn, conv_rnn, crnn, patch_rnn, rnn  # noqa: E402,F401  isort: skip
@@ -29,5 +29,6 @@ __all__ = [
     "model_info",
     "model_params",
     "param",
+    "parse_bool",
     "register_model",
 ]

@@ -21,12 +21,33 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-__all__ = ["ParamError", "ParamInfo", "Params", "param"]
+__all__ = ["FALSE_WORDS", "TRUE_WORDS", "ParamError", "ParamInfo", "Params", "param", "parse_bool"]
 
 P = TypeVar("P", bound="Params")
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+def parse_bool(value: Any) -> bool:
+    """The project's one reader of yes/no: a bool, 0/1, or a word of :data:`TRUE_WORDS` /
+    :data:`FALSE_WORDS` (case and surrounding spaces ignored). It lives in the lowest layer so
+    that model parameters, training settings, the CLI and the app's forms all read alike.
+
+    Raises:
+        ValueError: for anything else (``"maybe"``, ``2``, ``None``).
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in TRUE_WORDS:
+            return True
+        if text in FALSE_WORDS:
+            return False
+    raise ValueError(f"cannot read {value!r} as true/false")
 
 
 class ParamError(ValueError):
@@ -187,14 +208,7 @@ def _coerce(info: ParamInfo, raw: Any) -> Any:
                 return tuple(_as_int(v) for v in raw)
             return (_as_int(raw),)
         if info.kind == "bool":
-            if isinstance(raw, bool):
-                return raw
-            s = str(raw).strip().lower()
-            if s in _TRUE:
-                return True
-            if s in _FALSE:
-                return False
-            raise ValueError
+            return parse_bool(raw)
         if info.kind == "int":
             return _as_int(raw)
         if info.kind == "float":

@@ -126,10 +126,10 @@ def apply_composites(cfg: Any, args: argparse.Namespace) -> None:
             raise ConfigError("--image-size", f"expected HxW such as 32x32, got {args.image_size!r}") from None
         cfg.data.height, cfg.data.width = h, w
     if args.augment:
-        from explorer.data import AugmentConfig
+        from explorer.engine.config import augment_from_dict
 
         merged = {**cfg.data.augment.to_dict(), **dict(args.augment)}
         try:
-            cfg.data.augment = AugmentConfig.from_dict(merged)
+            cfg.data.augment = augment_from_dict(merged)
         except ValueError as e:
             raise ConfigError("--augment", str(e)) from None

@@ -20,8 +20,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .values import parse_bool
-
 __all__ = ["AugmentConfig", "augment_batch"]
 
 
@@ -110,10 +108,9 @@ class AugmentConfig:
 
 def _coerce(key: str, value: Any, *, is_switch: bool) -> Any:
     if is_switch:
-        try:
-            return parse_bool(value)
-        except ValueError:
-            raise ValueError(f"augment.{key} must be true or false, got {value!r}") from None
+        if isinstance(value, bool):  # words ("yes", "off") are read by the engine's settings
+            return value
+        raise ValueError(f"augment.{key} must be true or false, got {value!r}")
     if isinstance(value, str):
         try:
             return float(value.strip())

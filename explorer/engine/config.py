@@ -34,6 +34,7 @@ __all__ = [
     "DATA_SETTINGS",
     "AUGMENT_SETTINGS",
     "all_settings",
+    "augment_from_dict",
 ]
 
 TASKS = ("auto", "classify", "sequence", "caption")
@@ -194,6 +195,16 @@ class RunConfig:
         return cfg
 
 
+def augment_from_dict(d: Mapping[str, Any]) -> AugmentConfig:
+    """An :class:`AugmentConfig` from native values or words (``{"hflip": "yes"}``), read
+    and range-checked through the declarations.
+
+    Raises:
+        ConfigError: naming ``data.augment`` or the setting.
+    """
+    return _from_dict(AugmentConfig, d, "data.augment.")
+
+
 # -- helpers ---------------------------------------------------------------------------
 
 
@@ -211,9 +222,10 @@ def _from_dict(cls: type[T], d: Any, prefix: str) -> T:
     if hasattr(cls, "from_dict") and prefix and not issubclass(cls, RunConfig):
         if isinstance(d, Mapping):  # declared values first, so an error names the setting
             declared = {s.name: s for s in describe(cls, prefix.rstrip("."))}
+            d = {k: coerce(declared[k], v) if k in declared else v for k, v in d.items()}
             for key, value in d.items():
                 if key in declared:
-                    check(declared[key], coerce(declared[key], value))
+                    check(declared[key], value)
         try:
             return cls.from_dict(d)  # type: ignore[attr-defined]
         except ValueError as e:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from explorer.data.values import parse_bool
+from models import parse_bool
 
 __all__ = [
     "ConfigError",

@@ -28,8 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from explorer.data.values import parse_bool
-from models import ParamInfo
+from models import ParamInfo, parse_bool
 
 from .style import repolish
 

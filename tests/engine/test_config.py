@@ -6,14 +6,15 @@ from pathlib import Path
 
 import pytest
 
-import models._spec
+import models
 from explorer.cli.flags import readme_table
 from explorer.data import AugmentConfig
-from explorer.data.values import FALSE_WORDS, TRUE_WORDS, parse_bool
 from explorer.engine import ConfigError, RunConfig
-from explorer.engine.config import AUGMENT_SETTINGS, DataConfig, TrainConfig, all_settings
+from explorer.engine.config import AUGMENT_SETTINGS, DataConfig, TrainConfig, all_settings, augment_from_dict
 from explorer.engine.schedule import lr_factor
 from explorer.engine.settings import Setting
+from models import parse_bool
+from models._spec import FALSE_WORDS, TRUE_WORDS
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 BEGIN, END = "<!-- settings:begin -->", "<!-- settings:end -->"
@@ -139,11 +140,11 @@ def test_one_boolean_parser() -> None:
     for bad in ("maybe", "", 2, None, "y"):
         with pytest.raises(ValueError):
             parse_bool(bad)
-    # models may not import the application: its private copy must read the same words
-    assert models._spec._TRUE == set(TRUE_WORDS) and models._spec._FALSE == set(FALSE_WORDS)
-    # configs and augmentation strings go through it
+    # model parameters, configs and augmentation words go through it
+    assert models.model_params("rnn").from_dict({"bidirectional": "On"}).bidirectional is True
     assert RunConfig.from_dict({"train": {"amp": "Off"}}).train.amp is False
-    assert AugmentConfig.from_dict({"hflip": " YES "}).hflip is True
+    assert augment_from_dict({"hflip": " YES "}).hflip is True
+    assert RunConfig.from_dict({"data": {"augment": {"vflip": "on"}}}).data.augment.vflip is True
     assert AUGMENT_SETTINGS[0].kind == "bool"
     with pytest.raises(ConfigError) as e:
         RunConfig.from_dict({"train": {"restore_best": "maybe"}})
