@@ -19,15 +19,16 @@ from .decode import (
     DEFAULT_MAX_PIXELS,
     RESIZE_MODES,
     DecodeError,
-    decode_image,
     is_gray,
     pad_right,
     prepare_image,
     prepare_line_image,
-    probe_display_size,
+    probe_file,
     read_image,
 )
 from .errors import DataError
+from .exif import jpeg_orientation
+from .reader import HEADER_BYTES as _HEADER_BYTES
 from .sources import Problem, Sample
 
 __all__ = ["COLOR_MODES", "LoadedImages", "infer_image_size", "load_images"]
@@ -38,9 +39,6 @@ COLOR_MODES: tuple[str, ...] = ("auto", "gray", "rgb")
 # How many samples infer_image_size looks at: a median over an evenly spread thousand is as good
 # as over a million, and reading headers of a huge folder would otherwise take minutes.
 _MAX_SIZE_PROBES = 1000
-# Enough for the header of every format we probe, unless a JPEG carries big metadata segments
-# in front of its frame header; then the whole file is read.
-_HEADER_BYTES = 64 * 1024
 
 # What decoding one sample gives: the prepared image, or None and the reason.
 _Result = tuple[np.ndarray | None, str | None]
@@ -79,27 +77,28 @@ def _spread(items: Sequence[Sample], limit: int) -> Sequence[Sample]:
 
 
 def _stored_size(path: os.PathLike | str) -> tuple[int, int] | None:
-    """(width, height) of an image file from its header, or by decoding when the header is not enough."""
+    """(width, height) of an image file as displayed, from its header (bounded reads, never a whole file).
+
+    None for files :func:`~explorer.data.decode.read_image` would refuse or whose header cannot be read.
+    """
     try:
-        with open(path, "rb") as f:
-            head = f.read(_HEADER_BYTES)
-            size = probe_display_size(head)
-            if size is None and len(head) == _HEADER_BYTES:
-                head += f.read()
-                size = probe_display_size(head)
-        if size is None:
-            h, w = decode_image(head).shape[:2]
-            return w, h
-        return size
-    except (OSError, DecodeError, MemoryError):
+        header = probe_file(path)
+        if header is None:
+            return None
+        if header.kind == "jpeg":  # the EXIF orientation sits in an APP1 segment near the start
+            with open(path, "rb") as f:
+                if jpeg_orientation(f.read(_HEADER_BYTES)) >= 5:
+                    return header.height, header.width
+        return header.width, header.height
+    except (OSError, DecodeError):
         return None
 
 
 def infer_image_size(samples: Sequence[Sample], *, min_side: int = 16, max_side: int = 128) -> tuple[int, int]:
     """Picks a model input size from the images' own sizes.
 
-    Takes the median height and median width as displayed (after EXIF rotation; headers only where
-    possible, see :func:`~explorer.data.decode.probe_display_size`; up to a thousand
+    Takes the median height and median width as displayed (after EXIF rotation; from headers only,
+    with the checks and bounded reads of :func:`~explorer.data.decode.probe_file`; up to a thousand
     samples spread evenly over the list), scales both down keeping the aspect ratio if the larger
     side exceeds ``max_side``, or up if the smaller side is below ``min_side``; when the aspect
     ratio is too extreme to satisfy both, each side is clamped to ``[min_side, max_side]``.

@@ -23,6 +23,7 @@ from explorer.data.decode import (
     resize_image,
     to_channels,
 )
+from explorer.data.reader import ImageHeader
 from tests.data.corpus import NON_ASCII_NAME, make_bad_corpus, make_good_oddities, png_header, write_image
 
 
@@ -287,13 +288,27 @@ def test_huge_png_header_is_refused_before_opencv(monkeypatch: pytest.MonkeyPatc
         decode_image(_encode(_rgb(11, 10), ".jpg"), max_pixels=100)
 
 
-def test_limit_also_applies_without_a_header_probe(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Formats we cannot probe (JPEG 2000, exotic headers) are checked on the decoded size instead.
-    monkeypatch.setattr(decode, "probe_size", lambda data: None)
+def test_limit_also_applies_when_the_decoder_disagrees_with_the_header(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Belt and braces: the decoded size is checked again, in case a decoder reads another size than we did.
+    monkeypatch.setattr(decode, "probe_header", lambda reader: ImageHeader("png", 1, 1))
     data = _encode(_rgb(20, 30), ".png")
     with pytest.raises(DecodeError, match="image is 30x20 pixels, over the limit of 599"):
         decode_image(data, max_pixels=599)
     assert decode_image(data, max_pixels=600).shape == (20, 30, 3)
+
+
+@pytest.mark.parametrize("ext", [".ras", ".hdr", ".pfm"])
+def test_formats_without_a_size_probe_are_refused_before_opencv(ext: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # OpenCV decodes these, but their headers are not probed, so their size cannot be bounded first.
+    img = _rgb(20, 30)
+    data = _encode(img.astype(np.float32) / 255 if ext in (".hdr", ".pfm") else img, ext)
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise AssertionError("OpenCV must not see an unprobed format")
+
+    monkeypatch.setattr(decode.cv2, "imdecodeWithMetadata", boom)
+    with pytest.raises(DecodeError, match=r"^not a decodable image \(unknown or corrupt format\)$"):
+        decode_image(data)
 
 
 @pytest.mark.parametrize(
