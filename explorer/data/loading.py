@@ -3,6 +3,17 @@
 The training loop reads images from the array this module builds, so later epochs cost no
 file I/O or decoding. Decoding runs in a thread pool: OpenCV releases the GIL while it decodes
 and resizes, so threads scale without the pickling cost of processes.
+
+Memory bound: a full-resolution image exists only inside one decode job, and at most ``workers``
+jobs run at once (default: the usable CPUs, at most 8). Each job is bounded by the limits of
+:mod:`~explorer.data.limits`: the file it reads is at most ``max_pixels * BYTES_PER_PIXEL`` bytes
+plus 16 MiB of slack, the decoded array at most ``max_pixels * BYTES_PER_PIXEL`` bytes (refused
+from the header otherwise), and the conversions to 8 bits work in bands. So the peak memory of a
+load, beyond the result array, is about ``3 * max_pixels * BYTES_PER_PIXEL * workers``: measured
+per job at the default 40-megapixel limit (160 MB budget), at most 465 MB (a 40 MP float TIFF;
+414 MB for 8-bit RGBA PNG with transparency, 337 MB for 16-bit RGB PNG, 240 MB for a JPEG).
+Lower ``workers`` or ``max_pixels`` to lower it. Queued and finished-but-unread jobs hold only
+prepared (model-sized) images.
 """
 
 from __future__ import annotations
@@ -184,7 +195,8 @@ def load_images(
             (2-D or three identical channels), else RGB.
         resize: Interpolation, see :func:`~explorer.data.decode.resize_image`.
         max_pixels: Largest accepted source image (width * height).
-        workers: Decoding threads; default ``min(8, os.cpu_count())``. 1 decodes in this thread.
+        workers: Decoding threads; default the usable CPUs, at most 8. 1 decodes in this thread.
+            Peak memory grows with it, see the module docstring.
         progress: Called as ``progress(done, total)`` from the calling thread after each file.
 
     Returns:
@@ -198,7 +210,7 @@ def load_images(
         raise ValueError(f"resize mode must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
     samples = list(samples)
     total = len(samples)
-    workers = max(1, workers if workers is not None else min(8, os.cpu_count() or 1))
+    workers = max(1, workers if workers is not None else min(8, _usable_cpus()))
     assembler = _Assembler(total, height, width if width is not None else max_width, color, variable=width is None)
 
     def job(sample: Sample) -> _Result:
@@ -212,6 +224,14 @@ def load_images(
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="explorer-decode") as pool:
             _consume(_ordered(pool, job, samples, window=4 * workers), samples, assembler, progress, total)
     return assembler.finish(samples)
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the platform has one)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _ordered(
