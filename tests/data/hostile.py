@@ -27,6 +27,7 @@ __all__ = [
     "SPARSE_BYTES",
     "bigtiff",
     "classic_tiff",
+    "icc_header",
     "make_fine_oddities",
     "make_hostile_corpus",
     "png_chunk",
@@ -48,24 +49,30 @@ def _pattern(height: int, width: int, channels: int = 3, seed: int = 0) -> np.nd
     return np.random.default_rng(seed).integers(0, 256, (height, width, channels), dtype=np.uint8)
 
 
-def zlib_bomb(size: int) -> bytes:
-    """A valid zlib stream that inflates to ``size`` zero bytes (about 1000:1), made in well under a second.
+def zlib_bomb(size: int, prefix: bytes = b"") -> bytes:
+    """A valid zlib stream that inflates to ``prefix`` and ``size`` zero bytes (about 1000:1), made in under a second.
 
-    Each MiB of zeros is deflated once after a full flush (which resets the compressor, so every
-    further MiB compresses to the same bytes) and repeated; the Adler-32 trailer covers all of it.
+    After a full flush the compressor starts afresh, so every MiB of zeros deflates to the same
+    bytes: one is compressed and repeated, and the Adler-32 trailer is computed over all of it.
     """
     block = bytes(1 << 20)
     comp = zlib.compressobj(9, zlib.DEFLATED, -15)  # raw deflate: header and trailer written here
-    first = comp.compress(block) + comp.flush(zlib.Z_FULL_FLUSH)
+    head = comp.compress(prefix) + comp.flush(zlib.Z_FULL_FLUSH)
     again = comp.compress(block) + comp.flush(zlib.Z_FULL_FLUSH)
     blocks, rest = divmod(size, 1 << 20)
     tail = comp.compress(bytes(rest)) + comp.flush()
-    adler = 1
+    adler = zlib.adler32(prefix)
     for _ in range(blocks):
         adler = zlib.adler32(block, adler)
     adler = zlib.adler32(bytes(rest), adler)
-    body = first + again * (blocks - 1) if blocks else b""
-    return b"\x78\xda" + body + tail + struct.pack(">I", adler)
+    return b"\x78\xda" + head + again * blocks + tail + struct.pack(">I", adler)
+
+
+def icc_header(size: int) -> bytes:
+    """The 128-byte header of an RGB display ICC profile claiming ``size`` bytes, and an empty tag table."""
+    header = struct.pack(">I4sI4s4s4s", size, b"lcms", 0x02100000, b"mntr", b"RGB ", b"XYZ ")
+    header = header.ljust(36, b"\x00") + b"acsp"
+    return header.ljust(128, b"\x00") + struct.pack(">I", 0)
 
 
 # -- PNG ---------------------------------------------------------------------------------------------
@@ -85,7 +92,7 @@ def _png_bombs(small_png: bytes, inflated: int) -> dict[str, bytes]:
     bomb = zlib_bomb(inflated)
     itxt = png_chunk(b"iTXt", b"Comment\x00\x01\x00\x00\x00" + bomb)  # keyword, compressed, method 0, no lang
     ztxt = png_chunk(b"zTXt", b"Comment\x00\x00" + bomb)
-    iccp = png_chunk(b"iCCP", b"icc\x00\x00" + bomb)
+    iccp = png_chunk(b"iCCP", b"icc\x00\x00" + zlib_bomb(inflated, icc_header(inflated + 132)))
     return {
         "bomb_itxt.png": png_with_chunks(small_png, [itxt]),
         "bomb_ztxt.png": png_with_chunks(small_png, [ztxt]),
