@@ -9,11 +9,13 @@ jobs run at once (default: the usable CPUs, at most 8). Each job is bounded by t
 :mod:`~explorer.data.limits`: the file it reads is at most ``max_pixels * BYTES_PER_PIXEL`` bytes
 plus 16 MiB of slack, the decoded array at most ``max_pixels * BYTES_PER_PIXEL`` bytes (refused
 from the header otherwise), and the conversions to 8 bits work in bands. So the peak memory of a
-load, beyond the result array, is about ``3 * max_pixels * BYTES_PER_PIXEL * workers``: measured
-per job at the default 40-megapixel limit (160 MB budget), at most 465 MB (a 40 MP float TIFF;
-414 MB for 8-bit RGBA PNG with transparency, 337 MB for 16-bit RGB PNG, 240 MB for a JPEG).
-Lower ``workers`` or ``max_pixels`` to lower it. Queued and finished-but-unread jobs hold only
-prepared (model-sized) images.
+load, beyond the result array, stays under about ``4 * max_pixels * BYTES_PER_PIXEL * workers``.
+Measured in a fresh process (``tests/data/test_hostile.py``): at the default 40-megapixel limit
+(160 MB budget) one job peaks at 465 MB for a 40 MP float TIFF, 414 MB for an 8-bit RGBA PNG with
+transparency, 337 MB for a 16-bit RGB PNG at the bytes budget, 241 MB for a JPEG; loading those
+files took 465 MB with one worker and 708 MB with two; at a 5 MP limit (20 MB budget) 86 MB and
+165 MB. Lower ``workers`` or ``max_pixels`` to lower it. Queued and finished-but-unread jobs hold
+only prepared (model-sized) images.
 """
 
 from __future__ import annotations
