@@ -4,11 +4,12 @@ Everything here reads a few bytes of an encoded file and never allocates pixels,
 refuse oversized or truncated files before OpenCV sees them (:mod:`explorer.data.decode`) and
 pick an input size from a thousand files in a moment (:mod:`explorer.data.loading`).
 
-A probe reads through a :class:`HeaderReader`: the first :data:`HEADER_BYTES` of the file, plus a
-bounded number of bounded reads further in (a JPEG frame header behind large metadata segments, a
-TIFF directory at the end of the file), so probing a file never costs more than
-:data:`MAX_PROBE_BYTES` whatever the file claims. :func:`probe_header` answers what the decoder
-will allocate: size, channels and bytes per sample, read from the same structure the decoder uses
+A probe reads through a :class:`~explorer.data.reader.HeaderReader`: the first
+:data:`~explorer.data.reader.HEADER_BYTES` of the file, plus a bounded number of bounded reads
+further in (a JPEG frame header behind large metadata segments, a TIFF directory at the end of the
+file), so probing a file never costs more than :data:`~explorer.data.reader.MAX_PROBE_BYTES`
+whatever the file claims. :func:`probe_header` answers what the decoder will allocate: size,
+channels and bytes per sample, read from the same structure the decoder uses
 (for TIFF the first directory, see :mod:`explorer.data.tiff`).
 """
 
