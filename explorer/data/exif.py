@@ -11,7 +11,7 @@ import numpy as np
 
 from .headers import jpeg_segments, probe_size, sniff, tiff_ifd0
 
-__all__ = ["apply_orientation", "exif_orientation", "probe_display_size"]
+__all__ = ["apply_orientation", "exif_orientation", "jpeg_orientation", "probe_display_size"]
 
 
 def probe_display_size(data: bytes) -> tuple[int, int] | None:
@@ -24,12 +24,15 @@ def probe_display_size(data: bytes) -> tuple[int, int] | None:
     size = probe_size(data)
     if size is None or sniff(data) != "jpeg":
         return size
+    return (size[1], size[0]) if jpeg_orientation(data) >= 5 else size
+
+
+def jpeg_orientation(data: bytes) -> int:
+    """The EXIF orientation (1-8) of a JPEG from its first APP1 Exif segment within ``data``, 1 when absent."""
     for marker, start, end in jpeg_segments(data):
         if marker == 0xE1 and data[start : start + 6] == b"Exif\x00\x00":
-            if exif_orientation(data[start:end]) >= 5:
-                return size[1], size[0]
-            break
-    return size
+            return exif_orientation(data[start:end])
+    return 1
 
 
 def exif_orientation(blob: bytes) -> int:

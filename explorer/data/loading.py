@@ -3,6 +3,19 @@
 The training loop reads images from the array this module builds, so later epochs cost no
 file I/O or decoding. Decoding runs in a thread pool: OpenCV releases the GIL while it decodes
 and resizes, so threads scale without the pickling cost of processes.
+
+Memory bound: a full-resolution image exists only inside one decode job, and at most ``workers``
+jobs run at once (default: the usable CPUs, at most 8). Each job is bounded by the limits of
+:mod:`~explorer.data.limits`: the file it reads is at most ``max_pixels * BYTES_PER_PIXEL`` bytes
+plus 16 MiB of slack, the decoded array at most ``max_pixels * BYTES_PER_PIXEL`` bytes (refused
+from the header otherwise), and the conversions to 8 bits work in bands. So the peak memory of a
+load, beyond the result array, stays under about ``4 * max_pixels * BYTES_PER_PIXEL * workers``.
+Measured in a fresh process (``tests/data/test_hostile.py``): at the default 40-megapixel limit
+(160 MB budget) one job peaks at 465 MB for a 40 MP float TIFF, 414 MB for an 8-bit RGBA PNG with
+transparency, 337 MB for a 16-bit RGB PNG at the bytes budget, 241 MB for a JPEG; loading those
+files took 465 MB with one worker and 708 MB with two; at a 5 MP limit (20 MB budget) 86 MB and
+165 MB. Lower ``workers`` or ``max_pixels`` to lower it. Queued and finished-but-unread jobs hold
+only prepared (model-sized) images.
 """
 
 from __future__ import annotations
@@ -19,15 +32,16 @@ from .decode import (
     DEFAULT_MAX_PIXELS,
     RESIZE_MODES,
     DecodeError,
-    decode_image,
     is_gray,
     pad_right,
     prepare_image,
     prepare_line_image,
-    probe_display_size,
+    probe_file,
     read_image,
 )
 from .errors import DataError
+from .exif import jpeg_orientation
+from .reader import HEADER_BYTES as _HEADER_BYTES
 from .sources import Problem, Sample
 
 __all__ = ["COLOR_MODES", "LoadedImages", "infer_image_size", "load_images"]
@@ -38,9 +52,6 @@ COLOR_MODES: tuple[str, ...] = ("auto", "gray", "rgb")
 # How many samples infer_image_size looks at: a median over an evenly spread thousand is as good
 # as over a million, and reading headers of a huge folder would otherwise take minutes.
 _MAX_SIZE_PROBES = 1000
-# Enough for the header of every format we probe, unless a JPEG carries big metadata segments
-# in front of its frame header; then the whole file is read.
-_HEADER_BYTES = 64 * 1024
 
 # What decoding one sample gives: the prepared image, or None and the reason.
 _Result = tuple[np.ndarray | None, str | None]
@@ -79,27 +90,28 @@ def _spread(items: Sequence[Sample], limit: int) -> Sequence[Sample]:
 
 
 def _stored_size(path: os.PathLike | str) -> tuple[int, int] | None:
-    """(width, height) of an image file from its header, or by decoding when the header is not enough."""
+    """(width, height) of an image file as displayed, from its header (bounded reads, never a whole file).
+
+    None for files :func:`~explorer.data.decode.read_image` would refuse or whose header cannot be read.
+    """
     try:
-        with open(path, "rb") as f:
-            head = f.read(_HEADER_BYTES)
-            size = probe_display_size(head)
-            if size is None and len(head) == _HEADER_BYTES:
-                head += f.read()
-                size = probe_display_size(head)
-        if size is None:
-            h, w = decode_image(head).shape[:2]
-            return w, h
-        return size
-    except (OSError, DecodeError, MemoryError):
+        header = probe_file(path)
+        if header is None:
+            return None
+        if header.kind == "jpeg":  # the EXIF orientation sits in an APP1 segment near the start
+            with open(path, "rb") as f:
+                if jpeg_orientation(f.read(_HEADER_BYTES)) >= 5:
+                    return header.height, header.width
+        return header.width, header.height
+    except (OSError, DecodeError):
         return None
 
 
 def infer_image_size(samples: Sequence[Sample], *, min_side: int = 16, max_side: int = 128) -> tuple[int, int]:
     """Picks a model input size from the images' own sizes.
 
-    Takes the median height and median width as displayed (after EXIF rotation; headers only where
-    possible, see :func:`~explorer.data.decode.probe_display_size`; up to a thousand
+    Takes the median height and median width as displayed (after EXIF rotation; from headers only,
+    with the checks and bounded reads of :func:`~explorer.data.decode.probe_file`; up to a thousand
     samples spread evenly over the list), scales both down keeping the aspect ratio if the larger
     side exceeds ``max_side``, or up if the smaller side is below ``min_side``; when the aspect
     ratio is too extreme to satisfy both, each side is clamped to ``[min_side, max_side]``.
@@ -185,7 +197,8 @@ def load_images(
             (2-D or three identical channels), else RGB.
         resize: Interpolation, see :func:`~explorer.data.decode.resize_image`.
         max_pixels: Largest accepted source image (width * height).
-        workers: Decoding threads; default ``min(8, os.cpu_count())``. 1 decodes in this thread.
+        workers: Decoding threads; default the usable CPUs, at most 8. 1 decodes in this thread.
+            Peak memory grows with it, see the module docstring.
         progress: Called as ``progress(done, total)`` from the calling thread after each file.
 
     Returns:
@@ -199,7 +212,7 @@ def load_images(
         raise ValueError(f"resize mode must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
     samples = list(samples)
     total = len(samples)
-    workers = max(1, workers if workers is not None else min(8, os.cpu_count() or 1))
+    workers = max(1, workers if workers is not None else min(8, _usable_cpus()))
     assembler = _Assembler(total, height, width if width is not None else max_width, color, variable=width is None)
 
     def job(sample: Sample) -> _Result:
@@ -213,6 +226,14 @@ def load_images(
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="explorer-decode") as pool:
             _consume(_ordered(pool, job, samples, window=4 * workers), samples, assembler, progress, total)
     return assembler.finish(samples)
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the platform has one)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _ordered(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import struct
 from collections import Counter
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -158,12 +160,18 @@ def test_infer_size_follows_exif_rotation(tmp_path: Path) -> None:
     assert infer_image_size(_samples([tmp_path / "portrait.jpg"])) == (60, 40)
 
 
-def test_infer_size_uses_decode_when_header_is_unknown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import explorer.data.loading as loading
+def test_infer_size_reads_headers_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The frame header sits behind 100 KB of metadata: found with bounded reads, nothing is decoded.
+    import explorer.data.decode as decode
 
-    path = _write(tmp_path / "a.png", np.zeros((20, 36, 3), np.uint8))
-    monkeypatch.setattr(loading, "probe_display_size", lambda data: None)
-    assert infer_image_size(_samples([path])) == (20, 36)
+    def boom(*args: object, **kwargs: object) -> None:
+        raise AssertionError("infer_image_size must not decode")
+
+    _, jpg = cv2.imencode(".jpg", np.zeros((20, 36, 3), np.uint8))
+    app = b"\xff\xe2" + struct.pack(">H", 50002) + b"\x00" * 50000
+    (tmp_path / "a.jpg").write_bytes(jpg.tobytes()[:2] + app + app + jpg.tobytes()[2:])
+    monkeypatch.setattr(decode.cv2, "imdecodeWithMetadata", boom)
+    assert infer_image_size(_samples([tmp_path / "a.jpg"])) == (20, 36)
 
 
 def test_infer_size_errors(tmp_path: Path) -> None:
