@@ -20,7 +20,7 @@ from explorer.engine import RunFolderError, load_run, runfolder
 
 from .dataset_views import paths_from_mime
 from .project import PROJECT_SUFFIX, ProjectError, RunRecord
-from .session import AUTOSAVE_NAME, load_any
+from .session import AUTOSAVE_NAME, ProjectSession
 from .settings import app_home, recent_projects, remove_recent_project
 
 if TYPE_CHECKING:
@@ -30,10 +30,32 @@ if TYPE_CHECKING:
 else:
     _Base = object
 
-__all__ = ["ProjectFlows", "PROJECT_FILTER"]
+__all__ = ["ProjectFlows", "PROJECT_FILTER", "load_any"]
 
 PROJECT_FILTER = f"Model Explorer projects (*{PROJECT_SUFFIX} *.json)"
 _Button = QMessageBox.StandardButton
+
+
+def load_any(session: ProjectSession, path: str) -> str:
+    """Opens what the command line names: a project file, or a data folder / manifest / sample.
+
+    Returns a message for the status bar. Raises ProjectError or DataError.
+    """
+    p = Path(path)
+    if path.startswith("sample:"):
+        return session.load_sample(path.split(":", 1)[1]).summary()
+    if p.is_file() and (p.suffix.lower() in (".mexp", ".json")):
+        session.open_project(p)
+        return f"opened {p}"
+    if not p.exists():
+        raise ProjectError(f"{path}: no such file or folder")
+    result = session.import_paths([p])
+    if result.projects:
+        session.open_project(result.projects[0])
+        return f"opened {result.projects[0]}"
+    if result.errors and not result.added:
+        raise DataError("; ".join(result.errors))
+    return result.summary()
 
 
 class ProjectFlows(_Base):

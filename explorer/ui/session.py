@@ -22,7 +22,7 @@ from explorer.data import DataError, Problem, Source, from_files, list_samples, 
 from explorer.engine import RunConfig
 
 from .drops import DropPlan, plan_drop
-from .project import Project, ProjectError, RunRecord
+from .project import Project, RunRecord
 from .settings import add_recent_project, app_home
 
 __all__ = ["ProjectSession", "ImportResult", "AUTOSAVE_NAME"]
@@ -383,7 +383,10 @@ class ProjectSession(QObject):
         self.mark_dirty()
         self.runsChanged.emit()
 
-    def update_run(self, run: RunRecord) -> None:
+    def update_run(self, run: RunRecord, **changes: Any) -> None:
+        """Sets fields of a run record (status, message, metrics) and tells the views."""
+        for key, value in changes.items():
+            setattr(run, key, value)
         self.mark_dirty()
         self.runsChanged.emit()
 
@@ -392,24 +395,3 @@ class ProjectSession(QObject):
         self.mark_dirty()
         self.runsChanged.emit()
 
-
-def load_any(session: ProjectSession, path: str) -> str:
-    """Opens what the command line names: a project file, or a data folder / manifest / sample.
-
-    Returns a message for the status bar. Raises ProjectError or DataError.
-    """
-    p = Path(path)
-    if path.startswith("sample:"):
-        return session.load_sample(path.split(":", 1)[1]).summary()
-    if p.is_file() and (p.suffix.lower() in (".mexp", ".json")):
-        session.open_project(p)
-        return f"opened {p}"
-    if not p.exists():
-        raise ProjectError(f"{path}: no such file or folder")
-    result = session.import_paths([p])
-    if result.projects:
-        session.open_project(result.projects[0])
-        return f"opened {result.projects[0]}"
-    if result.errors and not result.added:
-        raise DataError("; ".join(result.errors))
-    return result.summary()

@@ -151,8 +151,7 @@ class TrainingFlow(_Base):
     def _finish_run(self, ev: Finished) -> None:
         rec = self.current_run
         if rec is not None:
-            rec.status, rec.message, rec.metrics = ev.status, ev.message, dict(ev.metrics)
-            self.session.update_run(rec)
+            self.session.update_run(rec, status=ev.status, message=ev.message, metrics=dict(ev.metrics))
         self.show_message(f"training {ev.status}" + (f": {ev.message}" if ev.message else ""))
 
     @Slot()
