@@ -107,6 +107,7 @@ class ArchPanel(QWidget):
         self._task = p.task
         self._shape = None
         self.last_summary = None
+        self.runner.cancel()
         arch = self.families.load()
         for arch_name, form in self.forms.items():
             form.set_values(p.params_by_arch.get(arch_name, {}))

@@ -57,6 +57,10 @@ class DryRunner(QObject):
         self._gen += 1
         self._pool.start(_DryRunJob(self, self._gen, arch, dict(params), list(samples), size, num_outputs))
 
+    def cancel(self) -> None:
+        """Results of the requests made so far will not be delivered (e.g. another project opened)."""
+        self._gen += 1
+
     def cached_shape(self, samples: list[Sample], h: int | None, w: int | None, color: str) -> tuple[int, int, int]:
         first, last = (str(samples[0].path), str(samples[-1].path)) if samples else ("", "")
         key = (len(samples), first, last, h, w, color)
