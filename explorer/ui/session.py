@@ -394,4 +394,3 @@ class ProjectSession(QObject):
         self.project.runs = [r for r in self.project.runs if r is not run]
         self.mark_dirty()
         self.runsChanged.emit()
-

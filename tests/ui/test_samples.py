@@ -34,9 +34,14 @@ def _train_sample(name: str, out: Path) -> dict[str, Any]:
     assert finished and finished[-1].status in ("completed", "early_stopped"), finished
     m = dict(finished[-1].metrics)
     m["wall_seconds"] = time.perf_counter() - t0
-    print(f"\nsample:{name}: {cfg.arch}, {m['epochs']} epochs, {m['wall_seconds']:.0f} s: "
-          + ", ".join(f"{k} {m[k]:.4f}" for k in ("val_accuracy", "val_sequence_accuracy", "val_cer", "val_bleu4")
-                      if isinstance(m.get(k), (int, float))))
+    print(
+        f"\nsample:{name}: {cfg.arch}, {m['epochs']} epochs, {m['wall_seconds']:.0f} s: "
+        + ", ".join(
+            f"{k} {m[k]:.4f}"
+            for k in ("val_accuracy", "val_sequence_accuracy", "val_cer", "val_bleu4")
+            if isinstance(m.get(k), (int, float))
+        )
+    )
     return m
 
 
