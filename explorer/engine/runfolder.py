@@ -44,6 +44,9 @@ __all__ = [
     "write_weights",
     "read_config",
     "read_config_file",
+    "read_history",
+    "run_location",
+    "weights_file",
 ]
 
 CONFIG = "config.json"
@@ -87,6 +90,34 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     if missing:
         raise RunFolderError(f"{path}: incomplete run config, missing {', '.join(missing)}")
     return cfg
+
+
+def run_location(path: str | os.PathLike[str]) -> Path:
+    """The run a user picked: its folder when they chose the folder's ``config.json``, else ``path``
+    (a run folder, or an exported ``.safetensors`` bundle)."""
+    p = Path(path)
+    return p.parent if p.name == CONFIG else p
+
+
+def weights_file(path: str | os.PathLike[str]) -> Path | None:
+    """The weights of a run folder or of an exported ``.safetensors`` bundle, if there are any yet."""
+    p = Path(path)
+    if p.is_file() and p.suffix == Path(WEIGHTS).suffix:
+        return p
+    w = p / WEIGHTS
+    return w if w.is_file() else None
+
+
+def read_history(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The per-epoch records of a run folder; empty when there are none (yet) or they are unreadable."""
+    path = Path(run_dir) / HISTORY
+    if not path.is_file():
+        return []
+    try:
+        data = read_json(path)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return []
+    return [r for r in data if isinstance(r, dict)] if isinstance(data, list) else []
 
 
 def write_weights(run_dir: str | os.PathLike[str], state_dict: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:

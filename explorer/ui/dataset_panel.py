@@ -10,15 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QItemSelectionModel, QMimeData, QModelIndex, QPoint, QSize, Qt, Signal, Slot
-from PySide6.QtGui import QAction, QDragEnterEvent, QDragMoveEvent, QDropEvent, QKeySequence, QPainter
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, Qt, Signal, Slot
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
-    QListView,
     QMenu,
     QMessageBox,
     QPushButton,
@@ -28,15 +26,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from explorer.data import IMAGE_EXTENSIONS
 from explorer.engine.config import TASKS
 
 from .dataset_model import ALL_ROW, ClassListModel, SampleIndexRole, SampleListModel
+from .dataset_views import IMAGE_FILTER, ClassListView, SampleGridView, paths_from_mime
 from .session import ProjectSession
 from .style import icon, repolish
 from .thumbnails import ThumbnailCache
 
-__all__ = ["DatasetPanel", "ClassListView", "SampleGridView", "paths_from_mime", "TASK_LABELS"]
+__all__ = ["DatasetPanel", "DataHeader", "ClassesPane", "IMAGE_FILTER", "paths_from_mime", "TASK_LABELS"]
 
 #: Every task the app knows how to name; the selector lists those the engine trains today.
 TASK_LABELS = {
@@ -45,118 +43,115 @@ TASK_LABELS = {
     "caption": "Caption: describe an image in words",
 }
 
-IMAGE_FILTER = "Images ({})".format(" ".join(f"*{e}" for e in sorted(IMAGE_EXTENSIONS)))
 
+class DataHeader(QWidget):
+    """Task selector, import buttons, problems button and the data summary, bound to the session."""
 
-def paths_from_mime(mime: QMimeData) -> list[str]:
-    """Local files and folders named by a drag's URLs."""
-    if not mime.hasUrls():
-        return []
-    return [u.toLocalFile() for u in mime.urls() if u.isLocalFile() and u.toLocalFile()]
+    taskRefused = Signal(str)  # why the task cannot change
 
+    def __init__(self, session: ProjectSession, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.task_combo = QComboBox()
+        self.task_combo.setToolTip("What the model learns from the images. More tasks come in later versions.")
+        self.add_images_btn = QPushButton(icon("images"), "Add images…")
+        self.add_images_btn.setToolTip("Add image files to the selected class")
+        self.import_btn = QPushButton(icon("folder"), "Import folder…")
+        self.import_btn.setToolTip("A folder with one sub-folder per class, or with a labels.csv manifest")
+        self.manifest_btn = QPushButton("Import manifest…")
+        self.manifest_btn.setToolTip("labels.csv (path,label), or captions.csv / text manifests for the other tasks")
+        self.summary = QLabel()
+        self.summary.setProperty("role", "metric")
+        self.problems_btn = QPushButton(icon("warning"), "")
+        self.problems_btn.setFlat(True)
+        self.problems_btn.setToolTip("Files that could not be used, and why")
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(QLabel("Task:"))
+        lay.addWidget(self.task_combo)
+        lay.addSpacing(12)
+        for w in (self.add_images_btn, self.import_btn, self.manifest_btn):
+            lay.addWidget(w)
+        lay.addStretch(1)
+        lay.addWidget(self.problems_btn)
+        lay.addWidget(self.summary)
+        self.task_combo.activated.connect(self._task_chosen)
+        session.problemsChanged.connect(self.update_summary)
 
-class _DropMixin:
-    """Accepts file drops and says where they fell (class name or None)."""
+    def fill_tasks(self) -> None:
+        task = self.session.project.task
+        self.task_combo.blockSignals(True)
+        self.task_combo.clear()
+        for t in (t for t in TASKS if t != "auto"):
+            self.task_combo.addItem(TASK_LABELS.get(t, t), t)
+        if self.task_combo.findData(task) < 0:  # data for a task this version cannot train yet
+            self.task_combo.addItem(f"{TASK_LABELS.get(task, task)} (not trainable yet)", task)
+        self.task_combo.setCurrentIndex(self.task_combo.findData(task))
+        self.task_combo.blockSignals(False)
 
-    pathsDropped: Signal
+    @Slot(int)
+    def _task_chosen(self, i: int) -> None:
+        task = self.task_combo.itemData(i)
+        if task and task != self.session.project.task:
+            if self.session.project.samples:
+                self.taskRefused.emit("This project's images are labelled for another task; start a new project.")
+                self.fill_tasks()
+                return
+            self.session.set_task(task)
 
-    def _accept(self, e: QDragEnterEvent | QDragMoveEvent) -> None:
-        if e.mimeData().hasUrls():
-            e.acceptProposedAction()
+    @Slot()
+    def update_summary(self) -> None:
+        p = self.session.project
+        n, k = len(p.samples), len(p.classes)
+        if p.task == "classify":
+            self.summary.setText(f"{n:,} images · {k} class{'es' if k != 1 else ''}")
         else:
-            e.ignore()
-
-    def dragEnterEvent(self, e: QDragEnterEvent) -> None:  # noqa: N802 - Qt
-        self._accept(e)
-
-    def dragMoveEvent(self, e: QDragMoveEvent) -> None:  # noqa: N802 - Qt
-        self._accept(e)
-
-    def dropEvent(self, e: QDropEvent) -> None:  # noqa: N802 - Qt
-        paths = paths_from_mime(e.mimeData())
-        if not paths:
-            e.ignore()
-            return
-        e.acceptProposedAction()
-        self.pathsDropped.emit(paths, self.drop_target(e.position().toPoint()))
-
-    def drop_target(self, pos: QPoint) -> str | None:
-        raise NotImplementedError
+            self.summary.setText(f"{n:,} images · task {p.task}")
+        np_ = len(p.problems)
+        self.problems_btn.setVisible(np_ > 0)
+        self.problems_btn.setText(f"{np_} problem{'s' if np_ != 1 else ''}")
 
 
-class ClassListView(_DropMixin, QListView):
-    """The class buckets. Dropping on a class adds the files to it."""
+class ClassesPane(QWidget):
+    """The class buckets with their add / rename / delete buttons and an inline error line."""
 
-    pathsDropped = Signal(list, object)
-
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, model: ClassListModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setAcceptDrops(True)
-        self.setDropIndicatorShown(True)
-        self.setIconSize(QSize(36, 36))
-        self.setSpacing(2)
-        self.setUniformItemSizes(True)
-        self.setEditTriggers(
-            QAbstractItemView.EditTrigger.DoubleClicked
-            | QAbstractItemView.EditTrigger.EditKeyPressed
-            | QAbstractItemView.EditTrigger.SelectedClicked
-        )
+        self.view = ClassListView()
+        self.view.setModel(model)
+        self.add_btn = QToolButton()
+        self.add_btn.setIcon(icon("add"))
+        self.add_btn.setText("Add class")
+        self.add_btn.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.rename_btn = QToolButton()
+        self.rename_btn.setIcon(icon("rename"))
+        self.rename_btn.setToolTip("Rename the selected class (F2)")
+        self.delete_btn = QToolButton()
+        self.delete_btn.setIcon(icon("remove"))
+        self.delete_btn.setToolTip("Delete the selected class and remove its images from the project")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.add_btn)
+        buttons.addStretch(1)
+        buttons.addWidget(self.rename_btn)
+        buttons.addWidget(self.delete_btn)
+        self.error = QLabel()
+        self.error.setProperty("role", "error")
+        self.error.setWordWrap(True)
+        self.error.hide()
+        title = QLabel("Classes")
+        title.setProperty("role", "section")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(title)
+        lay.addWidget(self.view, 1)
+        lay.addWidget(self.error)
+        lay.addLayout(buttons)
 
-    def drop_target(self, pos: QPoint) -> str | None:
-        idx = self.indexAt(pos)
-        model = self.model()
-        return model.class_at(idx.row()) if idx.isValid() and isinstance(model, ClassListModel) else None
-
-
-class SampleGridView(_DropMixin, QListView):
-    """Thumbnails in a virtualised icon grid (uniform item sizes: layout and paint cost only
-    what is visible)."""
-
-    pathsDropped = Signal(list, object)
-    removeRequested = Signal()
-
-    def __init__(self, thumb_size: int, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.current_class: str | None = None
-        self.empty_text = ""
-        self.setAcceptDrops(True)
-        self.setViewMode(QListView.ViewMode.IconMode)
-        self.setUniformItemSizes(True)
-        self.setMovement(QListView.Movement.Static)
-        self.setResizeMode(QListView.ResizeMode.Adjust)
-        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.setIconSize(QSize(thumb_size, thumb_size))
-        self.setGridSize(QSize(thumb_size + 10, thumb_size + 10))
-        self.setSpacing(0)
-        self.setWordWrap(False)
-        self.setTextElideMode(Qt.TextElideMode.ElideRight)
-        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
-        self.verticalScrollBar().setSingleStep(24)
-
-    def set_show_text(self, show: bool, thumb_size: int) -> None:
-        self.setGridSize(QSize(thumb_size + 10, thumb_size + (30 if show else 10)))
-
-    def drop_target(self, pos: QPoint) -> str | None:
-        return self.current_class
-
-    def keyPressEvent(self, e) -> None:  # noqa: ANN001, N802 - Qt
-        if e.matches(QKeySequence.StandardKey.Delete) or e.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace):
-            self.removeRequested.emit()
-            return
-        super().keyPressEvent(e)
-
-    def paintEvent(self, e) -> None:  # noqa: ANN001, N802 - Qt
-        super().paintEvent(e)
-        model = self.model()
-        if model is not None and model.rowCount() == 0 and self.empty_text:
-            p = QPainter(self.viewport())
-            p.setPen(self.palette().placeholderText().color())
-            p.drawText(
-                self.viewport().rect().adjusted(20, 20, -20, -20),
-                Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
-                self.empty_text,
-            )
-            p.end()
+    @Slot(str)
+    def show_error(self, text: str) -> None:
+        self.error.setText(text)
+        self.error.show()
+        repolish(self.error)
 
 
 class DatasetPanel(QWidget):
@@ -172,67 +167,28 @@ class DatasetPanel(QWidget):
         self.thumbs = thumbs
         self.class_model = ClassListModel(session, thumbs)
         self.sample_model = SampleListModel(session, thumbs)
-
-        # -- header: task, actions, summary ---------------------------------------------------------
-        self.task_combo = QComboBox()
-        self.task_combo.setToolTip("What the model learns from the images. More tasks come in later versions.")
-        self.add_images_btn = QPushButton(icon("images"), "Add images…")
-        self.add_images_btn.setToolTip("Add image files to the selected class")
-        self.import_btn = QPushButton(icon("folder"), "Import folder…")
-        self.import_btn.setToolTip("A folder with one sub-folder per class, or with a labels.csv manifest")
-        self.manifest_btn = QPushButton("Import manifest…")
-        self.manifest_btn.setToolTip("labels.csv (path,label), or captions.csv / text manifests for the other tasks")
-        self.summary = QLabel()
-        self.summary.setProperty("role", "metric")
-        self.problems_btn = QPushButton(icon("warning"), "")
-        self.problems_btn.setFlat(True)
-        self.problems_btn.setToolTip("Files that could not be used, and why")
-        header = QHBoxLayout()
-        header.addWidget(QLabel("Task:"))
-        header.addWidget(self.task_combo)
-        header.addSpacing(12)
-        header.addWidget(self.add_images_btn)
-        header.addWidget(self.import_btn)
-        header.addWidget(self.manifest_btn)
-        header.addStretch(1)
-        header.addWidget(self.problems_btn)
-        header.addWidget(self.summary)
-
-        # -- classes ----------------------------------------------------------------------------------
-        self.class_view = ClassListView()
-        self.class_view.setModel(self.class_model)
-        self.add_class_btn = QToolButton()
-        self.add_class_btn.setIcon(icon("add"))
-        self.add_class_btn.setText("Add class")
-        self.add_class_btn.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.rename_class_btn = QToolButton()
-        self.rename_class_btn.setIcon(icon("rename"))
-        self.rename_class_btn.setToolTip("Rename the selected class (F2)")
-        self.delete_class_btn = QToolButton()
-        self.delete_class_btn.setIcon(icon("remove"))
-        self.delete_class_btn.setToolTip("Delete the selected class and remove its images from the project")
-        class_buttons = QHBoxLayout()
-        class_buttons.addWidget(self.add_class_btn)
-        class_buttons.addStretch(1)
-        class_buttons.addWidget(self.rename_class_btn)
-        class_buttons.addWidget(self.delete_class_btn)
-        self.class_error = QLabel()
-        self.class_error.setProperty("role", "error")
-        self.class_error.setWordWrap(True)
-        self.class_error.hide()
-        classes_title = QLabel("Classes")
-        classes_title.setProperty("role", "section")
-        left = QWidget()
-        lv = QVBoxLayout(left)
-        lv.setContentsMargins(0, 0, 0, 0)
-        lv.addWidget(classes_title)
-        lv.addWidget(self.class_view, 1)
-        lv.addWidget(self.class_error)
-        lv.addLayout(class_buttons)
-
-        # -- images -----------------------------------------------------------------------------------
+        self.header = DataHeader(session)
+        self.classes_pane = ClassesPane(self.class_model)
         self.grid = SampleGridView(thumbs.size)
         self.grid.setModel(self.sample_model)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setObjectName("datasetSplitter")
+        self.splitter.addWidget(self.classes_pane)
+        self.splitter.addWidget(self._grid_pane())
+        self.splitter.setStretchFactor(0, 0)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([260, 900])
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.header)
+        layout.addWidget(self.splitter, 1)
+        # the parts tests and the main window reach for
+        h, c = self.header, self.classes_pane
+        self.task_combo, self.summary, self.problems_btn = h.task_combo, h.summary, h.problems_btn
+        self.class_view, self.class_error = c.view, c.error
+        self._wire()
+        self.reload()
+
+    def _grid_pane(self) -> QWidget:
         self.grid_title = QLabel()
         self.grid_title.setProperty("role", "section")
         self.remove_btn = QPushButton(icon("remove"), "Remove selected")
@@ -242,35 +198,23 @@ class DatasetPanel(QWidget):
         grid_header.addWidget(self.grid_title)
         grid_header.addStretch(1)
         grid_header.addWidget(self.remove_btn)
-        self.hint = hint = QLabel()
-        hint.setProperty("role", "hint")
-        right = QWidget()
-        rv = QVBoxLayout(right)
-        rv.setContentsMargins(0, 0, 0, 0)
-        rv.addLayout(grid_header)
-        rv.addWidget(self.grid, 1)
-        rv.addWidget(hint)
+        self.hint = QLabel()
+        self.hint.setProperty("role", "hint")
+        pane = QWidget()
+        lay = QVBoxLayout(pane)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addLayout(grid_header)
+        lay.addWidget(self.grid, 1)
+        lay.addWidget(self.hint)
+        return pane
 
-        self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.setObjectName("datasetSplitter")
-        self.classes_pane = left
-        self.splitter.addWidget(left)
-        self.splitter.addWidget(right)
-        self.splitter.setStretchFactor(0, 0)
-        self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([260, 900])
-
-        layout = QVBoxLayout(self)
-        layout.addLayout(header)
-        layout.addWidget(self.splitter, 1)
-
-        # -- wiring -----------------------------------------------------------------------------------
-        session.datasetChanged.connect(self.reload)
-        session.projectReplaced.connect(self.on_project_replaced)
-        session.problemsChanged.connect(self.update_summary)
-        thumbs.ready.connect(self.sample_model.on_thumbnails)
-        thumbs.ready.connect(self.class_model.on_thumbnails)
-        thumbs.failed.connect(self.on_thumbnail_failed)
+    def _wire(self) -> None:
+        s, h, c = self.session, self.header, self.classes_pane
+        s.datasetChanged.connect(self.reload)
+        s.projectReplaced.connect(self.on_project_replaced)
+        self.thumbs.ready.connect(self.sample_model.on_thumbnails)
+        self.thumbs.ready.connect(self.class_model.on_thumbnails)
+        self.thumbs.failed.connect(self.on_thumbnail_failed)
         self.class_view.selectionModel().currentChanged.connect(self.on_class_selected)
         self.class_view.pathsDropped.connect(self.on_paths_dropped)
         self.grid.pathsDropped.connect(self.on_paths_dropped)
@@ -278,16 +222,15 @@ class DatasetPanel(QWidget):
         self.grid.selectionModel().selectionChanged.connect(self._update_remove_button)
         self.grid.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.grid.customContextMenuRequested.connect(self._grid_menu)
-        self.class_model.renameFailed.connect(self._show_class_error)
-        self.add_class_btn.clicked.connect(self.add_class)
-        self.rename_class_btn.clicked.connect(self.rename_selected_class)
-        self.delete_class_btn.clicked.connect(self.delete_selected_class)
-        self.add_images_btn.clicked.connect(self.choose_images)
-        self.import_btn.clicked.connect(self.importFolderRequested)
-        self.manifest_btn.clicked.connect(self.importManifestRequested)
-        self.problems_btn.clicked.connect(self.problemsRequested)
-        self.task_combo.activated.connect(self._task_chosen)
-        self.reload()
+        self.class_model.renameFailed.connect(c.show_error)
+        h.taskRefused.connect(c.show_error)
+        c.add_btn.clicked.connect(self.add_class)
+        c.rename_btn.clicked.connect(self.rename_selected_class)
+        c.delete_btn.clicked.connect(self.delete_selected_class)
+        h.add_images_btn.clicked.connect(self.choose_images)
+        h.import_btn.clicked.connect(self.importFolderRequested)
+        h.manifest_btn.clicked.connect(self.importManifestRequested)
+        h.problems_btn.clicked.connect(self.problemsRequested)
 
     # -- state -------------------------------------------------------------------------------------
     @property
@@ -317,15 +260,8 @@ class DatasetPanel(QWidget):
         self.update_summary()
 
     def _fill_tasks(self) -> None:
+        self.header.fill_tasks()
         task = self.session.project.task
-        self.task_combo.blockSignals(True)
-        self.task_combo.clear()
-        for t in (t for t in TASKS if t != "auto"):
-            self.task_combo.addItem(TASK_LABELS.get(t, t), t)
-        if self.task_combo.findData(task) < 0:  # data for a task this version cannot train yet
-            self.task_combo.addItem(f"{TASK_LABELS.get(task, task)} (not trainable yet)", task)
-        self.task_combo.setCurrentIndex(self.task_combo.findData(task))
-        self.task_combo.blockSignals(False)
         classify = task == "classify"
         self.classes_pane.setVisible(classify)  # texts and captions have no class buckets
         self.hint.setText(
@@ -333,31 +269,13 @@ class DatasetPanel(QWidget):
             if classify
             else f"Labelled by a manifest (task {task}); drop another manifest or a folder holding one to add more."
         )
-        self.add_images_btn.setEnabled(classify)
-        self.add_class_btn.setEnabled(classify)
+        self.header.add_images_btn.setEnabled(classify)
+        self.classes_pane.add_btn.setEnabled(classify)
         self.grid.set_show_text(not classify, self.thumbs.size)
-
-    @Slot(int)
-    def _task_chosen(self, i: int) -> None:
-        task = self.task_combo.itemData(i)
-        if task and task != self.session.project.task:
-            if self.session.project.samples:
-                self._show_class_error("This project's images are labelled for another task; start a new project.")
-                self._fill_tasks()
-                return
-            self.session.set_task(task)
 
     @Slot()
     def update_summary(self) -> None:
-        p = self.session.project
-        n, k = len(p.samples), len(p.classes)
-        if p.task == "classify":
-            self.summary.setText(f"{n:,} images · {k} class{'es' if k != 1 else ''}")
-        else:
-            self.summary.setText(f"{n:,} images · task {p.task}")
-        np_ = len(p.problems)
-        self.problems_btn.setVisible(np_ > 0)
-        self.problems_btn.setText(f"{np_} problem{'s' if np_ != 1 else ''}")
+        self.header.update_summary()
 
     @Slot(QModelIndex, QModelIndex)
     def on_class_selected(self, current: QModelIndex, _previous: QModelIndex) -> None:
@@ -375,8 +293,8 @@ class DatasetPanel(QWidget):
         else:
             self.grid_title.setText(f"{name} ({n:,})")
             self.grid.empty_text = f"No images in '{name}' yet. Drop images here to add them to it."
-        self.rename_class_btn.setEnabled(name is not None)
-        self.delete_class_btn.setEnabled(name is not None)
+        self.classes_pane.rename_btn.setEnabled(name is not None)
+        self.classes_pane.delete_btn.setEnabled(name is not None)
         self._update_remove_button()
         self.grid.viewport().update()
 
@@ -466,8 +384,5 @@ class DatasetPanel(QWidget):
     def on_thumbnail_failed(self, path: str, reason: str) -> None:
         self.session.add_problems([(path, reason)])
 
-    @Slot(str)
     def _show_class_error(self, text: str) -> None:
-        self.class_error.setText(text)
-        self.class_error.show()
-        repolish(self.class_error)
+        self.classes_pane.show_error(text)

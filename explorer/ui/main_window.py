@@ -1,63 +1,42 @@
 """The main window: menus, toolbar, status bar, the four screens and the docks.
 
-It wires things together and owns the flows that span screens (start a run, finish it, open and
-save projects, drops anywhere on the window, quitting while training). Screens are separate
-widgets bound to the :class:`~explorer.ui.session.ProjectSession`.
+It builds and wires things together; the flows that span screens live in two mixins: open, save
+and import projects, samples, drops and models in :mod:`explorer.ui.project_flows`, start, follow
+and finish runs in :mod:`explorer.ui.training_flow`. Screens are separate widgets bound to the
+:class:`~explorer.ui.session.ProjectSession`.
 """
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
+from PySide6.QtCore import QByteArray, Qt, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QSplitter, QStackedWidget, QTabWidget
 
-from PySide6.QtCore import QByteArray, Qt, QTimer, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDragMoveEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import (
-    QDockWidget,
-    QFileDialog,
-    QLabel,
-    QMainWindow,
-    QMessageBox,
-    QSplitter,
-    QStackedWidget,
-    QTabWidget,
-)
-
-from explorer.data import DataError, list_samples
-from explorer.engine import (
-    DataReady,
-    EpochReport,
-    Finished,
-    ModelReady,
-    RunFolderError,
-    Status,
-    available_devices,
-    load_run,
-)
-from explorer.engine.config import TASKS, ConfigError
-from models import list_models, model_info
+from explorer.data import list_samples
+from explorer.engine import available_devices
 
 from .arch_panel import ArchPanel
-from .dataset_panel import DatasetPanel, paths_from_mime
+from .dataset_panel import DatasetPanel
 from .dialogs import AboutDialog, ShortcutsDialog
 from .docks import LogView, ProblemsView
-from .project import PROJECT_SUFFIX, ProjectError, RunRecord
+from .project import RunRecord
+from .project_flows import ProjectFlows
 from .runs_panel import RunsPanel
-from .session import AUTOSAVE_NAME, ProjectSession, load_any
-from .settings import app_home, app_settings, recent_projects, remove_recent_project
+from .session import ProjectSession
+from .settings import app_settings
 from .style import icon
 from .thumbnails import ThumbnailCache
 from .train_panel import TrainPanel
+from .training_flow import TrainingFlow
 from .welcome import WelcomeView
-from .worker import TrainingController, gui_friendly_threads
+from .worker import TrainingController
 
 __all__ = ["MainWindow", "APP_TITLE"]
 
 APP_TITLE = "Model Explorer"
-PROJECT_FILTER = f"Model Explorer projects (*{PROJECT_SUFFIX} *.json)"
 
 
-class MainWindow(QMainWindow):
+class MainWindow(ProjectFlows, TrainingFlow, QMainWindow):
     def __init__(self, session: ProjectSession | None = None, *, report_interval: float = 0.2) -> None:
         super().__init__()
         self.setObjectName("mainWindow")
@@ -277,6 +256,7 @@ class MainWindow(QMainWindow):
         c.probe.connect(self.train_panel.probe.set_report)
         c.log.connect(self.log_view.log)
         c.stateChanged.connect(self._on_state)
+        c.stateChanged.connect(self.train_panel.run_progress.on_controller_state)
         c.idle.connect(self._on_idle)
 
     # -- layout persistence ------------------------------------------------------------------------
@@ -369,315 +349,6 @@ class MainWindow(QMainWindow):
                 "stopping": "Stopping…",
             }.get(state, state)
         )
-
-    # -- projects ----------------------------------------------------------------------------------
-    @Slot()
-    def new_project(self) -> None:
-        if self.controller.is_running():
-            self.show_message("Stop training before starting a new project.")
-            return
-        self.session.autosave_now()
-        self.session.new_project()
-        self.tabs.setCurrentIndex(0)
-
-    @Slot()
-    def choose_project(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open project", str(self._start_dir()), PROJECT_FILTER)
-        if path:
-            self.open_project(path)
-
-    @Slot(str)
-    def open_project(self, path: str) -> bool:
-        if self.controller.is_running():
-            self.show_message("Stop training before opening another project.")
-            return False
-        self.session.autosave_now()
-        try:
-            self.session.open_project(path)
-        except ProjectError as e:
-            remove_recent_project(path)
-            QMessageBox.warning(self, "Cannot open project", str(e))
-            return False
-        self.tabs.setCurrentIndex(3 if self.session.project.runs else 0)
-        return True
-
-    def open_path(self, path: str) -> None:
-        """What ``model-explorer gui PATH`` opens: a project, a data folder, a manifest or sample:NAME."""
-        try:
-            msg = load_any(self.session, path)
-        except (ProjectError, DataError) as e:
-            self.show_message(f"cannot open {path}: {e}")
-            return
-        self.show_message(msg)
-        self.tabs.setCurrentIndex(3 if self.session.project.runs and not self.session.project.samples else 0)
-
-    @Slot()
-    def save_project(self) -> bool:
-        if self.session.path is None or self.session.path.name == AUTOSAVE_NAME:
-            return self.save_project_as()
-        return self._save(self.session.path)
-
-    @Slot()
-    def save_project_as(self) -> bool:
-        default = self._start_dir() / f"{self.session.project.name}{PROJECT_SUFFIX}"
-        path, _ = QFileDialog.getSaveFileName(self, "Save project", str(default), PROJECT_FILTER)
-        if not path:
-            return False
-        p = Path(path)
-        if p.suffix.lower() not in (PROJECT_SUFFIX, ".json"):
-            p = p.with_suffix(PROJECT_SUFFIX)
-        return self._save(p)
-
-    def _save(self, path: Path) -> bool:
-        if self.controller.is_running() and self.session.path is None:
-            self.show_message("Wait for the run to finish before saving a new project (its folder moves).")
-            return False
-        try:
-            self.session.save(path)
-        except OSError as e:
-            QMessageBox.warning(self, "Cannot save project", f"{path}: {e}")
-            return False
-        self.show_message(f"saved {path}")
-        return True
-
-    def _start_dir(self) -> Path:
-        return self.session.path.parent if self.session.path else Path.home()
-
-    @Slot()
-    def _fill_recent(self) -> None:
-        self.recent_menu.clear()
-        recent = recent_projects()
-        for path in recent:
-            a = self.recent_menu.addAction(path)
-            a.triggered.connect(lambda _=False, p=path: self.open_project(p))
-        autosave = app_home() / AUTOSAVE_NAME
-        if autosave.is_file():
-            if recent:
-                self.recent_menu.addSeparator()
-            a = self.recent_menu.addAction("Restore last unsaved project")
-            a.triggered.connect(lambda _=False, p=str(autosave): self.open_project(p))
-        if self.recent_menu.isEmpty():
-            none = self.recent_menu.addAction("No recent projects")
-            none.setEnabled(False)
-
-    # -- data --------------------------------------------------------------------------------------
-    @Slot(str)
-    def load_sample(self, name: str) -> None:
-        if self.controller.is_running():
-            self.show_message("Stop training before opening a sample.")
-            return
-        self.session.autosave_now()
-        try:
-            self.session.load_sample(name)
-        except DataError as e:
-            self.show_message(str(e))
-            return
-        self.tabs.setCurrentIndex(0)
-        self.show_message(f"Loaded the '{name}' sample. Press Train (F5) to train a first model.")
-
-    @Slot()
-    def choose_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Import a folder of class folders", str(self._start_dir()))
-        if path:
-            self.import_paths([path])
-
-    @Slot()
-    def choose_manifest(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import a manifest", str(self._start_dir()), "Manifests (*.csv)")
-        if path:
-            self.import_paths([path])
-
-    @Slot()
-    def choose_images(self) -> None:
-        self.dataset_panel.choose_images()
-
-    def import_paths(self, paths: list[str], target: str | None = None) -> None:
-        result = self.session.import_paths(paths, target)
-        if result.projects:
-            self.open_project(str(result.projects[0]))
-            return
-        if result.errors and not result.added:
-            self.show_message("; ".join(result.errors))
-        if result.added:
-            self.tabs.setCurrentIndex(0)
-            if len(result.classes) == 1:
-                self.dataset_panel.select_class(result.classes[0])
-        if result.problems:
-            self._on_problems()
-
-    def dragEnterEvent(self, e: QDragEnterEvent) -> None:  # noqa: N802 - Qt
-        if e.mimeData().hasUrls():
-            e.acceptProposedAction()
-        else:
-            e.ignore()
-
-    def dragMoveEvent(self, e: QDragMoveEvent) -> None:  # noqa: N802 - Qt
-        if e.mimeData().hasUrls():
-            e.acceptProposedAction()
-
-    def dropEvent(self, e: QDropEvent) -> None:  # noqa: N802 - Qt
-        paths = paths_from_mime(e.mimeData())
-        if not paths:
-            e.ignore()
-            return
-        e.acceptProposedAction()
-        self.import_paths(paths)
-
-    # -- models and runs ---------------------------------------------------------------------------
-    @Slot()
-    def choose_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self,
-            "Open a trained model",
-            str(self._start_dir()),
-            "Run config or exported model (config.json *.safetensors)",
-        )
-        if path:
-            self.open_model(path)
-
-    def open_model(self, path: str) -> bool:
-        p = Path(path)
-        target = p.parent if p.name == "config.json" else p
-        try:
-            run = load_run(target)
-        except RunFolderError as e:
-            self.show_message(f"cannot open the model: {e}")
-            return False
-        rec = RunRecord(
-            dir=str(target),
-            name=target.stem if target.is_file() else target.name,
-            arch=run.arch,
-            task=run.task,
-            status="completed",
-            created=time.strftime("%Y-%m-%d %H:%M:%S"),
-            metrics=run.metrics or {},
-            message="opened from disk",
-        )
-        self.session.add_run(rec)
-        self.tabs.setCurrentWidget(self.runs_panel)
-        return True
-
-    @Slot()
-    def export_model(self) -> None:
-        self.tabs.setCurrentWidget(self.runs_panel)
-        if self.runs_panel.selected_run() is None:
-            self.show_message("No run to export yet: train a model first.")
-            return
-        self.runs_panel.choose_export()
-
-    # -- training ----------------------------------------------------------------------------------
-    def training_problem(self) -> str | None:
-        """Why Train cannot start now, or None."""
-        p = self.session.project
-        if p.task not in TASKS:
-            return (
-                f"This project's task is '{p.task}', which this version cannot train yet "
-                f"(available: {', '.join(t for t in TASKS if t != 'auto')})."
-            )
-        if not p.samples:
-            return "There are no images yet. Open a built-in sample or drop a folder of class folders on the window."
-        if p.task == "classify":
-            filled = [c for c, n in p.counts().items() if n > 0]
-            if len(filled) < 2:
-                return "Classification needs at least two classes with images; add another class and drop images on it."
-        arch = self.arch_panel.arch
-        if p.task not in model_info(arch).tasks:
-            fits = ", ".join(list_models(p.task)) or "none yet"
-            return f"Fix the model family on the Architecture screen: '{arch}' cannot learn the {p.task} task (use: {fits})."
-        if not self.arch_panel.validate():
-            errs = self.arch_panel.errors()
-            name, msg = next(iter(errs.items()), ("", "invalid"))
-            where = f"'{name}'" if name and name != "_" else "a parameter"
-            return f"Fix {where} on the Architecture screen first: {msg}"
-        return None
-
-    @Slot()
-    def start_training(self) -> bool:
-        if self.controller.is_running():
-            return False
-        problem = self.training_problem()
-        if problem is None:
-            try:
-                cfg = self.session.project.run_config()
-            except ConfigError as e:
-                problem = f"Invalid setting {e}"
-        if problem is not None:
-            self.train_panel.show_error(problem)
-            self.show_message(problem)
-            if problem.startswith("Fix"):
-                self.tabs.setCurrentWidget(self.arch_panel)
-            else:
-                self.tabs.setCurrentWidget(self.train_panel)
-            return False
-        run_dir = self.session.new_run_dir(cfg.arch)
-        rec = RunRecord(
-            dir=str(run_dir),
-            name=run_dir.name,
-            arch=cfg.arch,
-            task=self.session.project.task,
-            status="running",
-            created=time.strftime("%Y-%m-%d %H:%M:%S"),
-        )
-        self.current_run = rec
-        self.session.add_run(rec)
-        self.train_panel.begin_run(rec.name)
-        self.log_view.log(
-            f"run {rec.name}: {cfg.arch} {self.session.params(cfg.arch) or '(defaults)'}, "
-            f"{cfg.train.epochs} epochs, batch {cfg.train.batch_size}, lr {cfg.train.lr:g}"
-        )
-        self.controller.start(
-            cfg,
-            run_dir,
-            self.session.project.to_source(),
-            report_interval=self.report_interval,
-            cpu_threads=gui_friendly_threads(),
-        )
-        self.tabs.setCurrentWidget(self.train_panel)
-        return True
-
-    @Slot()
-    def toggle_pause(self) -> None:
-        if self.controller.state == "paused":
-            self.controller.resume()
-        else:
-            self.controller.pause()
-
-    @Slot()
-    def stop_training(self) -> None:
-        self.controller.stop()
-
-    @Slot(object)
-    def _on_training_event(self, ev: object) -> None:
-        if isinstance(ev, Status):
-            self.log_view.log(ev.message)
-        elif isinstance(ev, DataReady):
-            self.log_view.log(
-                f"data: {ev.train_samples} train / {ev.val_samples} validation, classes "
-                f"{', '.join(ev.labels)}, input {ev.input_shape}, {len(ev.problems)} unusable, {ev.seconds:.1f} s"
-            )
-            if ev.problems:
-                self.session.add_problems(ev.problems)
-        elif isinstance(ev, ModelReady):
-            self.log_view.log(f"model: {ev.arch}, {ev.num_parameters:,} parameters on {ev.device}")
-        elif isinstance(ev, EpochReport):
-            val = f", val loss {ev.val_loss:.4f} acc {ev.val_accuracy:.3f}" if ev.val_loss is not None else ""
-            self.log_view.log(
-                f"epoch {ev.epoch}/{ev.epochs}: loss {ev.train_loss:.4f} acc {ev.train_accuracy:.3f}{val} "
-                f"({ev.seconds:.1f} s, {ev.samples_per_second:,.0f} samples/s)"
-            )
-        elif isinstance(ev, Finished):
-            rec = self.current_run
-            if rec is not None:
-                rec.status, rec.message, rec.metrics = ev.status, ev.message, dict(ev.metrics)
-                self.session.update_run(rec)
-            text = f"training {ev.status}" + (f": {ev.message}" if ev.message else "")
-            self.show_message(text)
-
-    @Slot()
-    def _on_idle(self) -> None:
-        self.current_run = None
-        if self._close_pending:
-            QTimer.singleShot(0, self.close)
 
     # -- help --------------------------------------------------------------------------------------
     @Slot()

@@ -120,7 +120,9 @@ class Project:
         """
         d = self.config.to_dict()
         d["params"] = dict(self.params_by_arch.get(self.config.arch, {}))
-        d["data"]["source"] = self.name
+        # where the data came from, as the CLI names it (``sample:NAME``, a folder, a manifest) when
+        # it came from one place; else the project's name
+        d["data"]["source"] = self.sources[0] if len(self.sources) == 1 else self.name
         d["data"]["task"] = self.task
         return RunConfig.from_dict(d)
 

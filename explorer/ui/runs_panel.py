@@ -21,16 +21,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from explorer.engine import RunFolderError, load_run
-from explorer.engine.atomic import read_json, write_bytes
+from explorer.engine import RunFolderError, load_run, runfolder
+from explorer.engine.export import ExportError
+from explorer.engine.export import export_run as engine_export
 
 from .curves import CurvesView
-from .dataset_panel import IMAGE_FILTER
+from .dataset_views import IMAGE_FILTER
 from .project import RunRecord
 from .session import ProjectSession
 from .threads import new_pool
 
-__all__ = ["RunsPanel", "export_run", "run_summary"]
+__all__ = ["RunsPanel", "RunsTable", "PredictionsTable", "export_run", "run_summary"]
 
 _STATUS_TEXT = {
     "running": "running…",
@@ -43,30 +44,15 @@ _STATUS_TEXT = {
 
 
 def export_run(run_dir: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Path:
-    """Writes ``dest`` (``.safetensors`` weights) and the self-describing JSON beside it.
+    """Exports a run's weights (``.safetensors``) with the self-describing JSON beside them, through
+    the engine's one export path (:func:`explorer.engine.export.export_run`).
 
     Raises:
-        RunFolderError: the run has no weights yet. OSError: the files cannot be written.
+        RunFolderError: the run has no weights yet. ExportError, OSError: the files cannot be written.
     """
-    run_dir, dest = Path(run_dir), Path(dest)
-    if dest.suffix != ".safetensors":
-        dest = dest.with_suffix(".safetensors")
-    weights = weights_file(run_dir)
-    config = run_dir.with_suffix(".json") if run_dir.is_file() else run_dir / "config.json"
-    if weights is None or not config.is_file():
+    if runfolder.weights_file(run_dir) is None:
         raise RunFolderError(f"{run_dir}: no trained weights to export yet")
-    write_bytes(dest, weights.read_bytes())
-    write_bytes(dest.with_suffix(".json"), config.read_bytes())
-    return dest
-
-
-def weights_file(path: str | os.PathLike[str]) -> Path | None:
-    """The weights of a run folder or an exported ``.safetensors`` model, if any."""
-    p = Path(path)
-    if p.is_file() and p.suffix == ".safetensors":
-        return p
-    w = p / "weights.safetensors"
-    return w if w.is_file() else None
+    return Path(engine_export(load_run(run_dir), "safetensors", dest)["file"])
 
 
 def run_summary(run: RunRecord) -> str:
@@ -100,112 +86,40 @@ def run_summary(run: RunRecord) -> str:
 
 
 class _Predict(QRunnable):
-    def __init__(self, panel: RunsPanel, run_dir: str, paths: list[str]) -> None:
+    def __init__(self, panel: RunsPanel, gen: int, run_dir: str, paths: list[str]) -> None:
         super().__init__()
-        self.panel, self.run_dir, self.paths = panel, run_dir, paths
+        self.panel, self.gen, self.run_dir, self.paths = panel, gen, run_dir, paths
 
     def run(self) -> None:
         try:
             results: Any = load_run(self.run_dir).predict(self.paths)
         except (RunFolderError, OSError, ValueError, RuntimeError) as e:
             results = str(e)
-        self.panel._predicted.emit(results)
+        self.panel._predicted.emit(self.gen, results)
 
 
-class RunsPanel(QWidget):
-    trainRequested = Signal()
-    _predicted = Signal(object)
+class RunsTable(QTableWidget):
+    """One row per run, newest first."""
 
     COLUMNS = ("Run", "Family", "Status", "Epochs", "Val. accuracy", "Samples/s", "Device")
 
-    def __init__(self, session: ProjectSession, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.session = session
-        self._pool = new_pool("predict", 1, self)
-        self.table = QTableWidget(0, len(self.COLUMNS))
-        self.table.setObjectName("runsTable")
-        self.table.setHorizontalHeaderLabels(self.COLUMNS)
-        self.table.verticalHeader().hide()
-        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
-        self.table.setAlternatingRowColors(True)
-        hh = self.table.horizontalHeader()
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(0, len(self.COLUMNS), parent)
+        self.setObjectName("runsTable")
+        self.setHorizontalHeaderLabels(self.COLUMNS)
+        self.verticalHeader().hide()
+        self.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
+        self.setAlternatingRowColors(True)
+        hh = self.horizontalHeader()
         hh.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         for i in range(1, len(self.COLUMNS)):
             hh.setSectionResizeMode(i, QHeaderView.ResizeMode.ResizeToContents)
-        self.empty = QLabel("No runs yet. Press Train (F5) to train a model; every run is kept here.")
-        self.empty.setProperty("role", "hint")
 
-        self.details = QLabel()
-        self.details.setWordWrap(True)
-        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.details.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        self.curves = CurvesView()
-        self.export_btn = QPushButton("Export…")
-        self.export_btn.setToolTip("Save the weights (.safetensors) with the JSON that describes the model")
-        self.predict_btn = QPushButton("Predict images…")
-        self.folder_btn = QPushButton("Open folder")
-        self.remove_btn = QPushButton("Remove from list")
-        self.remove_btn.setToolTip("Forget the run in this project (its folder stays on disk)")
-        btns = QHBoxLayout()
-        for b in (self.export_btn, self.predict_btn, self.folder_btn):
-            btns.addWidget(b)
-        btns.addStretch(1)
-        btns.addWidget(self.remove_btn)
-        self.predictions = QTableWidget(0, 3)
-        self.predictions.setHorizontalHeaderLabels(["Image", "Prediction", "Confidence"])
-        self.predictions.verticalHeader().hide()
-        self.predictions.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.predictions.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.predictions.hide()
-
-        top = QWidget()
-        tl = QVBoxLayout(top)
-        tl.setContentsMargins(0, 0, 0, 0)
-        tl.addWidget(self.empty)
-        tl.addWidget(self.table, 1)
-        bottom = QWidget()
-        bl = QVBoxLayout(bottom)
-        bl.setContentsMargins(0, 0, 0, 0)
-        bl.addLayout(btns)
-        bl.addWidget(self.details)
-        bl.addWidget(self.curves, 1)
-        bl.addWidget(self.predictions, 1)
-        self.splitter = QSplitter(Qt.Orientation.Vertical)
-        self.splitter.setObjectName("runsSplitter")
-        self.splitter.addWidget(top)
-        self.splitter.addWidget(bottom)
-        self.splitter.setSizes([250, 500])
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.splitter)
-
-        self.table.currentCellChanged.connect(self._row_changed)
-        self.export_btn.clicked.connect(self.choose_export)
-        self.predict_btn.clicked.connect(self.choose_predict)
-        self.folder_btn.clicked.connect(self.open_folder)
-        self.remove_btn.clicked.connect(self.remove_selected)
-        self._predicted.connect(self._show_predictions)
-        session.runsChanged.connect(self.reload)
-        session.projectReplaced.connect(self.reload)
-        self.reload()
-
-    # -- table -------------------------------------------------------------------------------------
-    @property
-    def runs(self) -> list[RunRecord]:
-        return list(reversed(self.session.project.runs))  # newest first
-
-    def selected_run(self) -> RunRecord | None:
-        row = self.table.currentRow()
-        runs = self.runs
-        return runs[row] if 0 <= row < len(runs) else None
-
-    @Slot()
-    def reload(self) -> None:
-        keep = self.selected_run()
-        runs = self.runs
-        self.table.blockSignals(True)
-        self.table.setRowCount(len(runs))
+    def fill(self, runs: list[RunRecord]) -> None:
+        self.blockSignals(True)
+        self.setRowCount(len(runs))
         for i, r in enumerate(runs):
             m = r.metrics
             acc = m.get("val_accuracy", m.get("val_sequence_accuracy"))
@@ -223,8 +137,128 @@ class RunsPanel(QWidget):
                 item = QTableWidgetItem(text)
                 if j in (3, 4, 5):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                self.table.setItem(i, j, item)
-        self.table.blockSignals(False)
+                self.setItem(i, j, item)
+        self.blockSignals(False)
+
+
+class PredictionsTable(QTableWidget):
+    """What a run predicts for the images the user picked; hidden until asked."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(0, 3, parent)
+        self.setHorizontalHeaderLabels(["Image", "Prediction", "Confidence"])
+        self.verticalHeader().hide()
+        self.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.hide()
+
+    def reset(self) -> None:
+        self.setRowCount(0)
+        self.hide()
+
+    def show_results(self, results: list[dict[str, Any]]) -> None:
+        self.setRowCount(len(results))
+        for i, r in enumerate(results):
+            name = Path(r["path"]).name
+            if "error" in r:
+                cells = (name, "cannot be used", r["error"])
+            else:
+                cells = (name, r["label"], f"{r['confidence']:.1%}")
+            for j, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setToolTip(r["path"])
+                self.setItem(i, j, item)
+        self.show()
+
+
+class RunsPanel(QWidget):
+    trainRequested = Signal()
+    _predicted = Signal(int, object)
+
+    COLUMNS = RunsTable.COLUMNS
+
+    def __init__(self, session: ProjectSession, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self._pool = new_pool("predict", 1, self)
+        self._predict_gen = 0  # predictions of an earlier project or request are dropped
+        self.table = RunsTable()
+        self.empty = QLabel("No runs yet. Press Train (F5) to train a model; every run is kept here.")
+        self.empty.setProperty("role", "hint")
+        self.details = QLabel()
+        self.details.setWordWrap(True)
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.details.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.curves = CurvesView()
+        self.predictions = PredictionsTable()
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.setObjectName("runsSplitter")
+        self.splitter.addWidget(self._table_pane())
+        self.splitter.addWidget(self._run_pane())
+        self.splitter.setSizes([250, 500])
+        QVBoxLayout(self).addWidget(self.splitter)
+
+        self.table.currentCellChanged.connect(self._row_changed)
+        self.export_btn.clicked.connect(self.choose_export)
+        self.predict_btn.clicked.connect(self.choose_predict)
+        self.folder_btn.clicked.connect(self.open_folder)
+        self.remove_btn.clicked.connect(self.remove_selected)
+        self._predicted.connect(self._show_predictions)
+        session.runsChanged.connect(self.reload)
+        session.projectReplaced.connect(self.on_project_replaced)
+        self.reload()
+
+    def _table_pane(self) -> QWidget:
+        pane = QWidget()
+        lay = QVBoxLayout(pane)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.empty)
+        lay.addWidget(self.table, 1)
+        return pane
+
+    def _run_pane(self) -> QWidget:
+        self.export_btn = QPushButton("Export…")
+        self.export_btn.setToolTip("Save the weights (.safetensors) with the JSON that describes the model")
+        self.predict_btn = QPushButton("Predict images…")
+        self.folder_btn = QPushButton("Open folder")
+        self.remove_btn = QPushButton("Remove from list")
+        self.remove_btn.setToolTip("Forget the run in this project (its folder stays on disk)")
+        btns = QHBoxLayout()
+        for b in (self.export_btn, self.predict_btn, self.folder_btn):
+            btns.addWidget(b)
+        btns.addStretch(1)
+        btns.addWidget(self.remove_btn)
+        pane = QWidget()
+        lay = QVBoxLayout(pane)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addLayout(btns)
+        lay.addWidget(self.details)
+        lay.addWidget(self.curves, 1)
+        lay.addWidget(self.predictions, 1)
+        return pane
+
+    # -- table -------------------------------------------------------------------------------------
+    @property
+    def runs(self) -> list[RunRecord]:
+        return list(reversed(self.session.project.runs))  # newest first
+
+    def selected_run(self) -> RunRecord | None:
+        row = self.table.currentRow()
+        runs = self.runs
+        return runs[row] if 0 <= row < len(runs) else None
+
+    @Slot()
+    def on_project_replaced(self) -> None:
+        self._predict_gen += 1
+        self.predictions.reset()
+        self.table.setRowCount(0)  # no selection carries over to the other project
+        self.reload()
+
+    @Slot()
+    def reload(self) -> None:
+        keep = self.selected_run()
+        runs = self.runs
+        self.table.fill(runs)
         self.empty.setVisible(not runs)
         row = runs.index(keep) if keep in runs else (0 if runs else -1)
         if row >= 0:
@@ -236,26 +270,13 @@ class RunsPanel(QWidget):
         self._show_run(self.selected_run())
 
     def _show_run(self, run: RunRecord | None) -> None:
-        has = run is not None
-        done = has and weights_file(run.dir) is not None
+        done = run is not None and run.status != "running" and runfolder.weights_file(run.dir) is not None
         for b in (self.export_btn, self.predict_btn):
-            b.setEnabled(bool(done) and run.status != "running")
-        self.folder_btn.setEnabled(has and Path(run.dir).exists())
-        self.remove_btn.setEnabled(has and run.status != "running")
-        if run is None:
-            self.details.setText("")
-            self.curves.load_history([])
-            return
-        self.details.setText(run_summary(run))
-        history_file = Path(run.dir) / "history.json"
-        history: list[dict[str, Any]] = []
-        if history_file.is_file():
-            try:
-                data = read_json(history_file)
-                history = data if isinstance(data, list) else []
-            except (OSError, ValueError):
-                history = []
-        self.curves.load_history(history)
+            b.setEnabled(done)
+        self.folder_btn.setEnabled(run is not None and Path(run.dir).exists())
+        self.remove_btn.setEnabled(run is not None and run.status != "running")
+        self.details.setText(run_summary(run) if run is not None else "")
+        self.curves.load_history(runfolder.read_history(run.dir) if run is not None else [])
 
     # -- actions -----------------------------------------------------------------------------------
     @Slot()
@@ -270,7 +291,7 @@ class RunsPanel(QWidget):
             try:
                 out = export_run(run.dir, dest)
                 self.session.message.emit(f"exported {out} and {out.with_suffix('.json').name}")
-            except (RunFolderError, OSError) as e:
+            except (RunFolderError, ExportError, OSError) as e:
                 self.session.message.emit(f"export failed: {e}")
 
     @Slot()
@@ -283,27 +304,20 @@ class RunsPanel(QWidget):
             self.predict(run, files)
 
     def predict(self, run: RunRecord, paths: list[str]) -> None:
+        self._predict_gen += 1
         self.predictions.setRowCount(0)
         self.predictions.show()
         self.session.message.emit(f"predicting {len(paths)} image(s) with {run.name}…")
-        self._pool.start(_Predict(self, run.dir, list(paths)))
+        self._pool.start(_Predict(self, self._predict_gen, run.dir, list(paths)))
 
-    @Slot(object)
-    def _show_predictions(self, results: Any) -> None:
+    @Slot(int, object)
+    def _show_predictions(self, gen: int, results: Any) -> None:
+        if gen != self._predict_gen:  # for another project, or an older request
+            return
         if isinstance(results, str):
             self.session.message.emit(f"prediction failed: {results}")
             return
-        self.predictions.setRowCount(len(results))
-        for i, r in enumerate(results):
-            name = Path(r["path"]).name
-            if "error" in r:
-                cells = (name, "cannot be used", r["error"])
-            else:
-                cells = (name, r["label"], f"{r['confidence']:.1%}")
-            for j, text in enumerate(cells):
-                item = QTableWidgetItem(text)
-                item.setToolTip(r["path"])
-                self.predictions.setItem(i, j, item)
+        self.predictions.show_results(results)
         self.session.message.emit(f"predicted {len(results)} image(s)")
 
     @Slot()

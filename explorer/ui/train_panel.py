@@ -71,6 +71,108 @@ class Banner(QFrame):
         self.show()
 
 
+class RunProgress(QWidget):
+    """Train / Pause / Stop, the run's state line, the progress bar and the detail line.
+
+    ``phase`` is the run's real state as the panel knows it (ready, starting, running, paused,
+    stopping, finished); step reports update the state line only while the run is starting or
+    running, never by reading the label back.
+    """
+
+    def __init__(self, actions: tuple[QAction, ...], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.phase = "ready"
+        buttons = QHBoxLayout()
+        self.buttons: list[QToolButton] = []
+        for action in actions:
+            b = QToolButton()
+            b.setDefaultAction(action)
+            b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+            b.setMinimumWidth(92)
+            buttons.addWidget(b)
+            self.buttons.append(b)
+        self.state_label = QLabel("Ready.")
+        self.state_label.setProperty("role", "metric")
+        buttons.addSpacing(12)
+        buttons.addWidget(self.state_label, 1)
+        self.progress = QProgressBar()
+        self.detail_label = QLabel("")
+        self.detail_label.setProperty("role", "hint")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addLayout(buttons)
+        lay.addWidget(self.progress)
+        lay.addWidget(self.detail_label)
+        self._steps_total = 1
+        self.reset()
+
+    def reset(self) -> None:
+        self.phase = "ready"
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("")
+        self.state_label.setText("Ready.")
+        self.detail_label.setText("")
+
+    def set_phase(self, phase: str, text: str) -> None:
+        self.phase = phase
+        self.state_label.setText(text)
+
+    def begin(self, run_name: str) -> None:
+        self.progress.setRange(0, 0)  # busy until the first step
+        self.progress.setFormat("")
+        self.set_phase("starting", f"Starting run {run_name}…")
+        self.detail_label.setText("")
+
+    @Slot(str)
+    def on_controller_state(self, state: str) -> None:
+        """The controller's state (idle, starting, running, paused, stopping): a stop shows at once."""
+        if state == "stopping":
+            self.set_phase("stopping", "Stopping…")
+
+    def on_status(self, message: str) -> None:
+        if message == "paused":
+            self.set_phase("paused", "Paused.")
+        elif message == "resumed":
+            self.set_phase("running", "Training…")
+        else:
+            self.state_label.setText(message[:1].upper() + message[1:] + "…")
+
+    def on_step(self, r: StepReport) -> None:
+        total = max(1, r.epochs * r.steps)
+        if self._steps_total != total or self.progress.maximum() != total:
+            self._steps_total = total
+            self.progress.setRange(0, total)
+        self.progress.setValue(min(total, (r.epoch - 1) * r.steps + r.step))
+        self.progress.setFormat(
+            f"Epoch {r.epoch}/{r.epochs} · step {r.step}/{r.steps} · {r.samples_per_second:,.0f} samples/s · "
+            f"ETA {format_eta(r.eta)}"
+        )
+        if self.phase in ("starting", "running"):
+            self.set_phase("running", f"Training… loss {r.loss:.4f}, accuracy {r.accuracy:.1%}")
+
+    def on_finished(self, ev: Finished) -> str:
+        """Shows the end of a run; returns the summary of its validation figures."""
+        if self.progress.maximum() == 0:
+            self.progress.setRange(0, 1)
+        m = ev.metrics
+        acc = m.get("val_accuracy", m.get("val_sequence_accuracy"))
+        summary = f"validation accuracy {acc:.1%}" if isinstance(acc, (int, float)) else ""
+        if isinstance(m.get("val_cer"), (int, float)):
+            summary += f", character error rate {m['val_cer']:.1%}"
+        if ev.status in ("completed", "early_stopped"):
+            self.progress.setValue(self.progress.maximum())
+            self.progress.setFormat(f"Done · {m.get('epochs', '?')} epochs · {m.get('train_seconds', 0):.1f} s")
+            self.set_phase("finished", "Finished" + (f": {summary}" if summary else "."))
+        elif ev.status == "stopped":
+            self.progress.setFormat("Stopped")
+            self.set_phase("finished", "Stopped" + (f" ({summary})" if summary else "."))
+        else:
+            self.progress.setFormat("Failed")
+            self.set_phase("finished", "Training failed.")
+        return summary
+
+
 class TrainPanel(QWidget):
     trainRequested = Signal()
 
@@ -85,78 +187,66 @@ class TrainPanel(QWidget):
         super().__init__(parent)
         self.session = session
         self.settings = TrainSettings(session)
-        settings_scroll = QScrollArea()
-        settings_scroll.setWidgetResizable(True)
-        settings_scroll.setWidget(self.settings)
-        settings_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        # never narrower than its content (nothing clipped), plus room for the vertical scroll bar
-        settings_scroll.setMinimumWidth(
-            self.settings.minimumSizeHint().width() + settings_scroll.verticalScrollBar().sizeHint().width() + 4
-        )
-
-        # controls + progress
-        buttons = QHBoxLayout()
-        self.buttons: list[QToolButton] = []
-        for action in (train_action, pause_action, stop_action):
-            b = QToolButton()
-            b.setDefaultAction(action)
-            b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-            b.setMinimumWidth(92)
-            buttons.addWidget(b)
-            self.buttons.append(b)
-        self.state_label = QLabel("Ready.")
-        self.state_label.setProperty("role", "metric")
-        buttons.addSpacing(12)
-        buttons.addWidget(self.state_label, 1)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
-        self.progress.setFormat("")
-        self.detail_label = QLabel("")
-        self.detail_label.setProperty("role", "hint")
+        self.run_progress = RunProgress((train_action, pause_action, stop_action))
         self.error_banner = Banner("error")
         self.info_banner = Banner("info")
-
         self.curves = CurvesView()
         self.probe = ProbeView()
-
         top = QWidget()
         tl = QVBoxLayout(top)
         tl.setContentsMargins(0, 0, 0, 0)
-        tl.addWidget(self.error_banner)
-        tl.addWidget(self.info_banner)
-        tl.addLayout(buttons)
-        tl.addWidget(self.progress)
-        tl.addWidget(self.detail_label)
+        for w in (self.error_banner, self.info_banner, self.run_progress):
+            tl.addWidget(w)
         tl.addWidget(self.curves, 1)
-
         self.right_splitter = QSplitter(Qt.Orientation.Vertical)
         self.right_splitter.setObjectName("trainRightSplitter")
         self.right_splitter.addWidget(top)
         self.right_splitter.addWidget(self.probe)
         self.right_splitter.setSizes([380, 420])
-
+        settings_scroll = self._settings_scroll()
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("trainSplitter")
         self.splitter.addWidget(settings_scroll)
         self.splitter.addWidget(self.right_splitter)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([settings_scroll.minimumWidth() + 10, 900])
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.splitter)
-        self._steps_total = 1
+        QVBoxLayout(self).addWidget(self.splitter)
+        rp = self.run_progress  # the parts tests reach for
+        self.buttons, self.state_label, self.progress, self.detail_label = (
+            rp.buttons, rp.state_label, rp.progress, rp.detail_label,
+        )  # fmt: skip
         self._labels: list[str] = []
+        session.projectReplaced.connect(self.reset)
+
+    def _settings_scroll(self) -> QScrollArea:
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.settings)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        # never narrower than its content (nothing clipped), plus room for the vertical scroll bar
+        scroll.setMinimumWidth(
+            self.settings.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4
+        )
+        return scroll
 
     # -- runs --------------------------------------------------------------------------------------
+    @Slot()
+    def reset(self) -> None:
+        """Another project: nothing of the previous one's runs stays on screen."""
+        self.error_banner.hide()
+        self.info_banner.hide()
+        self.curves.reset(self.session.project.config.train.epochs)
+        self.probe.clear()
+        self.probe.set_labels([])
+        self._labels = []
+        self.run_progress.reset()
+
     def begin_run(self, run_name: str) -> None:
         self.error_banner.hide()
         self.info_banner.hide()
         self.curves.reset(self.session.project.config.train.epochs)
         self.probe.clear()
-        self.progress.setRange(0, 0)  # busy until the first step
-        self.progress.setFormat("")
-        self.state_label.setText(f"Starting run {run_name}…")
-        self.detail_label.setText("")
+        self.run_progress.begin(run_name)
 
     def show_error(self, message: str) -> None:
         self.error_banner.show_message(message)
@@ -164,70 +254,45 @@ class TrainPanel(QWidget):
     @Slot(object)
     def on_event(self, ev: object) -> None:
         if isinstance(ev, StepReport):
-            self._on_step(ev)
+            self.curves.add_step(ev)
+            self.run_progress.on_step(ev)
         elif isinstance(ev, EpochReport):
-            self.curves.add_epoch(ev)
-            val = f", validation accuracy {ev.val_accuracy:.1%}" if ev.val_accuracy is not None else ""
-            if "cer" in ev.metrics:
-                val += f", character error rate {ev.metrics['cer']:.1%}"
-            self.detail_label.setText(
-                f"Epoch {ev.epoch}: train loss {ev.train_loss:.4f}, accuracy {ev.train_accuracy:.1%}{val}"
-                f" ({ev.seconds:.1f} s){'  ★ best so far' if ev.best else ''}"
-            )
+            self._on_epoch(ev)
         elif isinstance(ev, Status):
-            if ev.message == "paused":
-                self.state_label.setText("Paused.")
-            elif ev.message == "resumed":
-                self.state_label.setText("Training…")
-            else:
-                self.state_label.setText(ev.message[:1].upper() + ev.message[1:] + "…")
+            self.run_progress.on_status(ev.message)
         elif isinstance(ev, DataReady):
-            self._labels = list(ev.labels)
-            self.probe.set_labels(ev.labels)
-            c, h, w = ev.input_shape
-            n_bad = len(ev.problems)
-            bad = f"; {n_bad} file{'s' if n_bad != 1 else ''} could not be used (see Problems)" if n_bad else ""
-            self.detail_label.setText(
-                f"{ev.train_samples} training + {ev.val_samples} validation images, {len(ev.labels)} classes, "
-                f"input {c}×{h}×{w}{bad}"
-            )
+            self._on_data(ev)
         elif isinstance(ev, ModelReady):
-            self.state_label.setText(f"Training {ev.arch} ({ev.num_parameters:,} parameters) on {ev.device}…")
+            self.run_progress.set_phase(
+                "running", f"Training {ev.arch} ({ev.num_parameters:,} parameters) on {ev.device}…"
+            )
         elif isinstance(ev, Finished):
             self._on_finished(ev)
 
-    def _on_step(self, r: StepReport) -> None:
-        self.curves.add_step(r)
-        total = max(1, r.epochs * r.steps)
-        if self._steps_total != total or self.progress.maximum() != total:
-            self._steps_total = total
-            self.progress.setRange(0, total)
-        self.progress.setValue(min(total, (r.epoch - 1) * r.steps + r.step))
-        self.progress.setFormat(
-            f"Epoch {r.epoch}/{r.epochs} · step {r.step}/{r.steps} · {r.samples_per_second:,.0f} samples/s · "
-            f"ETA {format_eta(r.eta)}"
+    def _on_epoch(self, ev: EpochReport) -> None:
+        self.curves.add_epoch(ev)
+        val = f", validation accuracy {ev.val_accuracy:.1%}" if ev.val_accuracy is not None else ""
+        if "cer" in ev.metrics:
+            val += f", character error rate {ev.metrics['cer']:.1%}"
+        self.detail_label.setText(
+            f"Epoch {ev.epoch}: train loss {ev.train_loss:.4f}, accuracy {ev.train_accuracy:.1%}{val}"
+            f" ({ev.seconds:.1f} s){'  ★ best so far' if ev.best else ''}"
         )
-        if self.state_label.text().startswith(("Training", "Starting", "Building", "Reading", "Resumed")):
-            self.state_label.setText(f"Training… loss {r.loss:.4f}, accuracy {r.accuracy:.1%}")
+
+    def _on_data(self, ev: DataReady) -> None:
+        self._labels = list(ev.labels)
+        self.probe.set_labels(ev.labels)
+        c, h, w = ev.input_shape
+        n_bad = len(ev.problems)
+        bad = f"; {n_bad} file{'s' if n_bad != 1 else ''} could not be used (see Problems)" if n_bad else ""
+        self.detail_label.setText(
+            f"{ev.train_samples} training + {ev.val_samples} validation images, {len(ev.labels)} classes, "
+            f"input {c}×{h}×{w}{bad}"
+        )
 
     def _on_finished(self, ev: Finished) -> None:
-        if self.progress.maximum() == 0:
-            self.progress.setRange(0, 1)
-        m = ev.metrics
-        acc = m.get("val_accuracy", m.get("val_sequence_accuracy"))
-        summary = f"validation accuracy {acc:.1%}" if isinstance(acc, (int, float)) else ""
-        if isinstance(m.get("val_cer"), (int, float)):
-            summary += f", character error rate {m['val_cer']:.1%}"
-        if ev.status in ("completed", "early_stopped"):
-            self.progress.setValue(self.progress.maximum())
-            self.progress.setFormat(f"Done · {m.get('epochs', '?')} epochs · {m.get('train_seconds', 0):.1f} s")
-            self.state_label.setText("Finished" + (f": {summary}" if summary else "."))
-            if ev.status == "early_stopped":
-                self.info_banner.show_message(f"Stopped early: {ev.message}")
-        elif ev.status == "stopped":
-            self.progress.setFormat("Stopped")
-            self.state_label.setText("Stopped" + (f" ({summary})" if summary else "."))
-        else:
-            self.progress.setFormat("Failed")
-            self.state_label.setText("Training failed.")
+        self.run_progress.on_finished(ev)
+        if ev.status == "early_stopped":
+            self.info_banner.show_message(f"Stopped early: {ev.message}")
+        elif ev.status not in ("completed", "stopped"):
             self.show_error(ev.message or "Training failed.")

@@ -58,7 +58,6 @@ class WelcomeView(QScrollArea):
         outer = QVBoxLayout(body)
         outer.setContentsMargins(40, 32, 40, 32)
         outer.setSpacing(18)
-
         title = QLabel("Model Explorer")
         title.setProperty("role", "title")
         subtitle = QLabel(
@@ -69,12 +68,28 @@ class WelcomeView(QScrollArea):
         subtitle.setWordWrap(True)
         outer.addWidget(title)
         outer.addWidget(subtitle)
-
         grid = QGridLayout()
         grid.setHorizontalSpacing(18)
         grid.setVerticalSpacing(18)
+        grid.addWidget(self._samples_card(), 0, 0)
+        grid.addWidget(self._own_data_card(), 0, 1)
+        grid.addWidget(self._projects_card(), 1, 0, 1, 2)
+        grid.setColumnStretch(0, 1)
+        grid.setColumnStretch(1, 1)
+        outer.addLayout(grid)
+        steps = QLabel(
+            "<b>How it works:</b> 1. Data: classes and their images · 2. Architecture: pick a model family "
+            "and shape it · 3. Training: press Train (F5) and watch the curves and the feature maps change · "
+            "4. Runs: compare, predict, export."
+        )
+        steps.setWordWrap(True)
+        steps.setProperty("role", "hint")
+        outer.addWidget(steps)
+        outer.addStretch(1)
+        self.setWidget(body)
+        self.refresh_recent()
 
-        # samples
+    def _samples_card(self) -> QFrame:
         card, lay = _card("Try a built-in sample", "Generated on your computer; nothing is downloaded.")
         self.sample_buttons: dict[str, QPushButton] = {}
         for name in list_samples():
@@ -90,9 +105,9 @@ class WelcomeView(QScrollArea):
             row.addWidget(btn, 0, Qt.AlignmentFlag.AlignTop)
             lay.addLayout(row)
         lay.addStretch(1)
-        grid.addWidget(card, 0, 0)
+        return card
 
-        # own data
+    def _own_data_card(self) -> QFrame:
         card, lay = _card(
             "Use your own images",
             "Drop a folder anywhere on this window: one sub-folder per class (cats/, dogs/, ...) becomes "
@@ -111,9 +126,9 @@ class WelcomeView(QScrollArea):
         buttons.addStretch(1)
         lay.addLayout(buttons)
         lay.addStretch(1)
-        grid.addWidget(card, 0, 1)
+        return card
 
-        # projects
+    def _projects_card(self) -> QFrame:
         card, lay = _card("Projects", "")
         open_btn = QPushButton("Open project…")
         open_btn.clicked.connect(self.openProjectRequested)
@@ -125,22 +140,7 @@ class WelcomeView(QScrollArea):
         self._recent_box.setSpacing(2)
         lay.addLayout(self._recent_box)
         lay.addStretch(1)
-        grid.addWidget(card, 1, 0, 1, 2)
-        grid.setColumnStretch(0, 1)
-        grid.setColumnStretch(1, 1)
-        outer.addLayout(grid)
-
-        steps = QLabel(
-            "<b>How it works:</b> 1. Data: classes and their images · 2. Architecture: pick a model family "
-            "and shape it · 3. Training: press Train (F5) and watch the curves and the feature maps change · "
-            "4. Runs: compare, predict, export."
-        )
-        steps.setWordWrap(True)
-        steps.setProperty("role", "hint")
-        outer.addWidget(steps)
-        outer.addStretch(1)
-        self.setWidget(body)
-        self.refresh_recent()
+        return card
 
     @Slot()
     def refresh_recent(self) -> None:

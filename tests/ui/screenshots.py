@@ -22,6 +22,7 @@ os.environ.setdefault("MODEL_EXPLORER_CACHE", str(Path(_tmp) / "cache"))
 
 from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
 from PySide6.QtGui import QImage  # noqa: E402
+from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 import explorer.ui  # noqa: E402,F401  (Qt-binding work-around first)
 from explorer.engine import EpochReport  # noqa: E402
@@ -104,7 +105,8 @@ def main() -> int:
     shot(w, out, "training_rnn")
     wait_for(lambda: not w.controller.is_running())
 
-    # reading text: the digit-strings sample trains a CRNN with a CTC head
+    # reading text: the digit-strings sample trains a CRNN with a CTC head (its runs are discarded)
+    w.ask_unsaved_runs = lambda: QMessageBox.StandardButton.Discard
     w.load_sample("digit-strings")
     shot(w, out, "dataset_sequence")
     cfg = w.session.project.config.train

@@ -133,12 +133,12 @@ def test_the_architecture_screens_input_box_uses_the_declarations(qtbot: QtBot) 
 
     panel = ArchPanel(ProjectSession(autosave=False))
     qtbot.addWidget(panel)
-    for spin, key in ((panel.height_spin, "data.height"), (panel.width_spin, "data.width")):
+    for spin, key in ((panel.input_box.height_spin, "data.height"), (panel.input_box.width_spin, "data.width")):
         s = SETTINGS[key]
         assert (spin.minimum(), spin.maximum()) == (s.min - 1, s.max)  # one below the minimum = "auto"
-    colors = [panel.color_combo.itemData(i) for i in range(panel.color_combo.count())]
+    colors = [panel.input_box.color_combo.itemData(i) for i in range(panel.input_box.color_combo.count())]
     assert colors == list(SETTINGS["data.color"].choices)
-    panel.height_spin.setValue(SETTINGS["data.height"].min)
+    panel.input_box.height_spin.setValue(SETTINGS["data.height"].min)
     assert panel.session.project.config.data.height == SETTINGS["data.height"].min
-    panel.height_spin.setValue(panel.height_spin.minimum())
+    panel.input_box.height_spin.setValue(panel.input_box.height_spin.minimum())
     assert panel.session.project.config.data.height is None
