@@ -83,6 +83,9 @@ class ProbeReport:
     probabilities: np.ndarray  # (num_outputs,), or (T, num_outputs) for per-frame (CTC) heads
     intermediates: dict[str, np.ndarray] = field(default_factory=dict)  # name -> activation of the probe image
     text: str | None = None  # sequence / caption tasks: what the model reads or says
+    info: dict[str, dict] = field(default_factory=dict)  # name -> Intermediate.to_dict(): what each entry is
+    output_info: dict | None = None  # Intermediate.to_dict() of the model's output (kind logits / ctc_frames / ...)
+    tokens: list[str] | None = None  # caption tasks: the emitted words, one per attention map
 
 
 @dataclass(frozen=True)

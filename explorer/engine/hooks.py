@@ -18,6 +18,7 @@ import torch
 
 from explorer.data import DecodeError
 
+from . import replay
 from .control import RunControl
 from .events import EpochReport, Event, ProbeReport, Status
 
@@ -67,11 +68,16 @@ class ProbeHook(Hook):
     """Every ``interval`` seconds (a timer, not every step), the intermediates of the probe
     image(s) for the UI: by default the first validation image (the first training image
     without a validation set), or the images chosen with :meth:`RunControl.set_probe_paths`.
-    A new choice is probed at the next step."""
+    A new choice is probed at the next step.
 
-    def __init__(self, interval: float, control: RunControl) -> None:
+    Epoch replay: the last step of every epoch is probed too, whatever the timer, and (with
+    ``snapshots`` and a run folder) those reports are kept as the epoch's snapshot in
+    ``RUN_DIR/probes`` (:mod:`.replay`). With ``interval <= 0`` nothing is probed or kept."""
+
+    def __init__(self, interval: float, control: RunControl, snapshots: bool = True) -> None:
         self.interval = interval
         self.control = control
+        self.snapshots = snapshots
         self.due = time.perf_counter() + interval if interval > 0 else math.inf
         self._version = -1
         self._images: list[tuple[str, torch.Tensor]] = []
@@ -87,12 +93,16 @@ class ProbeHook(Hook):
             self._images, problems = _probe_images(s, paths)
             for problem in problems:
                 yield Status(f"probe image skipped: {problem}")
-        if time.perf_counter() < self.due:
+        progress = self.control.progress
+        epoch_end = progress.steps > 0 and progress.step == progress.steps
+        if time.perf_counter() < self.due and not epoch_end:
             return
-        for path, img in self._images:
-            yield probe(s, epoch, path, img)
+        reports = [probe(s, epoch, path, img) for path, img in self._images]
+        yield from reports
         s.model.train()
         self.due = time.perf_counter() + self.interval
+        if epoch_end and self.snapshots and s.out_dir is not None and reports:
+            replay.write_snapshot(s.out_dir, epoch, reports)
 
 
 def _probe_images(s: Session, paths: tuple[str, ...]) -> tuple[list[tuple[str, torch.Tensor]], list[str]]:
@@ -128,13 +138,18 @@ def _from_dataset(s: Session, path: str) -> torch.Tensor | None:
 
 @torch.no_grad()
 def probe(s: Session, epoch: int, path: str, img: torch.Tensor) -> ProbeReport:
-    """The intermediates of one uint8 image (1, H, W, C), for the UI to draw."""
+    """The intermediates of one uint8 image (1, H, W, C), for the UI to draw, with the model's
+    declaration of each (``info``, ``output_info``) and the words of a declared ``tokens`` entry."""
     img = img.to(s.device)
     s.model.eval()
     x = s.data.preprocess.to_tensor(img)
     fi = getattr(s.model, "forward_intermediates", None)
     out, inter = fi(x) if fi is not None else (s.model(x), {})
     probs, text = s.task.probe_output(out, s.data.labels)
+    info, output_info = _declarations(s.model, (int(x.shape[-2]), int(x.shape[-1])))
+    arrays = {k: v[0].detach().float().cpu().numpy().copy() for k, v in inter.items()}
+    token_keys = [k for k, d in info.items() if d["kind"] == "tokens" and k in inter]
+    tokens = [s.data.labels[int(i)] for i in inter[token_keys[0]][0].tolist()] if token_keys else None
     return ProbeReport(
         epoch=epoch,
         global_step=s.state.global_step,
@@ -142,5 +157,19 @@ def probe(s: Session, epoch: int, path: str, img: torch.Tensor) -> ProbeReport:
         image=img[0].cpu().numpy().copy(),
         probabilities=probs,
         text=text,
-        intermediates={k: v[0].detach().float().cpu().numpy().copy() for k, v in inter.items()},
+        intermediates=arrays,
+        info=info,
+        output_info=output_info,
+        tokens=tokens,
     )
+
+
+def _declarations(model: torch.nn.Module, image_size: tuple[int, int]) -> tuple[dict[str, dict], dict | None]:
+    """(entry -> declaration, output declaration) as plain dicts; empty for an undeclared model."""
+    if not hasattr(model, "intermediate_info"):
+        return {}, None
+    try:
+        info = {k: d.to_dict() for k, d in model.intermediate_info(image_size).items()}
+        return info, model.output_info(image_size).to_dict()
+    except NotImplementedError:
+        return {}, None
