@@ -58,6 +58,7 @@ __all__ = [
     "ctc_targets",
     "caption_targets",
     "ctc_segments",
+    "targets_for",
     "to_image",
 ]
 
@@ -314,3 +315,38 @@ def caption_targets(model: nn.Module, x: Tensor, vocabulary: Sequence[str], star
 
     targets = [Target(str(vocabulary[w]), w, lambda o, k=k, w=w: o[0, k, w], position=k) for k, w in enumerate(words)]
     return targets, forward
+
+
+def targets_for(
+    model: nn.Module,
+    x: Tensor,
+    labels: Sequence[str],
+    *,
+    target: int | str | None = None,
+    classes: int | None = None,
+    frames: int | None = None,
+    start: int | None = None,
+) -> tuple[list[Target], Forward | None]:
+    """The targets of one image by what the model declares its output to be: ``logits`` -> the
+    predicted class or ``target`` (:func:`class_targets`); ``ctc_frames`` -> each decoded
+    character (:func:`ctc_targets`, ``frames`` valid frames); ``token_logits`` -> each caption
+    word (:func:`caption_targets`, needs the vocabulary's ``start`` token id). Returns the
+    targets and the ``forward`` to hand :func:`grad_cam` (None: the default one).
+
+    Raises:
+        ValueError: an output kind without targets, a missing ``start``, an unknown ``target``.
+    """
+    kind = model.output_info((int(x.shape[-2]), int(x.shape[-1]))).kind
+    if kind == "token_logits":
+        if start is None:
+            raise ValueError("per-word Grad-CAM needs the START token id of the vocabulary")
+        return caption_targets(model, x, labels, start)
+    if target is not None and kind != "logits":
+        raise ValueError(f"a target class applies to class scores; this model's output is {kind}")
+    with torch.no_grad():
+        out = model(x)
+    if kind == "logits":
+        return class_targets(out, labels, target, classes), None
+    if kind == "ctc_frames":
+        return ctc_targets(out, labels, frames), None
+    raise ValueError(f"no Grad-CAM targets for a model whose output is {kind}")

@@ -17,6 +17,7 @@ from explorer.engine.gradcam import (
     ctc_segments,
     ctc_targets,
     grad_cam,
+    targets_for,
 )
 from models import build_model
 
@@ -265,3 +266,25 @@ def test_a_model_without_a_feature_map_is_refused() -> None:
         grad_cam(model, x, class_targets(out, ["a", "b", "c"]))
     with pytest.raises(ValueError, match="not one of the classes"):
         class_targets(out, ["a", "b", "c"], target="d")
+
+
+def test_targets_follow_the_declared_output_kind() -> None:
+    torch.manual_seed(7)
+    cnn = build_model("cnn", in_channels=1, num_outputs=3, image_size=(16, 16), channels="4").eval()
+    x = _image(16, 16)
+    (t,), fwd = targets_for(cnn, x, ["a", "b", "c"], target="c")
+    assert (t.label, t.index, fwd) == ("c", 2, None)
+    ctc = build_model("crnn", in_channels=1, num_outputs=4, image_size=(32, None), channels="8,16", head="ctc").eval()
+    xc = _image(32, 40)
+    targets, fwd = targets_for(ctc, xc, list("abc"))
+    assert fwd is None and all(t.frames is not None for t in targets)
+    with pytest.raises(ValueError, match="applies to class scores"):
+        targets_for(ctc, xc, list("abc"), target="a")
+    cap = build_model(
+        "captioner", in_channels=1, num_outputs=8, image_size=(32, 32), channels="8,16", embed_dim=8,
+        hidden_size=16, attention_dim=8,
+    ).eval()  # fmt: skip
+    with pytest.raises(ValueError, match="START token"):
+        targets_for(cap, _image(32, 32), [str(i) for i in range(8)])
+    targets, fwd = targets_for(cap, _image(32, 32), [str(i) for i in range(8)], start=1)
+    assert fwd is not None and [t.position for t in targets] == list(range(len(targets)))
