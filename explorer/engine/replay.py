@@ -17,7 +17,8 @@ exists. Loading never unpickles (``allow_pickle=False``; text lives in the JSON)
 Size cap: intermediates are stored as float16 (clipped to its range), and an entry whose
 declaration has a ``channel`` (feature maps, spatial states) or ``out`` (filters) axis keeps
 only its first :data:`MAX_CHANNELS` channels; ``channels`` in the JSON records how many there
-were. Recurrent states, gates, attention and CTC frames are kept whole. The ``.npz`` is
+were. Recurrent states, gates, attention and CTC frames are kept whole; ``tokens`` entries
+(word ids) keep their exact values. The ``.npz`` is
 compressed. Measured (one epoch, default parameters, the default probe image): the ``cnn`` on
 ``sample:shapes`` (48x48 RGB; 32/64/128 channels, the last capped to 64) 43.5 KB per epoch;
 the ``captioner`` on ``sample:shape-scenes`` (64x64 RGB; encoder 32/64/128/256 channels,
@@ -54,6 +55,7 @@ __all__ = [
 MAX_CHANNELS = 64  # channels kept per feature map / spatial state / filter bank
 FORMAT, VERSION = "model-explorer-probes", 1
 _F16_MAX = float(np.finfo(np.float16).max)
+_EXACT_KINDS = {"tokens"}  # ids: float16 is exact only up to 2048
 _NAME = re.compile(r"^epoch_(\d{4,})\.json$")
 
 
@@ -90,7 +92,7 @@ def reduce_intermediate(array: np.ndarray, info: dict[str, Any] | None) -> tuple
     if axis is not None and a.ndim > axis:
         channels = int(a.shape[axis])
         a = np.take(a, np.arange(min(channels, MAX_CHANNELS)), axis=axis)
-    if np.issubdtype(a.dtype, np.floating):
+    if np.issubdtype(a.dtype, np.floating) and (info or {}).get("kind") not in _EXACT_KINDS:
         a = np.clip(a, -_F16_MAX, _F16_MAX).astype(np.float16)
     return np.ascontiguousarray(a), channels
 

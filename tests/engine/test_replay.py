@@ -85,6 +85,9 @@ def test_channels_are_capped_along_the_declared_axis_and_counted() -> None:
     tokens = np.array([4, 5, 2], np.int64)
     stored, n = reduce_intermediate(tokens, {"axes": ["token"]})
     assert stored.dtype == np.int64 and n is None
+    ids = np.array([4, 3001, 7], np.float32)  # as the probe reports them; 3001 is not a float16
+    stored, _ = reduce_intermediate(ids, {"kind": "tokens", "axes": ["token"]})
+    np.testing.assert_array_equal(stored, ids)
 
 
 def test_a_snapshot_round_trips_text_tokens_and_several_images(tmp_path: Path) -> None:
