@@ -169,7 +169,12 @@ def evaluate_details(run: Any, data: str | os.PathLike[str] | Any, top: int | No
     if len(split) == 0:
         raise DataError(f"{getattr(source, 'origin', data)}: no usable labelled image to evaluate")
     outputs: list[torch.Tensor] = []
-    handle = run.model.register_forward_hook(lambda _m, _i, out: outputs.append(out.detach().float().cpu()))
+
+    def keep(_m: Any, _i: Any, out: Any) -> None:
+        if torch.is_tensor(out):  # a caption model's teacher-forced pass returns a tuple: not needed
+            outputs.append(out.detach().float().cpu())
+
+    handle = run.model.register_forward_hook(keep)
     try:
         ev = task.evaluate(run.model, split, run.input_spec, run.device, nullcontext, run.labels)
     finally:

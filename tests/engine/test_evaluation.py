@@ -125,3 +125,18 @@ def test_character_confusion_of_a_ctc_run(tmp_path: Path) -> None:
     assert int(d.confusion.counts[:-1].sum()) == sum(len(r) for r in refs)
     assert result["report"]["samples"] == len(refs)
     assert sum(r == h for r, h in zip(refs, hyps)) / len(refs) == pytest.approx(result["report"]["sequence_accuracy"])
+
+
+def test_a_caption_run_gets_its_report_and_no_confusion(tmp_path: Path) -> None:
+    train, test = export_digit_strings(tmp_path / "cap", n_train=16, n_test=4, captions=True)
+    cfg = RunConfig(
+        arch="captioner", params={"channels": "8,16", "hidden_size": 16, "embed_dim": 8, "attention_dim": 8}
+    )
+    cfg.data.source = str(train)
+    cfg.train.epochs = 1
+    cfg.train.batch_size = 8
+    list(Trainer(cfg, tmp_path / "run").run())
+    run = load_run(tmp_path / "run")
+    result = evaluate_details(run, test)
+    assert result["details"] is None
+    assert result["report"] == {k: v for k, v in evaluate_run(run, test).items() if k != "problems"}

@@ -117,3 +117,25 @@ def test_a_snapshot_round_trips_text_tokens_and_several_images(tmp_path: Path) -
     # an epoch whose JSON is missing (a crash between the two writes) is not listed
     snapshot_paths(tmp_path, 4)[1].unlink()
     assert list_epochs(tmp_path) == []
+
+
+def test_a_captioner_snapshot_keeps_its_words_and_declarations(tmp_path: Path) -> None:
+    from tests.datasets import export_digit_strings
+
+    train, _ = export_digit_strings(tmp_path / "cap", n_train=16, n_test=2, captions=True)
+    cfg = RunConfig(
+        arch="captioner", params={"channels": "8,16", "hidden_size": 16, "embed_dim": 8, "attention_dim": 8}
+    )
+    cfg.data.source = str(train)
+    cfg.train.epochs = 1
+    cfg.train.batch_size = 8
+    cfg.train.probe_interval = 3600.0
+    events = list(Trainer(cfg, tmp_path / "run").run())
+    (p,) = [e for e in events if isinstance(e, ProbeReport)]
+    assert p.tokens is not None and p.text == " ".join(p.tokens)
+    assert p.output_info["kind"] == "token_logits" and p.info["attention"]["kind"] == "attention"
+    (r,) = load_snapshot(tmp_path / "run", 1).reports
+    assert (r.tokens, r.text, r.info, r.output_info) == (p.tokens, p.text, p.info, p.output_info)
+    np.testing.assert_array_equal(r.intermediates["tokens"], p.intermediates["tokens"])
+    att = p.intermediates["attention"].astype(np.float16).astype(np.float32)
+    np.testing.assert_array_equal(r.intermediates["attention"], att)
