@@ -37,6 +37,7 @@ arguments:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from explorer.data.text import START
 
 __all__ = [
     "Target",
@@ -59,6 +62,7 @@ __all__ = [
     "caption_targets",
     "ctc_segments",
     "targets_for",
+    "explain_image",
     "to_image",
 ]
 
@@ -350,3 +354,16 @@ def targets_for(
     if kind == "ctc_frames":
         return ctc_targets(out, labels, frames), None
     raise ValueError(f"no Grad-CAM targets for a model whose output is {kind}")
+
+
+def explain_image(run: Any, image: str | os.PathLike[str] | np.ndarray, target: int | str | None = None) -> GradCam:
+    """Grad-CAM of a trained run (:class:`explorer.engine.api.Run`) for one image file or uint8
+    (H, W, C) image as the model sees it: per class, character or word (:func:`targets_for`);
+    the maps are at the resolution of the model's input (the file after the run's preprocessing).
+    """
+    img = image if isinstance(image, np.ndarray) else run.input_spec.load_uint8(image)
+    x = run.input_spec.to_tensor(torch.from_numpy(np.ascontiguousarray(img))[None].to(run.device))
+    labels = list(run.labels)
+    start = labels.index(START) if START in labels else None  # the caption vocabulary's START word
+    targets, forward = targets_for(run.model, x, labels, target=target, start=start)
+    return grad_cam(run.model, x, targets, forward=forward)

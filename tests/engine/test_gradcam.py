@@ -16,6 +16,7 @@ from explorer.engine.gradcam import (
     class_targets,
     ctc_segments,
     ctc_targets,
+    explain_image,
     grad_cam,
     targets_for,
 )
@@ -288,3 +289,22 @@ def test_targets_follow_the_declared_output_kind() -> None:
         targets_for(cap, _image(32, 32), [str(i) for i in range(8)])
     targets, fwd = targets_for(cap, _image(32, 32), [str(i) for i in range(8)], start=1)
     assert fwd is not None and [t.position for t in targets] == list(range(len(targets)))
+
+
+def test_explain_image_of_a_saved_run(tmp_path) -> None:  # noqa: ANN001
+    from explorer.engine import RunConfig, Trainer, load_run
+    from tests.datasets import write_two_class_folder
+
+    data = write_two_class_folder(tmp_path / "data", n=12, size=16)
+    cfg = RunConfig(arch="cnn", params={"channels": "4,8"})
+    cfg.data.source = str(data)
+    cfg.train.epochs = 1
+    list(Trainer(cfg, tmp_path / "run").run())
+    run = load_run(tmp_path / "run")
+    path = sorted(data.rglob("*.png"))[0]
+    result = explain_image(run, path, target=run.labels[1])
+    (m,) = result.maps
+    assert m.label == run.labels[1] and m.cam.shape == (16, 16) and result.layer == "features.1"
+    x = run.preprocess([path])
+    ref = _reference(run.model, "features.1", x, lambda o: o[0, 1])
+    np.testing.assert_allclose(m.cam, ref, atol=TOL)
