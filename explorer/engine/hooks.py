@@ -81,6 +81,7 @@ class ProbeHook(Hook):
         self.due = time.perf_counter() + interval if interval > 0 else math.inf
         self._version = -1
         self._images: list[tuple[str, torch.Tensor]] = []
+        self.seconds = 0.0  # spent probing and keeping snapshots (not counting the consumer's time)
 
     def on_step(self, s: Session, epoch: int) -> Iterator[Event]:
         if self.interval <= 0:
@@ -97,12 +98,14 @@ class ProbeHook(Hook):
         epoch_end = progress.steps > 0 and progress.step == progress.steps
         if time.perf_counter() < self.due and not epoch_end:
             return
+        t0 = time.perf_counter()
         reports = [probe(s, epoch, path, img) for path, img in self._images]
-        yield from reports
-        s.model.train()
-        self.due = time.perf_counter() + self.interval
         if epoch_end and self.snapshots and s.out_dir is not None and reports:
             replay.write_snapshot(s.out_dir, epoch, reports)
+        s.model.train()
+        self.seconds += time.perf_counter() - t0
+        yield from reports
+        self.due = time.perf_counter() + self.interval
 
 
 def _probe_images(s: Session, paths: tuple[str, ...]) -> tuple[list[tuple[str, torch.Tensor]], list[str]]:

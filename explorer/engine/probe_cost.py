@@ -3,7 +3,9 @@
 :func:`probe_overhead` trains the same run twice per repeat, probes on (at ``interval``
 seconds, plus the epoch-end probe and its replay snapshot, as the app trains) and probes off,
 interleaved so that drifts in machine load hit both alike, and compares the fastest of each:
-``overhead = 1 - throughput_on / throughput_off = 1 - seconds_off / seconds_on``. The time
+``overhead = 1 - throughput_on / throughput_off = 1 - seconds_off / seconds_on``. It also
+reports ``probe_share``, the time the probed run spent inside the probe hook over its time,
+which a busy machine disturbs less (both runs of a pair see the same load only on average). The time
 measured runs from the model being ready to the last epoch report: training, validation and
 checkpoints, the same work in both runs except the probing. Qt-free; the UI's worker adds the
 cost of sending and painting, which ``bench ui`` measures separately.
@@ -21,6 +23,7 @@ from explorer.data import open_source
 
 from .config import RunConfig
 from .events import EpochReport, ModelReady, ProbeReport
+from .hooks import Hook, ProbeHook
 from .replay import list_epochs
 from .trainer import Trainer
 
@@ -34,14 +37,16 @@ def timed_run(cfg: RunConfig, source: Any, interval: float) -> dict[str, Any]:
     """Train ``cfg`` with ``train.probe_interval = interval`` into a temporary run folder.
 
     Returns:
-        ``seconds`` (model ready -> last epoch report), ``probes`` reported and ``snapshots`` kept.
+        ``seconds`` (model ready -> last epoch report), ``probing`` (seconds of it the probe hook
+        spent probing and keeping snapshots), ``probes`` reported and ``snapshots`` kept.
     """
     run_cfg = copy.deepcopy(cfg)
     run_cfg.train.probe_interval = interval
     with tempfile.TemporaryDirectory(prefix="me-probe-cost-") as tmp:
         t0 = t1 = None
         probes = 0
-        for ev in Trainer(run_cfg, tmp, source=source).run():
+        trainer = _Timed(run_cfg, tmp, source=source)
+        for ev in trainer.run():
             if isinstance(ev, ModelReady):
                 t0 = time.perf_counter()
             elif isinstance(ev, EpochReport):
@@ -50,7 +55,19 @@ def timed_run(cfg: RunConfig, source: Any, interval: float) -> dict[str, Any]:
                 probes += 1
         if t0 is None or t1 is None:
             raise RuntimeError("the run ended before completing an epoch")
-        return {"seconds": t1 - t0, "probes": probes, "snapshots": len(list_epochs(tmp))}
+        probing = trainer.probe_hook.seconds if trainer.probe_hook is not None else 0.0
+        return {"seconds": t1 - t0, "probing": probing, "probes": probes, "snapshots": len(list_epochs(tmp))}
+
+
+class _Timed(Trainer):
+    """A trainer that keeps a handle on its probe hook (to read the time it spent)."""
+
+    probe_hook: ProbeHook | None = None
+
+    def hooks(self) -> list[Hook]:
+        hooks = super().hooks()
+        self.probe_hook = next((h for h in hooks if isinstance(h, ProbeHook)), None)
+        return hooks
 
 
 def probe_overhead(
@@ -65,6 +82,8 @@ def probe_overhead(
 
     Returns:
         ``probe_overhead`` (fraction, 0 = free; may be slightly negative from timing noise),
+        ``probe_share`` (the fraction of the fastest probed run's time spent inside the probe hook:
+        a same-run figure, steadier than the A/B one on a machine whose load drifts),
         ``seconds_on`` / ``seconds_off`` (fastest of ``repeats``), ``probes`` and ``snapshots``
         of the fastest probed run, ``interval``, ``repeats``.
     """
@@ -82,6 +101,7 @@ def probe_overhead(
     best_off = min(off, key=lambda d: d["seconds"])
     return {
         "probe_overhead": 1.0 - best_off["seconds"] / best_on["seconds"],
+        "probe_share": best_on["probing"] / best_on["seconds"],
         "seconds_on": best_on["seconds"],
         "seconds_off": best_off["seconds"],
         "probes": best_on["probes"],

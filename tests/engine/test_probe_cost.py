@@ -29,10 +29,11 @@ def test_probe_overhead_compares_the_same_run_with_probes_on_and_off(tmp_path: P
     assert result["probes"] >= 2 and result["snapshots"] == 2  # every epoch end is probed and kept
     assert result["seconds_on"] > 0 and result["seconds_off"] > 0
     assert result["probe_overhead"] == pytest.approx(1 - result["seconds_off"] / result["seconds_on"])
+    assert 0.0 < result["probe_share"] < 1.0
     assert result["probe_overhead"] < 1.0  # a fraction; its sign and size depend on machine load here
     assert cfg.train.probe_interval == 0.0  # the caller's config is left as it was
     off = timed_run(cfg, open_source(cfg.data.source), 0.0)
-    assert off["probes"] == 0 and off["snapshots"] == 0
+    assert off["probes"] == 0 and off["snapshots"] == 0 and off["probing"] == 0.0
     assert DEFAULT_PROBE_INTERVAL > 0
     with pytest.raises(ValueError, match="interval must be > 0"):
         probe_overhead(cfg, interval=0.0)
