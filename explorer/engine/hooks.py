@@ -25,7 +25,7 @@ from .events import EpochReport, Event, ProbeReport, Status
 if TYPE_CHECKING:
     from .session import Session
 
-__all__ = ["Hook", "StopDecision", "EarlyStopping", "ProbeHook"]
+__all__ = ["Hook", "StopDecision", "EarlyStopping", "ProbeHook", "next_probe_gap"]
 
 
 @dataclass(frozen=True)
@@ -72,10 +72,15 @@ class ProbeHook(Hook):
 
     Epoch replay: the last step of every epoch is probed too, whatever the timer, and (with
     ``snapshots`` and a run folder) those reports are kept as the epoch's snapshot in
-    ``RUN_DIR/probes`` (:mod:`.replay`). With ``interval <= 0`` nothing is probed or kept."""
+    ``RUN_DIR/probes`` (:mod:`.replay`). With ``interval <= 0`` nothing is probed or kept.
 
-    def __init__(self, interval: float, control: RunControl, snapshots: bool = True) -> None:
+    Cost bound: when a probe takes long compared with ``interval`` (a big model, a slow or busy
+    CPU), the next one waits longer, so that probing stays within ``budget`` of the time
+    (:func:`next_probe_gap`); the epoch-end probes are always made."""
+
+    def __init__(self, interval: float, control: RunControl, snapshots: bool = True, budget: float = 0.04) -> None:
         self.interval = interval
+        self.budget = budget
         self.control = control
         self.snapshots = snapshots
         self.due = time.perf_counter() + interval if interval > 0 else math.inf
@@ -103,9 +108,16 @@ class ProbeHook(Hook):
         if epoch_end and self.snapshots and s.out_dir is not None and reports:
             replay.write_snapshot(s.out_dir, epoch, reports)
         s.model.train()
-        self.seconds += time.perf_counter() - t0
+        spent = time.perf_counter() - t0
+        self.seconds += spent
         yield from reports
-        self.due = time.perf_counter() + self.interval
+        self.due = time.perf_counter() + next_probe_gap(self.interval, spent, self.budget)
+
+
+def next_probe_gap(interval: float, spent: float, budget: float) -> float:
+    """Seconds until the next probe after one that took ``spent``: ``interval``, or longer so
+    that ``spent / (spent + gap) <= budget``."""
+    return max(interval, spent * (1.0 - budget) / budget) if budget > 0 else interval
 
 
 def _probe_images(s: Session, paths: tuple[str, ...]) -> tuple[list[tuple[str, torch.Tensor]], list[str]]:

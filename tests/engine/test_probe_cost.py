@@ -8,6 +8,7 @@ import pytest
 
 from explorer.data import open_source
 from explorer.engine import RunConfig
+from explorer.engine.hooks import next_probe_gap
 from explorer.engine.probe_cost import DEFAULT_PROBE_INTERVAL, probe_overhead, timed_run
 from tests.datasets import write_two_class_folder
 
@@ -37,3 +38,10 @@ def test_probe_overhead_compares_the_same_run_with_probes_on_and_off(tmp_path: P
     assert DEFAULT_PROBE_INTERVAL > 0
     with pytest.raises(ValueError, match="interval must be > 0"):
         probe_overhead(cfg, interval=0.0)
+
+
+def test_a_slow_probe_waits_longer_so_probing_stays_within_its_budget() -> None:
+    assert next_probe_gap(1.0, 0.01, 0.04) == 1.0  # cheap probes: the timer decides
+    gap = next_probe_gap(1.0, 0.2, 0.04)  # 200 ms probes: 4.8 s apart
+    assert gap == pytest.approx(4.8) and 0.2 / (0.2 + gap) == pytest.approx(0.04)
+    assert next_probe_gap(0.5, 0.2, 0.0) == 0.5  # no budget: the timer alone
