@@ -31,7 +31,15 @@ import torch
 from .ctc import alignment_ops, greedy_decode
 from .metrics import confusion_matrix, precision_recall_f1
 
-__all__ = ["Confusion", "ClassDetails", "CharDetails", "class_details", "char_details", "evaluate_details"]
+__all__ = [
+    "Confusion",
+    "ClassDetails",
+    "CharDetails",
+    "class_details",
+    "char_details",
+    "evaluate_details",
+    "validation_details",
+]
 
 EMPTY = ""  # the row / column of insertions / deletions in the character confusion
 
@@ -168,6 +176,36 @@ def evaluate_details(run: Any, data: str | os.PathLike[str] | Any, top: int | No
     split, problems = task.prepare_eval(source, run.input_spec, run.labels, extra, max_pixels)
     if len(split) == 0:
         raise DataError(f"{getattr(source, 'origin', data)}: no usable labelled image to evaluate")
+    return {**_details(run, task, split, source, top), "problems": problems}
+
+
+def validation_details(run: Any, top: int | None = 50) -> dict[str, Any]:
+    """:func:`evaluate_details` on the run's own validation images: its data source split again
+    with its seed (the split depends only on the samples and the seed, so these are the images
+    the run was validated on, as long as the source holds the same files).
+
+    Raises:
+        DataError: the run's data source cannot be opened, or its validation split is empty.
+    """
+    from explorer.data import DataError, open_source
+
+    from .config import RunConfig
+    from .tasks import get_task
+
+    cfg = RunConfig.from_dict({"arch": run.arch, "data": run.config["data"], "train": run.config["train"]})
+    source = open_source(cfg.data.source)
+    task = get_task(run.task, run.config.get("task_extra"))
+    extra = run.config.get("task_extra") or {}
+    prepared = task.prepare(
+        source, cfg.data, seed=cfg.train.seed, labels=run.labels, preprocess=run.input_spec, extra=extra
+    )
+    if len(prepared.val) == 0:
+        raise DataError(f"{cfg.data.source}: the run has no validation images")
+    return {**_details(run, task, prepared.val, source, top), "problems": prepared.problems}
+
+
+def _details(run: Any, task: Any, split: Any, source: Any, top: int | None) -> dict[str, Any]:
+    """The task's evaluation of ``split`` with the model's outputs kept, and the details."""
     outputs: list[torch.Tensor] = []
 
     def keep(_m: Any, _i: Any, out: Any) -> None:
@@ -183,7 +221,7 @@ def evaluate_details(run: Any, data: str | os.PathLike[str] | Any, top: int | No
     kind = run.model.output_info((run.input_spec.height, run.input_spec.width or split.x.shape[2])).kind
     build = _BUILDERS.get(kind)
     details = build(run, split, outputs, truth, top) if build is not None else None
-    return {"report": task.report(ev, run.labels), "problems": problems, "details": details, "paths": split.paths}
+    return {"report": task.report(ev, run.labels), "details": details, "paths": list(split.paths)}
 
 
 def _truths(source: Any, paths: Sequence[str]) -> list[str]:

@@ -10,7 +10,13 @@ import pytest
 
 from explorer.engine import RunConfig, Trainer, load_run
 from explorer.engine.api import evaluate_run
-from explorer.engine.evaluation import ClassDetails, char_details, class_details, evaluate_details
+from explorer.engine.evaluation import (
+    ClassDetails,
+    char_details,
+    class_details,
+    evaluate_details,
+    validation_details,
+)
 from explorer.engine.metrics import precision_recall_f1
 from tests.datasets import export_digit_strings, write_two_class_folder
 
@@ -140,3 +146,14 @@ def test_a_caption_run_gets_its_report_and_no_confusion(tmp_path: Path) -> None:
     result = evaluate_details(run, test)
     assert result["details"] is None
     assert result["report"] == {k: v for k, v in evaluate_run(run, test).items() if k != "problems"}
+
+
+def test_validation_details_use_the_run_s_own_validation_images(two_class_run: tuple[Path, Path]) -> None:
+    data, run_dir = two_class_run
+    run = load_run(run_dir)
+    result = validation_details(run)
+    history_val = sum(len(v) for v in result["details"].confusion.cells.values())
+    metrics = run.metrics
+    assert history_val == metrics["val_samples"] == len(result["paths"])
+    assert result["details"].confusion.counts.tolist() == metrics["val_confusion"]
+    assert result["report"]["accuracy"] == pytest.approx(metrics["val_accuracy"])
