@@ -18,7 +18,7 @@ import torch
 
 from explorer.data import DecodeError
 
-from . import replay
+from . import gradcam, replay
 from .control import RunControl
 from .events import EpochReport, Event, ProbeReport, Status
 
@@ -78,8 +78,16 @@ class ProbeHook(Hook):
     CPU), the next one waits longer, so that probing stays within ``budget`` of the time
     (:func:`next_probe_gap`); the epoch-end probes are always made."""
 
-    def __init__(self, interval: float, control: RunControl, snapshots: bool = True, budget: float = 0.04) -> None:
+    def __init__(
+        self,
+        interval: float,
+        control: RunControl,
+        snapshots: bool = True,
+        budget: float = 0.04,
+        gradcam: bool = True,
+    ) -> None:
         self.interval = interval
+        self.gradcam = gradcam
         self.budget = budget
         self.control = control
         self.snapshots = snapshots
@@ -104,7 +112,7 @@ class ProbeHook(Hook):
         if time.perf_counter() < self.due and not epoch_end:
             return
         t0 = time.perf_counter()
-        reports = [probe(s, epoch, path, img) for path, img in self._images]
+        reports = [probe(s, epoch, path, img, self.gradcam) for path, img in self._images]
         if epoch_end and self.snapshots and s.out_dir is not None and reports:
             replay.write_snapshot(s.out_dir, epoch, reports)
         s.model.train()
@@ -152,9 +160,13 @@ def _from_dataset(s: Session, path: str) -> torch.Tensor | None:
 
 
 @torch.no_grad()
-def probe(s: Session, epoch: int, path: str, img: torch.Tensor) -> ProbeReport:
+def probe(s: Session, epoch: int, path: str, img: torch.Tensor, with_gradcam: bool = True) -> ProbeReport:
     """The intermediates of one uint8 image (1, H, W, C), for the UI to draw, with the model's
-    declaration of each (``info``, ``output_info``) and the words of a declared ``tokens`` entry."""
+    declaration of each (``info``, ``output_info``) and the words of a declared ``tokens`` entry.
+
+    With ``with_gradcam``, models with a spatial feature map also get their Grad-CAM maps, one
+    per class / character / word (:func:`explorer.engine.gradcam.probe_gradcam`), under the key
+    ``"gradcam"`` in ``intermediates`` (n, H, W) and ``info`` (kind ``"gradcam"``)."""
     img = img.to(s.device)
     s.model.eval()
     x = s.data.preprocess.to_tensor(img)
@@ -163,6 +175,9 @@ def probe(s: Session, epoch: int, path: str, img: torch.Tensor) -> ProbeReport:
     probs, text = s.task.probe_output(out, s.data.labels)
     info, output_info = _declarations(s.model, (int(x.shape[-2]), int(x.shape[-1])))
     arrays = {k: v[0].detach().float().cpu().numpy().copy() for k, v in inter.items()}
+    cam = gradcam.probe_gradcam(s.model, x, out, inter, s.data.labels) if with_gradcam and info else None
+    if cam is not None:
+        arrays[gradcam.GRADCAM_KEY], info[gradcam.GRADCAM_KEY] = cam
     token_keys = [k for k, d in info.items() if d["kind"] == "tokens" and k in inter]
     tokens = [s.data.labels[int(i)] for i in inter[token_keys[0]][0].tolist()] if token_keys else None
     return ProbeReport(

@@ -18,6 +18,7 @@ from explorer.engine.gradcam import (
     ctc_targets,
     explain_image,
     grad_cam,
+    probe_gradcam,
     targets_for,
 )
 from models import build_model
@@ -308,3 +309,42 @@ def test_explain_image_of_a_saved_run(tmp_path) -> None:  # noqa: ANN001
     x = run.preprocess([path])
     ref = _reference(run.model, "features.1", x, lambda o: o[0, 1])
     np.testing.assert_allclose(m.cam, ref, atol=TOL)
+
+
+def test_live_probes_carry_the_grad_cam_of_the_epoch_weights(tmp_path) -> None:  # noqa: ANN001
+    from explorer.engine import ProbeReport, RunConfig, Trainer, load_run
+    from explorer.engine.replay import load_snapshot
+    from tests.datasets import write_two_class_folder
+
+    data = write_two_class_folder(tmp_path / "data", n=12, size=16)
+    cfg = RunConfig(arch="cnn", params={"channels": "4,8"})
+    cfg.data.source = str(data)
+    cfg.train.epochs = 1
+    cfg.train.probe_interval = 3600.0  # the epoch-end probe only
+    (p,) = [e for e in Trainer(cfg, tmp_path / "run").run() if isinstance(e, ProbeReport)]
+    d = p.info["gradcam"]
+    assert d["kind"] == "gradcam" and d["layer"] == "features.1" and d["axes"] == ["target", "y", "x"]
+    run = load_run(tmp_path / "run")  # one epoch: the kept weights are the probed ones
+    expected = explain_image(run, p.image)
+    assert d["extra"]["labels"] == [m.label for m in expected.maps] and len(d["extra"]["labels"]) == 1
+    np.testing.assert_allclose(p.intermediates["gradcam"], np.stack([m.cam for m in expected.maps]), atol=TOL)
+    assert p.intermediates["gradcam"].shape == (1, 16, 16)
+    (r,) = load_snapshot(tmp_path / "run", 1).reports  # replayed with the rest
+    assert r.info["gradcam"] == d
+    np.testing.assert_allclose(r.intermediates["gradcam"], p.intermediates["gradcam"], atol=1e-3)
+
+
+def test_probe_gradcam_per_character_and_none_without_feature_maps() -> None:
+    torch.manual_seed(8)
+    ctc = build_model("crnn", in_channels=1, num_outputs=4, image_size=(32, None), channels="8,16", head="ctc").eval()
+    x = _image(32, 40, seed=8)
+    with torch.no_grad():
+        out, inter = ctc.forward_intermediates(x)
+    maps, d = probe_gradcam(ctc, x, out, inter, list("abc"))
+    targets = ctc_targets(out, list("abc"))
+    assert maps.shape == (len(targets), 32, 40) and d["extra"]["labels"] == [t.label for t in targets]
+    assert d["extra"]["frames"] == [list(t.frames) for t in targets]
+    rnn = build_model("rnn", in_channels=1, num_outputs=3, image_size=(16, 16)).eval()
+    with torch.no_grad():
+        out, inter = rnn.forward_intermediates(_image(16, 16))
+    assert probe_gradcam(rnn, _image(16, 16), out, inter, ["a", "b", "c"]) is None
