@@ -19,10 +19,11 @@ declaration has a ``channel`` (feature maps, spatial states) or ``out`` (filters
 only its first :data:`MAX_CHANNELS` channels; ``channels`` in the JSON records how many there
 were. Recurrent states, gates, attention and CTC frames are kept whole; ``tokens`` entries
 (word ids) keep their exact values. The ``.npz`` is
-compressed. Measured (one epoch, default parameters, the default probe image): the ``cnn`` on
-``sample:shapes`` (48x48 RGB; 32/64/128 channels, the last capped to 64) 43.5 KB per epoch;
-the ``captioner`` on ``sample:shape-scenes`` (64x64 RGB; encoder 32/64/128/256 channels,
-attention, decoder states and gates, tokens) 100.5 KB per epoch.
+compressed. Measured (one epoch, default parameters, the default probe image, Grad-CAM
+included): the ``cnn`` on ``sample:shapes`` (48x48 RGB; 32/64/128 channels, the last capped to
+64) 47.5 KB per epoch; the ``captioner`` on ``sample:shape-scenes`` (64x64 RGB; encoder
+32/64/128/256 channels, attention, decoder states and gates, tokens, a Grad-CAM map per word)
+134 KB per epoch.
 """
 
 from __future__ import annotations
