@@ -18,13 +18,14 @@ import torch
 
 from explorer.data import DecodeError
 
+from . import gradcam, replay
 from .control import RunControl
 from .events import EpochReport, Event, ProbeReport, Status
 
 if TYPE_CHECKING:
     from .session import Session
 
-__all__ = ["Hook", "StopDecision", "EarlyStopping", "ProbeHook"]
+__all__ = ["Hook", "StopDecision", "EarlyStopping", "ProbeHook", "next_probe_gap"]
 
 
 @dataclass(frozen=True)
@@ -67,14 +68,33 @@ class ProbeHook(Hook):
     """Every ``interval`` seconds (a timer, not every step), the intermediates of the probe
     image(s) for the UI: by default the first validation image (the first training image
     without a validation set), or the images chosen with :meth:`RunControl.set_probe_paths`.
-    A new choice is probed at the next step."""
+    A new choice is probed at the next step.
 
-    def __init__(self, interval: float, control: RunControl) -> None:
+    Epoch replay: the last step of every epoch is probed too, whatever the timer, and (with
+    ``snapshots`` and a run folder) those reports are kept as the epoch's snapshot in
+    ``RUN_DIR/probes`` (:mod:`.replay`). With ``interval <= 0`` nothing is probed or kept.
+
+    Cost bound: when a probe takes long compared with ``interval`` (a big model, a slow or busy
+    CPU), the next one waits longer, so that probing stays within ``budget`` of the time
+    (:func:`next_probe_gap`); the epoch-end probes are always made."""
+
+    def __init__(
+        self,
+        interval: float,
+        control: RunControl,
+        snapshots: bool = True,
+        budget: float = 0.04,
+        gradcam: bool = True,
+    ) -> None:
         self.interval = interval
+        self.gradcam = gradcam
+        self.budget = budget
         self.control = control
+        self.snapshots = snapshots
         self.due = time.perf_counter() + interval if interval > 0 else math.inf
         self._version = -1
         self._images: list[tuple[str, torch.Tensor]] = []
+        self.seconds = 0.0  # spent probing and keeping snapshots (not counting the consumer's time)
 
     def on_step(self, s: Session, epoch: int) -> Iterator[Event]:
         if self.interval <= 0:
@@ -87,12 +107,25 @@ class ProbeHook(Hook):
             self._images, problems = _probe_images(s, paths)
             for problem in problems:
                 yield Status(f"probe image skipped: {problem}")
-        if time.perf_counter() < self.due:
+        progress = self.control.progress
+        epoch_end = progress.steps > 0 and progress.step == progress.steps
+        if time.perf_counter() < self.due and not epoch_end:
             return
-        for path, img in self._images:
-            yield probe(s, epoch, path, img)
+        t0 = time.perf_counter()
+        reports = [probe(s, epoch, path, img, self.gradcam) for path, img in self._images]
+        if epoch_end and self.snapshots and s.out_dir is not None and reports:
+            replay.write_snapshot(s.out_dir, epoch, reports)
         s.model.train()
-        self.due = time.perf_counter() + self.interval
+        spent = time.perf_counter() - t0
+        self.seconds += spent
+        yield from reports
+        self.due = time.perf_counter() + next_probe_gap(self.interval, spent, self.budget)
+
+
+def next_probe_gap(interval: float, spent: float, budget: float) -> float:
+    """Seconds until the next probe after one that took ``spent``: ``interval``, or longer so
+    that ``spent / (spent + gap) <= budget``."""
+    return max(interval, spent * (1.0 - budget) / budget) if budget > 0 else interval
 
 
 def _probe_images(s: Session, paths: tuple[str, ...]) -> tuple[list[tuple[str, torch.Tensor]], list[str]]:
@@ -127,17 +160,26 @@ def _from_dataset(s: Session, path: str) -> torch.Tensor | None:
 
 
 @torch.no_grad()
-def probe(s: Session, epoch: int, path: str, img: torch.Tensor) -> ProbeReport:
-    """The intermediates of one uint8 image (1, H, W, C) and the model's declaration of what
-    each one is (``models._intermediates``), for the UI to draw."""
+def probe(s: Session, epoch: int, path: str, img: torch.Tensor, with_gradcam: bool = True) -> ProbeReport:
+    """The intermediates of one uint8 image (1, H, W, C), for the UI to draw, with the model's
+    declaration of each (``info``, ``output_info``) and the words of a declared ``tokens`` entry.
+
+    With ``with_gradcam``, models with a spatial feature map also get their Grad-CAM maps, one
+    per class / character / word (:func:`explorer.engine.gradcam.probe_gradcam`), under the key
+    ``"gradcam"`` in ``intermediates`` (n, H, W) and ``info`` (kind ``"gradcam"``)."""
     img = img.to(s.device)
     s.model.eval()
     x = s.data.preprocess.to_tensor(img)
-    out, inter = s.model.forward_intermediates(x)
+    fi = getattr(s.model, "forward_intermediates", None)
+    out, inter = fi(x) if fi is not None else (s.model(x), {})
     probs, text = s.task.probe_output(out, s.data.labels)
-    hw = (int(x.shape[-2]), int(x.shape[-1]))
-    info = s.model.intermediate_info(hw)
+    info, output_info = _declarations(s.model, (int(x.shape[-2]), int(x.shape[-1])))
     arrays = {k: v[0].detach().float().cpu().numpy().copy() for k, v in inter.items()}
+    cam = gradcam.probe_gradcam(s.model, x, out, inter, s.data.labels) if with_gradcam and info else None
+    if cam is not None:
+        arrays[gradcam.GRADCAM_KEY], info[gradcam.GRADCAM_KEY] = cam
+    token_keys = [k for k, d in info.items() if d["kind"] == "tokens" and k in inter]
+    tokens = [s.data.labels[int(i)] for i in inter[token_keys[0]][0].tolist()] if token_keys else None
     return ProbeReport(
         epoch=epoch,
         global_step=s.state.global_step,
@@ -146,6 +188,18 @@ def probe(s: Session, epoch: int, path: str, img: torch.Tensor) -> ProbeReport:
         probabilities=probs,
         text=text,
         intermediates=arrays,
-        info={k: d.to_dict() for k, d in info.items()},
-        output_info=s.model.output_info(hw).to_dict(),
+        info=info,
+        output_info=output_info,
+        tokens=tokens,
     )
+
+
+def _declarations(model: torch.nn.Module, image_size: tuple[int, int]) -> tuple[dict[str, dict], dict | None]:
+    """(entry -> declaration, output declaration) as plain dicts; empty for an undeclared model."""
+    if not hasattr(model, "intermediate_info"):
+        return {}, None
+    try:
+        info = {k: d.to_dict() for k, d in model.intermediate_info(image_size).items()}
+        return info, model.output_info(image_size).to_dict()
+    except NotImplementedError:
+        return {}, None

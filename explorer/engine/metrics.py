@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ClassificationReport", "classification_report", "confusion_matrix"]
+__all__ = ["ClassificationReport", "classification_report", "confusion_matrix", "precision_recall_f1"]
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
@@ -61,3 +61,20 @@ def classification_report(
     y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str], loss: float | None = None
 ) -> ClassificationReport:
     return ClassificationReport(list(labels), confusion_matrix(y_true, y_pred, len(labels)), loss)
+
+
+def precision_recall_f1(confusion: np.ndarray, labels: Sequence[str]) -> dict[str, dict[str, float | int | None]]:
+    """Per class of a (K, K) confusion (rows = true class): ``precision`` (of the images predicted
+    as the class, the share that are), ``recall`` (of the class's images, the share found), their
+    harmonic mean ``f1`` and ``support`` (images of the class). A ratio with nothing to divide by
+    (a class never predicted, or absent) is None; F1 is None when either part is, 0 when both are 0."""
+    c = np.asarray(confusion, dtype=np.int64)
+    tp = np.diag(c)
+    predicted, support = c.sum(axis=0), c.sum(axis=1)
+    out: dict[str, dict[str, float | int | None]] = {}
+    for i, label in enumerate(labels):
+        p = float(tp[i] / predicted[i]) if predicted[i] else None
+        r = float(tp[i] / support[i]) if support[i] else None
+        f1 = None if p is None or r is None else (2 * p * r / (p + r) if p + r > 0 else 0.0)
+        out[label] = {"precision": p, "recall": r, "f1": f1, "support": int(support[i])}
+    return out

@@ -8,6 +8,7 @@ Layout (every file written atomically)::
     history.json            one record per epoch
     checkpoint.safetensors  resumable state: model, optimizer, RNG, counters (JSON in its metadata)
     problems.txt            one line per unusable input file
+    probes/                 one probe snapshot per epoch (epoch_0003.npz + .json; see engine.replay)
 
 Nothing is unpickled when loading: weights and checkpoints are safetensors, the
 rest is JSON.
@@ -32,6 +33,7 @@ __all__ = [
     "HISTORY",
     "CHECKPOINT",
     "PROBLEMS",
+    "PROBES",
     "RUN_FORMAT",
     "RunFolderError",
     "save_checkpoint",
@@ -55,6 +57,7 @@ METRICS = "metrics.json"
 HISTORY = "history.json"
 CHECKPOINT = "checkpoint.safetensors"
 PROBLEMS = "problems.txt"
+PROBES = "probes"
 RUN_FORMAT = "model-explorer-run"
 RUN_VERSION = 1
 

@@ -1,0 +1,47 @@
+"""The probe-overhead helper of ``bench ui``: the same run with probes on and off."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from explorer.data import open_source
+from explorer.engine import RunConfig
+from explorer.engine.hooks import next_probe_gap
+from explorer.engine.probe_cost import DEFAULT_PROBE_INTERVAL, probe_overhead, timed_run
+from tests.datasets import write_two_class_folder
+
+
+def _cfg(data: Path) -> RunConfig:
+    cfg = RunConfig(arch="cnn", params={"channels": "8,16"})
+    cfg.data.source = str(data)
+    cfg.train.epochs = 2
+    cfg.train.batch_size = 8
+    return cfg
+
+
+def test_probe_overhead_compares_the_same_run_with_probes_on_and_off(tmp_path: Path) -> None:
+    cfg = _cfg(write_two_class_folder(tmp_path / "data", n=24, size=16))
+    logged: list[str] = []
+    result = probe_overhead(cfg, interval=0.01, repeats=2, log=logged.append)
+    assert len(logged) == 2 and "probes off" in logged[0]
+    assert result["interval"] == 0.01 and result["repeats"] == 2
+    assert result["probes"] >= 2 and result["snapshots"] == 2  # every epoch end is probed and kept
+    assert result["seconds_on"] > 0 and result["seconds_off"] > 0
+    assert result["probe_overhead"] == pytest.approx(1 - result["seconds_off"] / result["seconds_on"])
+    assert 0.0 < result["probe_share"] < 1.0
+    assert result["probe_overhead"] < 1.0  # a fraction; its sign and size depend on machine load here
+    assert cfg.train.probe_interval == 0.0  # the caller's config is left as it was
+    off = timed_run(cfg, open_source(cfg.data.source), 0.0)
+    assert off["probes"] == 0 and off["snapshots"] == 0 and off["probing"] == 0.0
+    assert DEFAULT_PROBE_INTERVAL > 0
+    with pytest.raises(ValueError, match="interval must be > 0"):
+        probe_overhead(cfg, interval=0.0)
+
+
+def test_a_slow_probe_waits_longer_so_probing_stays_within_its_budget() -> None:
+    assert next_probe_gap(1.0, 0.01, 0.04) == 1.0  # cheap probes: the timer decides
+    gap = next_probe_gap(1.0, 0.2, 0.04)  # 200 ms probes: 4.8 s apart
+    assert gap == pytest.approx(4.8) and 0.2 / (0.2 + gap) == pytest.approx(0.04)
+    assert next_probe_gap(0.5, 0.2, 0.0) == 0.5  # no budget: the timer alone
