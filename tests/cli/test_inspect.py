@@ -106,9 +106,14 @@ FAMILIES = {  # case -> (data kind, arch, --set values, the files inspect writes
         "classes",
         "patch_rnn",
         ["hidden_size=16", "channels=8,8"],
-        {"feature_maps", "hidden_states"},  # tile mosaics: no Grad-CAM
+        {"feature_maps", "hidden_states", "gradcam"},  # the gradient is carried onto the tile mosaic
     ),
-    "conv_rnn": ("classes", "conv_rnn", ["hidden_channels=8", "stem=8"], {"feature_maps", "spatial_states"}),
+    "conv_rnn": (
+        "classes",
+        "conv_rnn",
+        ["hidden_channels=8", "stem=8"],
+        {"feature_maps", "spatial_states", "gradcam"},
+    ),
     "crnn": ("classes", "crnn", ["channels=8,16", "hidden_size=16"], {"feature_maps", "hidden_states", "gradcam"}),
     "crnn-text": ("text", "crnn", ["channels=8,16", "hidden_size=16"], {"feature_maps", "hidden_states", "ctc"}),
     "captioner": (

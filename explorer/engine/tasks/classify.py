@@ -23,9 +23,10 @@ from torch import nn
 from explorer.data import Source, stratified_split
 
 from ..config import ConfigError, DataConfig
+from ..gradcam import cam_layer, class_targets, grad_cam
 from ..metrics import classification_report
 from ..preprocess import Preprocess
-from ._maps import grad_cam, normalise01, to_size
+from ._maps import normalise01, to_size
 from ._prepare import Geometry, fit_preprocess, load
 from .base import Evaluation, Headline, InspectRequest, PreparedData, Split, Task
 
@@ -248,13 +249,14 @@ class ClassifyTask(Task):
             raise ValueError(f"--target {target!r} is not one of the classes: {', '.join(labels)}")
         widths = torch.tensor([req.x.shape[-1]])
         result: dict[str, Any] = {"prediction": self.predict(req.model, req.x, widths, labels)[0]}
-        cam = grad_cam(req.model, req.x, len(labels), None if target is None else labels.index(target))
-        if cam is not None:
-            m, cls, layer = cam
+        hw = (int(req.x.shape[-2]), int(req.x.shape[-1]))
+        layer = cam_layer(req.model, hw, {k: tuple(v.shape[1:]) for k, v in req.intermediates.items()})
+        if layer is not None:  # the one Grad-CAM (explorer.engine.gradcam), also for tile mosaics
+            cam = grad_cam(req.model, req.x, class_targets(req.out, labels, target, len(labels)), layer=layer)
             result["gradcam"] = {
-                "cam": normalise01(to_size(m, *req.image_size)),
-                "class": np.array(labels[cls]),
-                "layer": np.array(layer),
+                "cam": normalise01(to_size(cam.raw[0], *req.image_size)),
+                "class": np.array(cam.maps[0].label),
+                "layer": np.array(cam.layer),
             }
         return result
 
