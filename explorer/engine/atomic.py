@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,10 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None], *,
     if parents:
         path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = _new_temp(path)
+    mode = stat.S_IMODE(os.stat(tmp_path).st_mode)  # 0o666 less the umask, as the kernel applied it
     try:
         write(tmp_path)
+        os.chmod(tmp_path, mode)  # some writers (safetensors) recreate the file as 0600
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
