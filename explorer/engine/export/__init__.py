@@ -25,6 +25,7 @@ decoder step) is the task's answer (:meth:`Task.export_graphs`); where files may
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -106,7 +107,7 @@ def export_files(run: Run, fmt: str, out: str | os.PathLike[str]) -> list[Path]:
 
 
 def _graphs(run: Run) -> list[Any]:
-    model = run.model.cpu().eval()
+    model = copy.deepcopy(run.model).cpu().eval()  # the run's own model stays where it is
     return run.task_object.export_graphs(model, run.input_shape)
 
 
@@ -115,7 +116,7 @@ def export_run(
 ) -> ExportResult:
     """Export ``run`` as ``fmt`` to ``out`` (the suffix is added when missing) plus its JSON.
 
-    Moves the run's model to the CPU. ``progress(step, steps, what)`` is called before each step.
+    Works on a CPU copy of the model. ``progress(step, steps, what)`` is called before each step.
 
     Raises:
         ExportTargetError: the destination is refused (nothing written).
