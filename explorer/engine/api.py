@@ -32,7 +32,10 @@ from .preprocess import Preprocess
 from .tasks import Task, get_task
 from .weights import STATE_SUFFIXES, fit_state, read_state_file
 
-__all__ = ["Run", "evaluate_run", "load_run"]
+__all__ = ["MODEL_FILE_SUFFIXES", "Run", "evaluate_run", "load_run"]
+
+#: the files :func:`load_run` opens besides run folders (an Open dialog's filter)
+MODEL_FILE_SUFFIXES = (*STATE_SUFFIXES, ".json")
 
 
 class Run:
