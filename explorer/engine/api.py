@@ -254,7 +254,7 @@ def _config_for(weights: Path, config: str | os.PathLike[str] | Mapping[str, Any
         return dict(config), [weights]
     if config is not None:
         c = Path(config)
-        return (runfolder.read_config(c) if c.is_dir() else _read_json_config(c)), [weights]
+        return (runfolder.read_config(c) if c.is_dir() else _read_json_config(c)), [weights, c]
     side = weights.with_suffix(".json")
     if not side.exists():
         raise runfolder.RunFolderError(

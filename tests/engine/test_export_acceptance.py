@@ -51,16 +51,17 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, list
     }
 
 
-def _client(side: dict[str, Any], folder: Path, stem: str, path: str) -> dict[str, Any]:
+def _sessions(folder: Path, stem: str, side: dict[str, Any]) -> list[Any]:
+    parts = [f"{stem}.encoder.onnx", f"{stem}.decoder.onnx"] if "vocabulary" in side else [f"{stem}.onnx"]
+    return [ort.InferenceSession(str(folder / p), providers=["CPUExecutionProvider"]) for p in parts]
+
+
+def _client(side: dict[str, Any], sessions: list[Any], path: str) -> dict[str, Any]:
     """What a client computes from the export alone for one image."""
     x = client_input(path, side["preprocess"])
     if "vocabulary" in side:
-        enc = ort.InferenceSession(str(folder / f"{stem}.encoder.onnx"), providers=["CPUExecutionProvider"])
-        dec = ort.InferenceSession(str(folder / f"{stem}.decoder.onnx"), providers=["CPUExecutionProvider"])
-        return {"caption": greedy_caption(enc, dec, x, side)}
-    logits = ort.InferenceSession(str(folder / f"{stem}.onnx"), providers=["CPUExecutionProvider"]).run(
-        None, {"image": x}
-    )[0][0]
+        return {"caption": greedy_caption(*sessions, x, side)}
+    logits = sessions[0].run(None, {"image": x})[0][0]
     p = softmax(logits.astype(np.float64))
     if "blank" in side:
         return {"text": ctc_greedy(logits, side["labels"], side["blank"]), "confidence": float(np.prod(p.max(-1)))}
@@ -81,6 +82,7 @@ def _agreement(client: list[dict[str, Any]], pred: list[dict[str, Any]]) -> tupl
     return same, max(diffs)
 
 
+@pytest.mark.timeout(1800)
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_onnx_agrees_with_predict_on_held_out_images(family: str, data, tmp_path: Path, capsys) -> None:
     kind, args, epochs = FAMILIES[family]
@@ -97,7 +99,8 @@ def test_onnx_agrees_with_predict_on_held_out_images(family: str, data, tmp_path
         pred = [run.predict([p])[0] for p in images]
     else:
         pred = run.predict(images)
-    client = [_client(side, tmp_path, "m", p) for p in images]
+    sessions = _sessions(tmp_path, "m", side)
+    client = [_client(side, sessions, p) for p in images]
     same, diff = _agreement(client, pred)
     assert main(["export", str(run_dir), "--format", "safetensors", "--out", str(tmp_path / "bundle")]) == 0
     fresh = subprocess.run(

@@ -12,6 +12,7 @@ import torch
 from explorer import load_run
 from explorer.cli import main
 from explorer.engine import RunFolderError
+from explorer.engine.export import ExportTargetError, export_files
 from tests.datasets import write_two_class_folder
 from tests.engine.export_helpers import make_run
 
@@ -73,7 +74,10 @@ def test_a_crafted_pickle_as_a_runs_weights_runs_nothing(run: Path, tmp_path: Pa
 def test_plain_state_dicts_load_with_a_json_or_a_run(run: Path, tmp_path: Path, images: list[str]) -> None:
     ref = load_run(run)
     torch.save(ref.model.state_dict(), tmp_path / "w.pt")
-    assert load_run(tmp_path / "w.pt", config=run).predict(images) == ref.predict(images)
+    from_pt = load_run(tmp_path / "w.pt", config=run)
+    assert from_pt.predict(images) == ref.predict(images)
+    with pytest.raises(ExportTargetError, match="belongs to the run"):  # the run it borrowed its config from
+        export_files(from_pt, "safetensors", run / "config.json")
     torch.save({"state_dict": {f"module.{k}": v for k, v in ref.model.state_dict().items()}}, tmp_path / "m.pth")
     shutil.copy(run / "config.json", tmp_path / "m.json")
     assert load_run(tmp_path / "m.pth").predict(images) == ref.predict(images)
