@@ -49,6 +49,7 @@ from ._caption_decoder import (
     normalised,
 )
 from ._caption_encoder import EncoderBlock, PositionalEncoding2d, backbone_stages, sinusoidal_2d
+from ._caption_export import CaptionDecoderStep, CaptionEncoderGraph
 from ._caption_params import ENCODERS, NOMINAL_LINE_ASPECT, POSITIONS, CaptionerParams
 from ._intermediates import Intermediate
 from ._recurrent import GATES, gate_info
@@ -311,6 +312,12 @@ class Captioner(ExplorerModel):
 
     def output_info(self, image_size: tuple[int, int]) -> Intermediate:
         return Intermediate("token_logits", "decoder.classifier", "word scores per emitted word")
+
+    def export_modules(self) -> tuple[CaptionEncoderGraph, CaptionDecoderStep]:
+        """The model as two graphs for ONNX / ``torch.export``: the encoder (image -> features,
+        h, c) and one decoder step (token, h, c, features -> logits, h_next, c_next, alpha);
+        see :mod:`models._caption_export`."""
+        return CaptionEncoderGraph(self), CaptionDecoderStep(self)
 
 
 @register_model(

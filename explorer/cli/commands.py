@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any, TextIO
 
-from .common import EXIT_FAILED, EXIT_OK
+from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 __all__ = ["cmd_archs", "cmd_bench", "cmd_evaluate", "cmd_export", "cmd_gui"]
 
@@ -71,20 +71,29 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from explorer.engine import load_run
-    from explorer.engine.export import ExportError, export_run
+    from explorer.engine.export import ExportError, ExportTargetError, export_files, export_run
 
     run = load_run(args.run_dir)
     try:
-        summary = export_run(run, args.format, args.out, verify=not args.no_verify)
+        export_files(run, args.format, args.out)  # refuse a bad destination before loading the exporter
+        result = export_run(
+            run, args.format, args.out, verify=not args.no_verify, progress=lambda i, n, what: err.write(f"{what}\n")
+        )
+    except ExportTargetError as e:
+        err.write(f"model-explorer export: error: {e}\n")
+        return EXIT_USAGE
     except ExportError as e:
         err.write(f"model-explorer export: error: {e}\n")
         return EXIT_FAILED
-    out.write(f"wrote {summary['file']} and {summary['json']}\n")
-    if isinstance(summary.get("verified"), dict):
-        v = summary["verified"]
-        out.write(f"onnxruntime check on input {v['input']}: max difference {v['max_abs_diff']:.2e}\n")
-    elif summary.get("verified"):
-        out.write(f"onnxruntime check {summary['verified']}\n")
+    out.write("wrote " + ", ".join(result.files) + "\n")
+    for g in result.graphs:
+        check = g["check"]
+        if check is not None:
+            runtime = "onnxruntime" if result.format == "onnx" else "torch.export"
+            out.write(f"{g['file']}: {runtime} vs PyTorch on inputs {check['inputs']}: max abs difference "
+                      f"{check['max_abs_diff']:.2e}\n")  # fmt: skip
+    for limit in result.limits:
+        out.write(f"limit: {limit}\n")
     return EXIT_OK
 
 

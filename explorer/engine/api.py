@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -26,19 +26,32 @@ from explorer.data import DEFAULT_MAX_PIXELS, DecodeError, pad_right
 from models import ParamError, build_model
 
 from . import runfolder
-from .atomic import read_json, read_safetensors
+from .atomic import read_json
 from .device import resolve_device
 from .preprocess import Preprocess
 from .tasks import Task, get_task
+from .weights import STATE_SUFFIXES, fit_state, read_state_file
 
-__all__ = ["Run", "evaluate_run", "load_run"]
+__all__ = ["MODEL_FILE_SUFFIXES", "Run", "evaluate_run", "load_run"]
+
+#: the files :func:`load_run` opens besides run folders (an Open dialog's filter)
+MODEL_FILE_SUFFIXES = (*STATE_SUFFIXES, ".json")
 
 
 class Run:
     """A trained model with its labels and input contract. Build with :func:`load_run`."""
 
-    def __init__(self, path: Path, config: dict[str, Any], state_dict: dict[str, torch.Tensor], device: str = "cpu"):
+    def __init__(
+        self,
+        path: Path,
+        config: dict[str, Any],
+        state_dict: dict[str, torch.Tensor],
+        device: str = "cpu",
+        sources: list[Path] | None = None,
+    ):
         self.path = path
+        #: what the run was loaded from (its folder, or the weights file and its JSON): an export never writes there
+        self.sources: list[Path] = list(sources) if sources is not None else [path]
         self.config = config
         self.arch: str = config["arch"]
         self.params: dict[str, Any] = dict(config["params"])
@@ -57,10 +70,7 @@ class Run:
             )
         except ParamError as e:
             raise runfolder.RunFolderError(f"{path}: cannot rebuild the model ({e})") from None
-        try:
-            model.load_state_dict(state_dict)
-        except RuntimeError as e:
-            raise runfolder.RunFolderError(f"{path}: weights do not fit the model ({str(e).splitlines()[0]})") from None
+        fit_state(model, state_dict, path)
         self.model: nn.Module = model.to(self.device).eval()
         self._task: Task | None = None
 
@@ -167,31 +177,91 @@ def evaluate_run(run: Run, data: str | os.PathLike[str] | Any) -> dict[str, Any]
     return result
 
 
-def load_run(path: str | os.PathLike[str], device: str = "cpu") -> Run:
-    """Load a run folder, or an exported ``.safetensors`` bundle with its ``.json`` beside it.
+def load_run(
+    path: str | os.PathLike[str],
+    device: str = "cpu",
+    *,
+    config: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    arch: str | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> Run:
+    """Load a run folder, an exported bundle, or a plain state dict.
+
+    Args:
+        path: a run folder; an exported ``.safetensors`` (with ``NAME.json`` beside it) or that
+            ``NAME.json``; or a ``.pt`` / ``.pth`` / ``.safetensors`` state dict. ``.pt`` / ``.pth``
+            files are read with ``torch.load(weights_only=True)`` only: a file that needs other
+            Python objects is refused and nothing in it runs.
+        device: where the model goes ("cpu", "cuda", "auto"...).
+        config: for a weights file: the run folder, JSON file or dict that describes its model
+            (arch, params, task, labels, preprocess, model); default: ``NAME.json`` beside it.
+        arch: replaces the config's architecture family; ``params`` replaces its parameters.
 
     Raises:
-        RunFolderError: naming the file that is missing, damaged or inconsistent.
+        RunFolderError: naming the file that is missing, damaged, refused or inconsistent; weights
+            that do not fit the architecture list the missing, unexpected and mis-shaped keys.
     """
     p = Path(path)
     if p.is_dir():
-        config = runfolder.read_config(p)
-        weights = p / runfolder.WEIGHTS
-        if not weights.is_file():
+        if config is not None:
+            raise runfolder.RunFolderError(f"{p}: a run folder carries its own config; config= is for weights files")
+        cfg, weights, sources = runfolder.read_config(p), p / runfolder.WEIGHTS, [p]
+        if not weights.exists():
             raise runfolder.RunFolderError(f"{weights}: missing; the run has no trained weights yet")
-    elif p.suffix == ".safetensors" and p.is_file():
+    elif p.suffix == ".json":
+        cfg = _read_json_config(p)
+        weights, sources = _bundle_weights(p, cfg), [p]
+        sources.append(weights)
+    elif p.suffix in STATE_SUFFIXES:
         weights = p
-        side = p.with_suffix(".json")
-        if not side.is_file():
-            raise runfolder.RunFolderError(f"{side}: missing; an exported model needs its JSON beside it")
-        config = runfolder.read_config_file(side)
+        cfg, sources = _config_for(p, config)
     else:
-        raise runfolder.RunFolderError(f"{p}: neither a run folder nor an exported .safetensors model")
-    try:
-        state = read_safetensors(weights)
-    except Exception as e:  # safetensors raises several error types for damaged files
-        raise runfolder.RunFolderError(f"{weights}: damaged weights file ({e})") from None
-    return Run(p, config, state, device=device)
+        raise runfolder.RunFolderError(
+            f"{p}: not a run folder, an exported bundle (.safetensors + .json) or a state dict (.pt, .pth)"
+        )
+    if arch is not None or params is not None:
+        cfg = {**cfg, "arch": arch or cfg["arch"], "params": dict(params if params is not None else cfg["params"])}
+    state = read_state_file(weights)
+    return Run(p, cfg, state, device=device, sources=sources)
+
+
+def _read_json_config(path: Path) -> dict[str, Any]:
+    if path.exists() and not path.is_file():
+        raise runfolder.RunFolderError(f"{path}: not a regular file (a FIFO or device is never read as a config)")
+    return runfolder.read_config_file(path)
+
+
+def _bundle_weights(side: Path, cfg: Mapping[str, Any]) -> Path:
+    """The ``.safetensors`` an export's JSON describes."""
+    fmt = cfg.get("export_format", "safetensors")
+    if fmt != "safetensors":
+        raise runfolder.RunFolderError(
+            f"{side}: describes a {fmt} export, which PyTorch does not load back; open the .safetensors export "
+            "or the run folder"
+        )
+    weights = side.with_suffix(".safetensors")
+    if not weights.exists():
+        raise runfolder.RunFolderError(f"{weights}: missing; the bundle's weights belong beside {side.name}")
+    return weights
+
+
+def _config_for(weights: Path, config: str | os.PathLike[str] | Mapping[str, Any] | None) -> tuple[dict, list[Path]]:
+    """(config, source files) of a weights file: from ``config`` or ``NAME.json`` beside it."""
+    if isinstance(config, Mapping):
+        missing = [k for k in ("arch", "params", "task", "labels", "preprocess", "model") if k not in config]
+        if missing:
+            raise runfolder.RunFolderError(f"config for {weights}: incomplete, missing {', '.join(missing)}")
+        return dict(config), [weights]
+    if config is not None:
+        c = Path(config)
+        return (runfolder.read_config(c) if c.is_dir() else _read_json_config(c)), [weights, c]
+    side = weights.with_suffix(".json")
+    if not side.exists():
+        raise runfolder.RunFolderError(
+            f"{side}: missing; weights alone do not say which model they belong to: keep the export's JSON beside "
+            "them, or name a run folder or JSON that describes the model (config=)"
+        )
+    return _read_json_config(side), [weights, side]
 
 
 def weights_meta(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -37,10 +37,13 @@ def test_safetensors_bundle_is_a_loadable_run(run_dir, tmp_path: Path) -> None:
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_onnx_export_runs_in_onnxruntime_with_another_batch_size(run_dir, tmp_path: Path) -> None:
+def test_onnx_export_runs_in_onnxruntime_with_another_batch_size(run_dir, tmp_path: Path, capsys) -> None:
     ort = pytest.importorskip("onnxruntime")
     run, data = run_dir
     assert main(["export", str(run), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 0
+    printed = capsys.readouterr().out
+    side = json.loads((tmp_path / "m.json").read_text())
+    assert 0 <= side["max_abs_diff"] <= 1e-4 and f"max abs difference {side['max_abs_diff']:.2e}" in printed
     loaded = load_run(run)
     images = [str(p) for p in sorted((data / "bottom").glob("*.png"))[:5]]
     x = loaded.preprocess(images)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from explorer.data import Source
 
 from ..config import ConfigError
-from .base import Evaluation, Example, Headline, InspectRequest, PreparedData, Split, Task
+from .base import Evaluation, Example, ExportGraph, Headline, InspectRequest, PreparedData, Split, Task
 from .caption import CaptionTask
 from .classify import ClassifyTask
 from .sequence import SequenceTask
@@ -18,6 +18,7 @@ from .sequence import SequenceTask
 __all__ = [
     "Evaluation",
     "Example",
+    "ExportGraph",
     "Headline",
     "InspectRequest",
     "PreparedData",

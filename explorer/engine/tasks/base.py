@@ -12,7 +12,8 @@ a :class:`Task` answers each question whose answer differs, so no code outside
   :meth:`Task.final_metrics`, :attr:`Task.headline` (the one figure a run is judged by);
 - use: :meth:`Task.predict`, :meth:`Task.format_prediction` (CLI line),
   :meth:`Task.prediction_columns` / :meth:`Task.prediction_cells` (the app's table),
-  :meth:`Task.inspect` (what ``inspect`` adds for the task), :meth:`Task.graph_export_problem`;
+  :meth:`Task.inspect` (what ``inspect`` adds for the task);
+- export: :meth:`Task.export_graphs` (what is traced), :meth:`Task.export_info` (how to read the outputs);
 - the app's data screens: :attr:`Task.title`, :attr:`Task.has_classes`,
   :meth:`Task.describe_dataset`, :meth:`Task.check_targets`.
 """
@@ -32,8 +33,9 @@ from models import Intermediate, build_model
 
 from ..config import DataConfig
 from ..preprocess import Preprocess
+from ._export import ExportGraph, image_graph
 
-__all__ = ["Split", "PreparedData", "Evaluation", "Example", "Headline", "InspectRequest", "Task"]
+__all__ = ["Split", "PreparedData", "Evaluation", "Example", "ExportGraph", "Headline", "InspectRequest", "Task"]
 
 
 @dataclass
@@ -349,6 +351,14 @@ class Task:
         widths = torch.tensor([req.x.shape[-1]], device=req.x.device)
         return {"prediction": self.predict(req.model, req.x, widths, req.labels, beam=req.beam)[0]}
 
-    def graph_export_problem(self) -> str | None:
-        """Why this task's models cannot be exported as one graph (ONNX, torch.export), or None."""
-        return None
+    # -- export ------------------------------------------------------------------------------
+    def export_graphs(self, model: nn.Module, input_shape: tuple[int, int, int | None]) -> list[ExportGraph]:
+        """The graphs (ONNX, ``torch.export``) this task's model exports as: by default one,
+        ``image`` (B, C, H, W) -> ``logits`` (B, outputs), batch free (and width, for
+        variable-width inputs)."""
+        return [image_graph(model, input_shape, ("batch", "outputs"))]
+
+    def export_info(self, model: nn.Module, labels: list[str], input_shape: tuple[int, int, int | None]) -> dict:
+        """What the JSON beside an export adds so a client can read the outputs
+        (``outputs``: one line per output name; task-specific keys such as ``blank``)."""
+        return {}

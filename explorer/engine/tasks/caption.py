@@ -23,12 +23,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from explorer.data import Sample, Source, Vocabulary, infer_image_size, random_split, tokenize
-from explorer.data.text import END, SPECIALS, START
+from explorer.data.text import END, PAD, SPECIALS, START
 from models import list_models, model_info
 
 from ..bleu import bleu_scores
 from ..config import ConfigError, DataConfig
 from ..preprocess import Preprocess
+from ._export import ExportGraph, random_images
 from ._maps import sum_to_one, to_size
 from ._prepare import Geometry, fit_preprocess, load
 from .base import Evaluation, Headline, InspectRequest, PreparedData, Split, Task
@@ -145,8 +146,50 @@ class CaptionTask(Task):
     def loss_name(self) -> str:
         return "cross-entropy per word"
 
-    def graph_export_problem(self) -> str | None:
-        return "caption models decode step by step (beam search); export them as safetensors"
+    # -- export --------------------------------------------------------------------------
+    def export_graphs(self, model: nn.Module, input_shape: tuple[int, int, int | None]) -> list[ExportGraph]:
+        """Two graphs: ``encoder`` (image -> features, h, c) and ``decoder`` (one step)."""
+        encoder, step = model.export_modules()
+        images = random_images(input_shape)
+        vocab = model.vocab_size
+        free = "cells" if input_shape[2] is None else None  # the grid grows with the width
+
+        def step_inputs(b: int, w: int) -> tuple[torch.Tensor, ...]:
+            with torch.no_grad():
+                feats, h, c = encoder(images(b, w))
+            token = torch.randint(len(SPECIALS), vocab, (b,), generator=torch.Generator().manual_seed(w))
+            return token, h, c, feats
+
+        enc_dyn = {0: "batch"} if input_shape[2] is not None else {0: "batch", 3: "width"}
+        return [
+            ExportGraph("encoder", encoder, lambda b, w: (images(b, w),), ("image",), ("features", "h", "c"),
+                        (enc_dyn,), (("batch", "cells", "dim"), ("batch", "hidden"), ("batch", "hidden"))),
+            ExportGraph("decoder", step, step_inputs, ("token", "h", "c", "features"),
+                        ("logits", "h_next", "c_next", "alpha"),
+                        ({0: "batch"}, {0: "batch"}, {0: "batch"}, {0: "batch", **({1: free} if free else {})}),
+                        (("batch", "vocabulary"), ("batch", "hidden"), ("batch", "hidden"), ("batch", "cells"))),
+        ]  # fmt: skip
+
+    def export_info(self, model: nn.Module, labels: list[str], input_shape: tuple[int, int, int | None]) -> dict:
+        """The vocabulary and the greedy loop's constants."""
+        _, h, w = input_shape
+        gh, gw = model.grid_size(h, w if w is not None else h)  # gh does not depend on the width
+        return {
+            "vocabulary": list(labels),
+            "pad": SPECIALS.index(PAD),
+            "start": SPECIALS.index(START),
+            "end": SPECIALS.index(END),
+            "grid": [gh, gw if w is not None else None],
+            "max_length": int(self.extra["max_len"]) + 1,
+            "outputs": {
+                "features": "(batch, cells, dim) annotation vectors, cell = row * grid[1] + col",
+                "h": "(batch, hidden) the decoder's initial state; c likewise",
+                "logits": "(batch, vocabulary) next-word scores, pad and start at -inf: greedy takes the argmax",
+                "alpha": "(batch, cells) attention of this step over the grid, sums to 1",
+            },
+            "decoding": "token = start; up to max_length steps: logits, h, c, alpha = decoder(token, h, c, features); "
+            "token = argmax(logits); stop at end; the words are vocabulary[token]",
+        }
 
     # -- training ------------------------------------------------------------------------
     def batch(self, split: Split, idx: torch.Tensor) -> tuple[torch.Tensor, Any]:

@@ -140,6 +140,15 @@ class ClassifyTask(Task):
     def loss_name(self) -> str:
         return "cross-entropy + MSE" if self.regression else "cross-entropy"
 
+    def export_info(self, model: nn.Module, labels: list[str], input_shape: tuple[int, int, int | None]) -> dict:
+        n = len(labels)
+        line = f"(batch, {self.output_count(labels)}): scores; softmax over the first {n} gives the probability of labels[i]"
+        reg = self.regression
+        if not reg:
+            return {"outputs": {"logits": line}}
+        line += "; output n + j is regression column j standardised: value = output * std[j] + mean[j]"
+        return {"outputs": {"logits": line}, "regression": {k: reg[k] for k in ("columns", "mean", "std")}}
+
     def batch(self, split: Split, idx: torch.Tensor) -> tuple[torch.Tensor, Any]:
         t = split.targets
         return split.x[idx], ({k: v[idx] for k, v in t.items()} if isinstance(t, dict) else t[idx])

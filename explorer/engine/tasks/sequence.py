@@ -24,6 +24,7 @@ from ..config import ConfigError, DataConfig
 from ..ctc import cer as char_error_rate
 from ..ctc import char_confusion, encode, greedy_decode, greedy_decode_batch, prefix_beam_search, required_frames
 from ..preprocess import Preprocess
+from ._export import ExportGraph, image_graph
 from ._prepare import MAX_HEIGHT, MIN_HEIGHT, Geometry, fit_preprocess, load
 from .base import Evaluation, Headline, InspectRequest, PreparedData, Split, Task
 
@@ -131,6 +132,20 @@ class SequenceTask(Task):
     @property
     def loss_name(self) -> str:
         return "CTC"
+
+    def export_graphs(self, model: nn.Module, input_shape: tuple[int, int, int | None]) -> list[ExportGraph]:
+        return [image_graph(model, input_shape, ("batch", "frames", "classes"))]
+
+    def export_info(self, model: nn.Module, labels: list[str], input_shape: tuple[int, int, int | None]) -> dict:
+        """Class 0 is the CTC blank, class i >= 1 is ``labels[i - 1]``."""
+        return {
+            "blank": 0,
+            "outputs": {
+                "logits": f"(batch, frames, {len(labels) + 1}) per-frame scores (left to right): class 0 is the CTC "
+                "blank, class i >= 1 is labels[i - 1]; greedy reading: argmax per frame, merge repeats, drop blanks. "
+                "Run one image per call (or images of one width): padding is read as frames"
+            },
+        }
 
     def model_params(self, arch: str, params: dict[str, Any]) -> dict[str, Any]:
         info = model_info(arch)
