@@ -39,7 +39,9 @@ from .events import DataReady, EpochReport, Event, Finished, ModelReady, Status
 from .hooks import EarlyStopping, Hook, ProbeHook
 from .preprocess import Preprocess
 from .reporting import EpochMeter, epoch_report
-from .session import Session, batch_indices, build_optimizer
+from .resources import check_cache_fits, is_out_of_memory
+from .runwriter import RunWriter, SaveFailed, describe_os_error
+from .session import PRENORMALIZE_LIMIT_BYTES, Session, batch_indices, build_optimizer
 from .step import NonFinite, train_step
 from .tasks import PreparedData, Task, detect_task, get_task
 from .validation import ValidationStopped, final_evaluation, keep_evaluation, validate
@@ -74,6 +76,9 @@ class Trainer:
         report_interval: seconds between :class:`StepReport` events (0 = every step).
         control: the run's state owner; give one when a front end must be able to stop or
             pause the run before the trainer exists (the UI's worker); default: a new one.
+        overwrite: replace the run in ``out_dir``. Without it, a new run refuses an
+            existing run folder (see :mod:`explorer.engine.ownership`); the old run stays
+            intact until the new one has completed its first epoch save.
     """
 
     def __init__(
@@ -85,6 +90,7 @@ class Trainer:
         resume: bool = False,
         report_interval: float = 0.25,
         control: RunControl | None = None,
+        overwrite: bool = False,
     ) -> None:
         config.validate()
         if resume and out_dir is None:
@@ -93,6 +99,8 @@ class Trainer:
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.source = source
         self.resume = resume
+        self.overwrite = overwrite
+        self.writer = RunWriter(self.out_dir, resume=resume, overwrite=overwrite)
         self.report_interval = report_interval
         self.control = control if control is not None else RunControl()
         self.task: Task | None = None
@@ -134,20 +142,28 @@ class Trainer:
         """Prepare data and model, train epoch by epoch, finish; yields events throughout."""
         self.control.set_phase(PREPARING)
         try:
-            yield from self._run()
+            with self.writer:
+                yield from self._run()
         finally:
             self.control.set_phase(FINISHED)
 
     def _run(self) -> Iterator[Event]:
+        for note in self.writer.notes:
+            yield Status(note)
         resume = checkpoint.read_resume(self.out_dir) if self.resume and self.out_dir is not None else None
+        if resume and resume["note"]:
+            yield Status(resume["note"])
         yield Status("reading data")
         data = yield from self._prepare(resume)
         if data is None:
             return
         assert self.task is not None
-        s = Session(self.config, self.out_dir, self.task, data, resume)
+        s = Session(self.config, self.writer.write_dir, self.task, data, resume)
         self.model = s.model
-        checkpoint.write_run_config(s)
+        try:
+            checkpoint.write_run_config(s)
+        except OSError as e:
+            raise TrainingError(f"cannot write the run folder: {describe_os_error(e)}") from None
         tc = self.config.train
         self.control.update(epochs=tc.epochs, global_step=s.state.global_step, epoch=s.state.epoch)
         yield ModelReady(
@@ -161,16 +177,24 @@ class Trainer:
             yield Status(f"the run already completed {s.state.epoch} of {tc.epochs} epochs")
         self.control.set_phase(TRAINING)
         status, message = yield from self._fit(s)
+        noted = len(self.writer.notes)
         metrics = self._finish(s, status)
+        notes = [message, *self.writer.notes[noted:]]
+        if self.out_dir is not None and not self.writer.has_run and "Nothing was written" not in message:
+            notes.append(f"Nothing was written to {self.out_dir} (a new run appears there after its first epoch).")
+        message = " ".join(n for n in notes if n)
         yield Finished(status=status, message=message, metrics=metrics, run_dir=self._run_dir())
 
     def _run_dir(self) -> str | None:
-        return str(self.out_dir) if self.out_dir else None
+        return str(self.out_dir) if self.out_dir and self.writer.has_run else None
 
     def _prepare(self, resume: dict[str, Any] | None) -> Generator[Event, None, PreparedData | None]:
         """Reads the data (the stored labels and input contract when resuming); None when stopped."""
         cfg = self.config
         source = self.source if self.source is not None else open_source(cfg.data.source)
+        if cfg.data.height and cfg.data.width and not resume:
+            channels = 1 if cfg.data.color == "gray" else 3
+            check_cache_fits(len(source.samples), cfg.data.height, cfg.data.width, channels, PRENORMALIZE_LIMIT_BYTES)
         task = self.task = get_task(detect_task(source, cfg.data.task))
         stored = resume["config"] if resume else {}
         try:
@@ -231,7 +255,27 @@ class Trainer:
         except NonFinite as e:
             s.model.load_state_dict(s.last_good)
             return "failed", e.message(s.state.epoch)
+        except SaveFailed as e:
+            s.model.load_state_dict(s.last_good)
+            return "failed", f"training stopped: {e}. {self.writer.where(s.state.epoch)} Free some space and resume."
+        except Exception as e:
+            if not is_out_of_memory(e):
+                raise
+            return "failed", self._out_of_memory(s, epoch, e)
         return "completed", ""
+
+    def _out_of_memory(self, s: Session, epoch: int, e: BaseException) -> str:
+        """Back to the last good weights after an out-of-memory; the message for Finished."""
+        if s.device.type == "cuda":
+            torch.cuda.empty_cache()
+        s.model.load_state_dict(s.last_good)
+        x = s.train.x
+        size = f"{x.shape[1]}x{x.shape[2]}" if x.dim() >= 3 else "?"
+        where = self.writer.where(s.state.epoch) if self.writer.dest is not None else ""
+        return (
+            f"training stopped: out of memory on {s.device.type} during epoch {epoch} (batch size {s.tc.batch_size}, "
+            f"images {size}; {type(e).__name__}). {where} Try a smaller --batch-size or --image-size."
+        ).replace("  ", " ")
 
     # -- one epoch ---------------------------------------------------------------------------
     def _epoch(self, s: Session, epoch: int, hooks: list[Hook]) -> Generator[Event, None, EpochReport]:
@@ -272,13 +316,18 @@ class Trainer:
             ev = validate(s, self.control, epoch, meter.steps)
         except ValidationStopped:
             raise _Stopped("validation") from None
+        before = copy.deepcopy(s.state), s.best_state
         improved = checkpoint.record_best(s, epoch, ev.loss if ev is not None else None)
         s.state.epoch = epoch
         keep_evaluation(s, epoch, ev)
         report = epoch_report(s, epoch, meter, figures, ev, improved)
         s.state.history.append(report.to_dict())
+        try:
+            self.writer.save_epoch(s, epoch)
+        except SaveFailed:
+            s.state, s.best_state = before  # the run is what the folder holds: the epoch before
+            raise
         s.last_good = copy.deepcopy(s.model.state_dict())
-        checkpoint.save_epoch(s)
         return report
 
     # -- the end -----------------------------------------------------------------------------
@@ -302,15 +351,21 @@ class Trainer:
             "val_samples": len(s.val),
             "num_parameters": sum(p.numel() for p in model.parameters()),
         }
-        ev = final_evaluation(s, status, restored_best)
+        try:
+            ev = final_evaluation(s, status, restored_best)
+        except Exception as e:
+            if not is_out_of_memory(e):
+                raise
+            ev = None
+            self.writer.notes.append("out of memory while measuring the final weights; no final figures")
         if ev is not None:
             final = s.task.final_metrics(ev, s.data.labels)
             if final.get("val_loss") is not None and not math.isfinite(final["val_loss"]):
                 final["val_loss"] = None
             metrics.update(final)
         metrics["labels"] = list(s.data.labels)
-        if self.out_dir is not None:
+        if self.writer.has_run:
             if state.epoch > 0:
-                checkpoint.save_weights(s)
-            runfolder.write_metrics(self.out_dir, metrics)
+                self.writer.write(runfolder.WEIGHTS, lambda: checkpoint.save_weights(s))
+            self.writer.write(runfolder.METRICS, lambda: runfolder.write_metrics(s.out_dir, metrics))
         return metrics
