@@ -24,6 +24,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import secrets
 import shutil
 import socket
 import sys
@@ -218,8 +219,15 @@ class Destination:
         recover(self.dest)
         self.check()
         self.dest.parent.mkdir(parents=True, exist_ok=True)
-        self.staging = Path(tempfile.mkdtemp(prefix=f".{self.dest.name}.new-", dir=self.dest.parent))
-        return self.staging
+        while True:  # not mkdtemp: the run folder gets the user's usual permissions (umask)
+            staging = self.dest.parent / f".{self.dest.name}.new-{secrets.token_hex(4)}"
+            try:
+                staging.mkdir()
+                break
+            except FileExistsError:
+                continue
+        self.staging = staging
+        return staging
 
     def publish(self) -> None:
         """Moves the staged run (with its first complete save) into place."""

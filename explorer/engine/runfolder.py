@@ -89,11 +89,15 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise RunFolderError(f"{path}: unreadable ({e})") from None
     if not isinstance(cfg, dict) or cfg.get("format") != RUN_FORMAT:
         raise RunFolderError(f"{path}: not a Model Explorer run config (format != {RUN_FORMAT!r})")
-    if cfg.get("version", 0) > RUN_VERSION:
+    version = cfg.get("version", 0)
+    if isinstance(version, int | float) and not isinstance(version, bool) and version > RUN_VERSION:
         raise RunFolderError(f"{path}: written by a newer Model Explorer (version {cfg['version']})")
     missing = [k for k in ("arch", "params", "task", "labels", "preprocess", "model") if k not in cfg]
     if missing:
         raise RunFolderError(f"{path}: incomplete run config, missing {', '.join(missing)}")
+    from .runcheck import check_config
+
+    check_config(cfg, path)
     return cfg
 
 
@@ -179,6 +183,9 @@ def load_checkpoint(
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:  # safetensors raises several error types for damaged files
         raise RunFolderError(f"{path}: damaged checkpoint ({e})") from None
+    from .runcheck import check_checkpoint_meta
+
+    check_checkpoint_meta(meta, path)
     model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     rng = {k[4:]: v for k, v in tensors.items() if k.startswith("rng.")}
     opt_state = optimizer_state_from_flat(tensors, meta.pop("optimizer"))
