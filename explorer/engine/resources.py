@@ -29,6 +29,7 @@ __all__ = [
     "available_bytes",
     "check_cache_fits",
     "check_step_fits",
+    "check_before_decoding",
     "step_bytes",
     "is_out_of_memory",
     "fmt_bytes",
@@ -109,7 +110,14 @@ def _activation_bytes(build: Callable[[], nn.Module], example: tuple[int, int, i
             model = build()
             handles = [m.register_forward_hook(count) for m in model.modules() if not list(m.children())]
             model.train()
-            model(torch.zeros((1, *example)))
+            x = torch.zeros((1, *example))
+            try:
+                model(x)
+            except TypeError:  # a forward that needs more than images (the captioner's tokens):
+                encoder = getattr(model, "encoder", None)  # its image encoder is what grows with size
+                if encoder is None:
+                    raise
+                encoder(x)
         for h in handles:
             h.remove()
         return total, sum(p.numel() for p in model.parameters())
@@ -148,6 +156,31 @@ def check_step_fits(
             f"({fmt_bytes(per_image)} of activations per image), more than the {fmt_bytes(free)} free on "
             f"{device.type}; try a smaller --batch-size or --image-size",
         )
+
+
+def check_before_decoding(cfg: Any, task: Any, images: int, float_copy_limit: int) -> None:
+    """With the input size given (``--image-size``): the cache and one training step at that
+    size, checked before a single image is decoded (a model of two outputs stands in for the
+    real one, whose outputs are known only after reading the data)."""
+    from models import build_model, model_params
+
+    from .device import resolve_device
+
+    d = cfg.data
+    if not (d.height and d.width) or images <= 0:
+        return
+    channels = 1 if d.color == "gray" else 3
+    check_cache_fits(images, d.height, d.width, channels, float_copy_limit)
+    try:
+        params = model_params(cfg.arch).from_dict(task.model_params(cfg.arch, dict(cfg.params))).to_dict()
+        device = resolve_device(cfg.train.device)
+    except Exception:  # noqa: BLE001 - reported with its own message when the model is built
+        return
+
+    def build() -> nn.Module:
+        return build_model(cfg.arch, in_channels=channels, num_outputs=2, image_size=(d.height, d.width), **params)
+
+    check_step_fits(build, (channels, d.height, d.width), min(cfg.train.batch_size, images), device)
 
 
 def is_out_of_memory(e: BaseException) -> bool:

@@ -39,7 +39,7 @@ from .events import DataReady, EpochReport, Event, Finished, ModelReady, Status
 from .hooks import EarlyStopping, Hook, ProbeHook
 from .preprocess import Preprocess
 from .reporting import EpochMeter, epoch_report
-from .resources import check_cache_fits, is_out_of_memory
+from .resources import check_before_decoding, is_out_of_memory
 from .runwriter import RunWriter, SaveFailed, describe_os_error
 from .session import PRENORMALIZE_LIMIT_BYTES, Session, batch_indices, build_optimizer
 from .step import NonFinite, train_step
@@ -192,10 +192,9 @@ class Trainer:
         """Reads the data (the stored labels and input contract when resuming); None when stopped."""
         cfg = self.config
         source = self.source if self.source is not None else open_source(cfg.data.source)
-        if cfg.data.height and cfg.data.width and not resume:
-            channels = 1 if cfg.data.color == "gray" else 3
-            check_cache_fits(len(source.samples), cfg.data.height, cfg.data.width, channels, PRENORMALIZE_LIMIT_BYTES)
         task = self.task = get_task(detect_task(source, cfg.data.task))
+        if not resume:
+            check_before_decoding(cfg, task, len(source.samples), PRENORMALIZE_LIMIT_BYTES)
         stored = resume["config"] if resume else {}
         try:
             data = self.data = task.prepare(
