@@ -198,6 +198,9 @@ def cmd_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from explorer.engine import Trainer
 
     if args.resume is not None:
+        from explorer.engine.ownership import recover_now
+
+        recover_now(args.resume)  # a run a killed --overwrite had moved aside comes back first
         cfg, out_dir = _resume_config(args), args.resume
     else:
         if not args.data:

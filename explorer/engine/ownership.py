@@ -35,7 +35,7 @@ from typing import Any
 
 from .runfolder import CHECKPOINT, CONFIG, WEIGHTS, RunFolderError
 
-__all__ = ["RunLock", "Destination", "is_run_folder", "lock_path"]
+__all__ = ["RunLock", "Destination", "is_run_folder", "lock_path", "recover", "recover_now"]
 
 _RUN_FILES = (CONFIG, WEIGHTS, CHECKPOINT)
 
@@ -263,3 +263,10 @@ def recover(dest: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     for new in parent.glob(f".{dest.name}.new-*"):
         shutil.rmtree(new, ignore_errors=True)
+
+
+def recover_now(dest: str | os.PathLike[str]) -> None:
+    """:func:`recover` under the lock, for a reader about to use ``dest`` (raises RunFolderError
+    naming the holder when a training is writing it)."""
+    with RunLock(dest) as lock:
+        recover(lock.run_dir)
