@@ -150,7 +150,9 @@ def _copy_run(src: Path, dest: Path) -> Path:
 # -- refusals --------------------------------------------------------------------------------
 
 
-def test_an_existing_run_is_refused_naming_resume_and_overwrite(old_run: Path, two: Path, tmp_path: Path, capsys) -> None:
+def test_an_existing_run_is_refused_naming_resume_and_overwrite(
+    old_run: Path, two: Path, tmp_path: Path, capsys
+) -> None:
     run = _copy_run(old_run, tmp_path / "run")
     before = _snapshot(run)
     capsys.readouterr()
