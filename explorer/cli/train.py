@@ -64,7 +64,7 @@ def _check_regular_file(path: Path, flag: str) -> None:
 def _resume_config(args: argparse.Namespace) -> Any:
     """The stored config of ``--resume RUN_DIR``; only ``--epochs``, ``--device`` and DATA change it."""
     from explorer.engine.runcheck import check_resume_config
-    from explorer.engine.runfolder import CONFIG, read_config
+    from explorer.engine.runfolder import CONFIG, RunFolderError, read_config
 
     from .flags import apply_flags, given
 
@@ -74,6 +74,10 @@ def _resume_config(args: argparse.Namespace) -> Any:
     apply_flags(cfg, {k: values[k] for k in ("train.epochs", "train.device") if k in values})
     if args.data:
         cfg.data.source = args.data
+    if not cfg.data.source:
+        raise RunFolderError(
+            f"{args.resume / CONFIG}: data.source: not recorded; give the data again: train DATA --resume RUN_DIR"
+        )
     return cfg
 
 

@@ -191,7 +191,7 @@ def load_run(path: str | os.PathLike[str], device: str = "cpu") -> Run:
         state = read_safetensors(weights)
     except Exception as e:  # safetensors raises several error types for damaged files
         raise runfolder.RunFolderError(f"{weights}: damaged weights file ({e})") from None
-    return Run(p, config, state, device=device)
+    return Run(p, config, runfolder.check_weights(p, config, state, weights), device=device)
 
 
 def weights_meta(path: str | os.PathLike[str]) -> dict[str, Any]:

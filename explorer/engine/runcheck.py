@@ -18,7 +18,14 @@ from typing import Any
 
 from .runfolder import RUN_VERSION, RunFolderError
 
-__all__ = ["check_config", "check_checkpoint_meta", "check_resume_config"]
+__all__ = [
+    "check_config",
+    "check_checkpoint_meta",
+    "check_resume_config",
+    "check_param_groups",
+    "check_weights",
+    "state_mismatch",
+]
 
 MAX_OUTPUTS = 1_000_000
 MAX_SIDE = 4096
@@ -91,7 +98,7 @@ def _check_config(cfg: dict[str, Any]) -> None:
     except (TypeError, ValueError) as e:
         raise _Bad("params", str(e)) from None
     for key in ("data", "train"):
-        if key in cfg and cfg[key] is not None:
+        if key in cfg:
             _dict(cfg[key], key)
     if isinstance(cfg.get("data"), dict) and "max_pixels" in cfg["data"]:
         _int(cfg["data"], "max_pixels", "data.max_pixels", 1, 2**40)
@@ -126,6 +133,14 @@ def _output_count(cfg: dict[str, Any], labels: list[str]) -> int:
         raise _Bad("task_extra", f"not usable ({type(e).__name__}: {e})") from None
 
 
+_PRE_CHOICES = {
+    "color": ("gray", "rgb"),
+    "resize": ("auto", "linear", "area"),
+    "fit": ("stretch", "keep_aspect"),
+    "pad": ("edge",),
+}
+
+
 def _preprocess(pre: dict[str, Any]) -> dict[str, Any]:
     channels = _int(pre, "channels", "preprocess.channels", 1, 3)
     if channels == 2:
@@ -133,9 +148,11 @@ def _preprocess(pre: dict[str, Any]) -> dict[str, Any]:
     _int(pre, "height", "preprocess.height", 1, MAX_SIDE)
     _int(pre, "width", "preprocess.width", 1, MAX_SIDE, optional=True)
     _int(pre, "max_width", "preprocess.max_width", 1, 1 << 20, optional=True)
-    for key in ("color", "resize", "fit", "pad"):
-        if key in pre and not isinstance(pre[key], str):
-            raise _Bad(f"preprocess.{key}", f"expected text, got {_show(pre[key])}")
+    if "color" not in pre:
+        raise _Bad("preprocess.color", "missing")
+    for key, choices in _PRE_CHOICES.items():
+        if key in pre and pre[key] not in choices:
+            raise _Bad(f"preprocess.{key}", f"expected one of {', '.join(choices)}, got {_show(pre[key])}")
     if "scale" in pre:
         _num(pre["scale"], "preprocess.scale", 1e-12, 1e12)
     for key, lo in (("mean", -1e12), ("std", 1e-12)):
@@ -144,6 +161,12 @@ def _preprocess(pre: dict[str, Any]) -> dict[str, Any]:
             raise _Bad(f"preprocess.{key}", f"expected {channels} number(s), got {_show(values)}")
         for i, v in enumerate(values):
             _num(v, f"preprocess.{key}[{i}]", lo, 1e12)
+    from .preprocess import Preprocess
+
+    try:
+        Preprocess.from_dict(pre)
+    except (TypeError, ValueError) as e:
+        raise _Bad("preprocess", str(e)) from None
     return pre
 
 
@@ -170,11 +193,12 @@ def check_resume_config(stored: dict[str, Any], path: str | os.PathLike[str]) ->
     from .config import ConfigError, RunConfig
 
     try:
-        return RunConfig.from_dict({k: stored[k] for k in ("arch", "params", "data", "train") if k in stored})
+        cfg = RunConfig.from_dict({k: stored[k] for k in ("arch", "params", "data", "train") if k in stored})
     except ConfigError as e:
         raise RunFolderError(f"{path}: {e}") from None
-    except (TypeError, ValueError, KeyError) as e:
+    except (TypeError, ValueError, KeyError, AttributeError) as e:
         raise RunFolderError(f"{path}: unusable run settings ({e})") from None
+    return cfg
 
 
 # -- checkpoint metadata ---------------------------------------------------------------------
@@ -243,9 +267,84 @@ def _optimizer(opt: dict[str, Any]) -> None:
             raise _Bad(f"{field}.betas", f"expected two numbers, got {_show(betas)}")
         for i, b in enumerate(betas):
             _num(b, f"{field}.betas[{i}]", 0.0, 1.0)
-    plain = _dict(opt.get("plain", {}), "optimizer.plain")
+    if "plain" not in opt:
+        raise _Bad("optimizer.plain", "missing")
+    plain = _dict(opt["plain"], "optimizer.plain")
     for pid, entries in plain.items():
         if not pid.isdigit():
             raise _Bad(f"optimizer.plain.{pid}", "expected a parameter number")
         for key, value in _dict(entries, f"optimizer.plain.{pid}").items():
             _num(value, f"optimizer.plain.{pid}.{key}", -1e30, 1e30)
+
+
+def _kind(v: Any) -> str:
+    if v is None or isinstance(v, bool):
+        return "true/false"
+    if _is_num(v):
+        return "a number"
+    if isinstance(v, list | tuple):
+        return "a list"
+    return type(v).__name__
+
+
+def check_param_groups(saved: Any, fresh: list[dict[str, Any]], path: str | os.PathLike[str]) -> None:
+    """The checkpoint's optimizer groups against those of the optimizer the run builds: same
+    count, same keys, same kinds of values, same number of parameters."""
+    if not isinstance(saved, list) or len(saved) != len(fresh):
+        n = len(saved) if isinstance(saved, list) else "no"
+        raise RunFolderError(f"{path}: optimizer.param_groups: {n} groups for an optimizer of {len(fresh)}")
+    for i, (g, f) in enumerate(zip(saved, fresh)):
+        field = f"optimizer.param_groups[{i}]"
+        missing = sorted(set(f) - set(g))
+        if missing:
+            raise RunFolderError(f"{path}: {field}: missing {', '.join(missing)}")
+        for key, value in f.items():
+            if key == "params":
+                if len(g[key]) != len(value):
+                    raise RunFolderError(
+                        f"{path}: {field}.params: {len(g[key])} parameters, the model has {len(value)}"
+                    )
+            elif _kind(g[key]) != _kind(value):
+                raise RunFolderError(f"{path}: {field}.{key}: expected {_kind(value)}, got {_show(g[key])}")
+
+
+def check_weights(config: dict[str, Any], state: dict[str, Any], config_path: Any, weights_path: Any) -> dict[str, Any]:
+    """``state`` (the weights file's tensors) checked against the model ``config`` describes,
+    built on the meta device (no memory): the first missing, unexpected or misshapen tensor is
+    named with both files. Returns ``state``."""
+    import torch
+
+    from models import ParamError, build_model
+
+    spec = config["model"]
+    try:
+        with torch.device("meta"):
+            model = build_model(
+                config["arch"],
+                in_channels=spec["in_channels"],
+                num_outputs=spec["num_outputs"],
+                image_size=tuple(spec["image_size"]),
+                **{k: v for k, v in config["params"].items() if k != "weights"},
+            )
+    except ParamError as e:
+        raise RunFolderError(f"{config_path}: params.{e.param}: cannot rebuild the model ({e.message})") from None
+    except Exception:  # noqa: BLE001 - a family the meta device cannot build: loading will tell
+        return state
+    problem = state_mismatch(model, state)
+    if problem:
+        raise RunFolderError(
+            f"{weights_path} does not fit the model {config_path} describes (arch, params, model): {problem}"
+        )
+    return state
+
+
+def state_mismatch(model: Any, state: dict[str, Any]) -> str | None:
+    """The first tensor of ``state`` missing, unexpected or misshapen for ``model``; None if it fits."""
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    for key, shape in expected.items():
+        if key not in state:
+            return f"no tensor {key!r}"
+        if tuple(state[key].shape) != shape:
+            return f"{key!r} is {list(state[key].shape)}, the model's is {list(shape)}"
+    extra = sorted(set(state) - set(expected))
+    return f"unexpected tensor {extra[0]!r}" if extra else None

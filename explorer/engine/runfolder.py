@@ -52,6 +52,7 @@ __all__ = [
     "safetensors_writer",
     "json_writer",
     "weights_saved_epoch",
+    "check_weights",
 ]
 
 CONFIG = "config.json"
@@ -244,3 +245,14 @@ def weights_saved_epoch(path: str | os.PathLike[str]) -> int | None:
         meta = json.loads((f.metadata() or {}).get("meta", "{}"))
     saved = meta.get("saved_epoch") if isinstance(meta, dict) else None
     return saved if isinstance(saved, int) and not isinstance(saved, bool) else None
+
+
+def check_weights(
+    run_path: str | os.PathLike[str], config: dict[str, Any], state: dict[str, torch.Tensor], weights: Path
+) -> dict[str, torch.Tensor]:
+    """``state`` checked against the model ``config`` describes (see
+    :func:`explorer.engine.runcheck.check_weights`); ``run_path`` is a run folder or a bundle."""
+    from .runcheck import check_weights as check
+
+    config_path = Path(weights).with_name(CONFIG) if Path(run_path).is_dir() else Path(weights).with_suffix(".json")
+    return check(config, state, config_path, weights)

@@ -23,7 +23,8 @@ from models import build_model, model_params
 from .config import ConfigError, RunConfig, TrainConfig
 from .device import resolve_device
 from .resources import check_step_fits
-from .runfolder import CHECKPOINT, RunFolderError
+from .runcheck import check_param_groups, state_mismatch
+from .runfolder import CHECKPOINT, CONFIG, RunFolderError
 from .tasks import Evaluation, PreparedData, Task
 
 __all__ = ["Session", "Counters", "build_optimizer", "batch_indices", "PRENORMALIZE_LIMIT_BYTES"]
@@ -128,6 +129,11 @@ class Session:
         """The checkpoint's state; a part that does not fit is a RunFolderError naming it."""
         path = Path(self.out_dir or ".") / CHECKPOINT
         meta = resume["meta"]
+        problem = state_mismatch(self.model, resume["model"])
+        if problem:
+            described = path.with_name(CONFIG)
+            raise RunFolderError(f"{path}: its model does not fit the one {described} describes: {problem}")
+        check_param_groups(resume["optimizer"]["param_groups"], self.optimizer.state_dict()["param_groups"], path)
         steps: list[tuple[str, Callable[[], object]]] = [
             ("model", lambda: self.model.load_state_dict(resume["model"])),
             ("optimizer", lambda: self.optimizer.load_state_dict(resume["optimizer"])),
