@@ -44,6 +44,7 @@ class RunWriter:
         self.lock = RunLock(dest) if dest is not None else None
         self.destination = Destination(dest, overwrite) if dest is not None and not resume else None
         self.broken = False  # a save failed: write nothing more
+        self.saves = 0  # epoch saves completed by this training
         self.notes: list[str] = []
 
     def __enter__(self) -> RunWriter:
@@ -99,6 +100,7 @@ class RunWriter:
             return
         try:
             checkpoint.save_epoch(s)
+            self.saves += 1
             if self.destination is not None and not self.destination.published:
                 self.destination.publish()
                 s.out_dir = self.dest

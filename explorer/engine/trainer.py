@@ -33,7 +33,7 @@ from explorer.data import Source, open_source
 
 from . import checkpoint, runfolder
 from .config import ConfigError, RunConfig
-from .control import FINISHED, PREPARING, TRAINING, RunControl
+from .control import FINISHED, PREPARING, TRAINING, RunControl, StopGuard
 from .device import describe_device
 from .events import DataReady, EpochReport, Event, Finished, ModelReady, Status
 from .hooks import EarlyStopping, Hook, ProbeHook
@@ -63,6 +63,10 @@ class _Stopped(Exception):
     def __init__(self, where: str) -> None:
         super().__init__(where)
         self.where = where
+
+
+def _stop_training() -> _Stopped:
+    return _Stopped("training")
 
 
 class Trainer:
@@ -236,7 +240,14 @@ class Trainer:
         return [EarlyStopping(tc.early_stopping), ProbeHook(tc.probe_interval, self.control)]
 
     def _fit(self, s: Session) -> Generator[Event, None, tuple[str, str]]:
-        """The epochs; returns (status, message) for :class:`Finished`."""
+        """The epochs, with a :class:`StopGuard` on the model; returns (status, message) for :class:`Finished`."""
+        self._guard = StopGuard(self.control).attach(s.model)
+        try:
+            return (yield from self._fit_epochs(s))
+        finally:
+            self._guard.detach()
+
+    def _fit_epochs(self, s: Session) -> Generator[Event, None, tuple[str, str]]:
         hooks = self.hooks()
         epoch = s.state.epoch
         try:
@@ -289,7 +300,11 @@ class Trainer:
                 yield from self._hold(meter)
             if control.stop_requested:
                 raise _Stopped("training")
-            lw, correct, bs = train_step(s, idx)
+            self._guard.raising = _stop_training  # a stop cuts the step short; last_good is restored
+            try:
+                lw, correct, bs = train_step(s, idx)
+            finally:
+                self._guard.raising = None
             meter.add(lw, correct, bs)
             if s.check_every_step and not math.isfinite(float(lw)):
                 raise NonFinite(epoch, step, float(lw) / bs, s.lr)
@@ -312,7 +327,7 @@ class Trainer:
         """Validation, best-epoch bookkeeping, report and checkpoint of a trained epoch."""
         figures = meter.close(s, epoch)
         try:
-            ev = validate(s, self.control, epoch, meter.steps)
+            ev = validate(s, self.control, epoch, meter.steps, self._guard)
         except ValidationStopped:
             raise _Stopped("validation") from None
         before = copy.deepcopy(s.state), s.best_state
@@ -336,8 +351,8 @@ class Trainer:
         restored_best = bool(s.tc.restore_best and len(s.val) and state.best_epoch)
         if restored_best:
             model.load_state_dict(s.best_state)
-        else:
-            s.best_state = copy.deepcopy(model.state_dict())
+        else:  # the model holds last_good (the last saved epoch, restored after a stop): no copy
+            s.best_state = s.last_good
         metrics: dict[str, Any] = {
             "status": status,
             "task": s.data.task,
@@ -364,7 +379,7 @@ class Trainer:
             metrics.update(final)
         metrics["labels"] = list(s.data.labels)
         if self.writer.has_run:
-            if state.epoch > 0:
+            if state.epoch > 0 and not self.writer.saves:  # else the last epoch save holds these weights
                 self.writer.write(runfolder.WEIGHTS, lambda: checkpoint.save_weights(s))
             self.writer.write(runfolder.METRICS, lambda: runfolder.write_metrics(s.out_dir, metrics))
         return metrics

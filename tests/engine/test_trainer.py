@@ -466,3 +466,50 @@ def test_out_of_memory_stops_the_run_and_keeps_the_last_good_checkpoint(
     assert "keeps epoch 1" in fin.message
     assert runfolder.load_checkpoint(run)[3]["state"]["epoch"] == 1
     assert read_json(run / "metrics.json")["epochs"] == 1
+
+
+# -- stop within a second, on the heavy families ---------------------------------------------------
+
+
+def _stop_latency(cfg: RunConfig, out: Path, when: str) -> tuple[float, Finished]:
+    """Seconds from a stop request (during a training step, or during validation) to Finished."""
+    t = Trainer(cfg, out)
+    asked: list[float] = []
+
+    def watch() -> None:
+        while t.control.state != FINISHED:
+            p = t.control.progress
+            if (when == "training" and p.step >= 1 and not p.validating) or (when == "validation" and p.validating):
+                time.sleep(0.1)  # well inside a batch
+                asked.append(time.perf_counter())
+                t.request_stop()
+                return
+            time.sleep(0.005)
+
+    threading.Thread(target=watch, daemon=True).start()
+    events = list(t.run())
+    assert asked, "the run ended before the stop"
+    return time.perf_counter() - asked[0], events[-1]
+
+
+def _caption_folder(root: Path) -> Path:
+    write_two_class_folder(root, n=60, size=64, rgb=True)
+    rows = ["path,caption"]
+    for cls in ("top", "bottom"):
+        rows += [f"{cls}/{p.name},a bright {cls} half" for p in sorted((root / cls).iterdir())]
+    (root / "captions.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+@pytest.mark.parametrize("family", [pytest.param("backbone", marks=pytest.mark.slow), "captioner"])
+def test_stop_ends_a_heavy_run_within_a_second_also_mid_validation(family: str, tmp_path: Path) -> None:
+    if family == "backbone":  # resnet18 on 64x64: one validation batch alone takes seconds on a CPU
+        data, params = write_two_class_folder(tmp_path / "data", n=100, size=64, rgb=True), {"arch": "resnet18"}
+    else:
+        data, params = _caption_folder(tmp_path / "data"), {}
+    for when in ("training", "validation"):
+        cfg = _cfg(data, epochs=2, batch_size=32)
+        cfg.arch, cfg.params, cfg.data.val_fraction = family, params, 0.5
+        seconds, fin = _stop_latency(cfg, tmp_path / f"run-{when}", when)
+        assert fin.status == "stopped" and (when == "validation") == ("validation" in fin.message)
+        assert seconds < 2.0, f"{family}: a stop during {when} took {seconds:.2f} s"  # ~0.1-0.3 s measured
