@@ -33,6 +33,8 @@ def train_config(args: argparse.Namespace) -> Any:
             cfg = RunConfig.from_dict(read_json(args.config))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ConfigError("--config", f"cannot read {args.config}: {e}") from None
+        except ConfigError as e:  # name the file too
+            raise ConfigError(f"{args.config}: {e.key}", str(e).split(": ", 1)[-1]) from None
     else:
         cfg = RunConfig()
     if args.data:
