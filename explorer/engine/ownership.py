@@ -86,7 +86,7 @@ class RunLock:
     """The write lock of one run folder (see the module docstring)."""
 
     def __init__(self, run_dir: str | os.PathLike[str]) -> None:
-        self.run_dir = Path(run_dir)
+        self.run_dir = Path(os.path.abspath(run_dir))  # "." and "runs/x/" name their folder
         self.path = lock_path(self.run_dir)
         self._fd: int | None = None
         self.stale: dict[str, Any] | None = None  # the dead holder this lock took over, if any
@@ -193,7 +193,7 @@ class Destination:
     """
 
     def __init__(self, dest: str | os.PathLike[str], overwrite: bool = False) -> None:
-        self.dest = Path(dest)
+        self.dest = Path(os.path.abspath(dest))
         self.overwrite = overwrite
         self.staging: Path | None = None
         self.published = False

@@ -59,8 +59,7 @@ class RunWriter:
             if self.destination is not None:
                 self.destination.begin()
             else:
-                assert self.dest is not None
-                recover(self.dest)
+                recover(self.lock.run_dir)
         except BaseException:
             self.lock.release()
             raise

@@ -245,7 +245,7 @@ def test_the_lock_is_held_in_process_too(tmp_path: Path) -> None:
 # -- kill -9 at any moment ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", ["step", "save2"])
+@pytest.mark.parametrize("mode", ["step", pytest.param("save2", marks=pytest.mark.slow)])
 def test_a_killed_new_run_leaves_nothing(mode: str, two: Path, tmp_path: Path) -> None:
     run, marker = tmp_path / "run", tmp_path / "marker"
     proc = _spawn(mode, marker, _train_args(two, run, "--epochs", "2"))
@@ -254,7 +254,9 @@ def test_a_killed_new_run_leaves_nothing(mode: str, two: Path, tmp_path: Path) -
     assert not run.exists()
 
 
-@pytest.mark.parametrize("mode", ["step", "save1", "save2", "save3"])
+@pytest.mark.parametrize(
+    "mode", [pytest.param(m, marks=pytest.mark.slow) for m in ("step", "save1", "save3")] + ["save2"]
+)
 def test_a_killed_overwrite_leaves_the_old_run_unchanged(
     mode: str, old_run: Path, two: Path, three: Path, tmp_path: Path, capsys
 ) -> None:
