@@ -28,7 +28,13 @@ from safetensors.torch import save_file
 
 from .atomic import read_json, write_json, write_safetensors, write_text
 
-__all__ = [
+__all__ = [  # (the saving and checking helpers first)
+    "checkpoint_payload",
+    "write_together",
+    "safetensors_writer",
+    "json_writer",
+    "weights_saved_epoch",
+    "check_weights",
     "CONFIG",
     "WEIGHTS",
     "METRICS",
@@ -47,12 +53,6 @@ __all__ = [
     "write_weights",
     "read_config",
     "read_config_file",
-    "checkpoint_payload",
-    "write_together",
-    "safetensors_writer",
-    "json_writer",
-    "weights_saved_epoch",
-    "check_weights",
 ]
 
 CONFIG = "config.json"

@@ -9,7 +9,6 @@ so the folder keeps config, weights, checkpoint and history of the last saved ep
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -124,7 +123,3 @@ class RunWriter:
         if not self.has_run:
             return f"Nothing was written to {self.dest}."
         return f"{self.dest} keeps epoch {last_epoch} (config, weights, checkpoint and history)."
-
-
-def fspath(p: Path | None) -> str | None:
-    return os.fspath(p) if p is not None else None
