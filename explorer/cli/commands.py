@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any, TextIO
 
-from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, check_data_path
+from .output import dump_json
 
 __all__ = ["cmd_archs", "cmd_bench", "cmd_evaluate", "cmd_export", "cmd_gui"]
 
 
-def cmd_archs(args: argparse.Namespace, out: TextIO) -> int:
+def cmd_archs(args: argparse.Namespace, out: TextIO, err: TextIO = sys.stderr) -> int:
     from models import list_models, model_info
 
     families = []
@@ -27,8 +27,7 @@ def cmd_archs(args: argparse.Namespace, out: TextIO) -> int:
             }
         )
     if args.json:
-        json.dump({"families": families}, out, indent=2)
-        out.write("\n")
+        dump_json({"families": families}, out, err)
         return EXIT_OK
     for fam in families:
         out.write(f"{fam['name']}: {fam['description']} (tasks: {', '.join(fam['tasks'])})\n")
@@ -51,13 +50,13 @@ def cmd_evaluate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from explorer.engine import load_run
     from explorer.engine.api import evaluate_run
 
+    check_data_path(args.data)
     run = load_run(args.run_dir, device=args.device)
     result = evaluate_run(run, args.data)
     for problem in result["problems"]:
         err.write(f"skipped {problem}\n")
     if args.json:
-        json.dump(result, out, indent=2)
-        out.write("\n")
+        dump_json(result, out, err)
         return EXIT_OK
     headline = {k: v for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     out.write("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in headline.items()) + "\n")
@@ -103,8 +102,7 @@ def cmd_bench(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
         ui = bench_ui(epochs=args.epochs, data=args.data)
         if args.json:
-            json.dump(ui, out)
-            out.write("\n")
+            dump_json(ui, out, err, indent=None)
         else:
             out.write("  ".join(f"{k} {v:.1f}" for k, v in ui.items()) + "\n")
         return EXIT_OK
@@ -121,8 +119,7 @@ def cmd_bench(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         log=lambda s: err.write(s + "\n"),
     )
     if args.json:
-        json.dump(result, out, indent=2)
-        out.write("\n")
+        dump_json(result, out, err)
     else:
         out.write(
             f"{result['arch']} on {result['data']} ({result['train_samples']} images, {result['epochs']} epochs, "

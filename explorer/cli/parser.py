@@ -47,7 +47,12 @@ def _setting_flags(parser: argparse.ArgumentParser) -> None:
 
     add_setting_flags(parser)
     parser.add_argument("--config", type=Path, help="a RunConfig JSON file; flags override it")
-    parser.add_argument("--out", type=Path, help="run folder to write")
+    parser.add_argument("--out", type=Path, help="run folder to write (a new or empty folder)")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run in --out (kept intact until the new run has completed its first epoch)",
+    )
     parser.add_argument(
         "--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run from its checkpoint"
     )

@@ -7,11 +7,11 @@ the keys of the result.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .common import EXIT_FAILED, EXIT_OK, Usage
+from .output import dump_json
 
 if TYPE_CHECKING:  # the engine is imported when a command runs, not when the CLI starts
     from explorer.engine.tasks import Task
@@ -34,8 +34,7 @@ def cmd_predict(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     for r in failed:
         err.write(f"cannot use {r['path']}: {r['error']}\n")
     if args.json:
-        json.dump(results, out, indent=2)
-        out.write("\n")
+        dump_json(results, out, err)
     else:
         for r in results:
             if "error" not in r:

@@ -6,11 +6,12 @@ import argparse
 import json
 import math
 import signal
+import stat
 import threading
 from pathlib import Path
 from typing import Any, TextIO
 
-from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Usage
+from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Usage, check_data_path
 
 __all__ = ["cmd_train", "train_config"]
 
@@ -27,10 +28,13 @@ def train_config(args: argparse.Namespace) -> Any:
     from .flags import apply_composites, apply_flags, given
 
     if args.config is not None:
+        _check_regular_file(args.config, "--config")
         try:
             cfg = RunConfig.from_dict(read_json(args.config))
-        except (OSError, json.JSONDecodeError) as e:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ConfigError("--config", f"cannot read {args.config}: {e}") from None
+        except ConfigError as e:  # name the file too
+            raise ConfigError(f"{args.config}: {e.key}", str(e).split(": ", 1)[-1]) from None
     else:
         cfg = RunConfig()
     if args.data:
@@ -46,19 +50,36 @@ def train_config(args: argparse.Namespace) -> Any:
     return cfg
 
 
+def _check_regular_file(path: Path, flag: str) -> None:
+    """A FIFO, device or socket is never opened for reading (it could block forever)."""
+    from explorer.engine import ConfigError
+
+    try:
+        mode = path.stat().st_mode
+    except OSError as e:
+        raise ConfigError(flag, f"cannot read {path}: {e.strerror or e}") from None
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a pipe, device or socket)"
+        raise ConfigError(flag, f"{path} is {kind}; give a JSON file")
+
+
 def _resume_config(args: argparse.Namespace) -> Any:
     """The stored config of ``--resume RUN_DIR``; only ``--epochs``, ``--device`` and DATA change it."""
-    from explorer.engine import RunConfig
-    from explorer.engine.runfolder import read_config
+    from explorer.engine.runcheck import check_resume_config
+    from explorer.engine.runfolder import CONFIG, RunFolderError, read_config
 
     from .flags import apply_flags, given
 
     stored = read_config(args.resume)
-    cfg = RunConfig.from_dict({k: stored[k] for k in ("arch", "params", "data", "train")})
+    cfg = check_resume_config(stored, args.resume / CONFIG)
     values = given(args)
     apply_flags(cfg, {k: values[k] for k in ("train.epochs", "train.device") if k in values})
     if args.data:
         cfg.data.source = args.data
+    if not cfg.data.source:
+        raise RunFolderError(
+            f"{args.resume / CONFIG}: data.source: not recorded; give the data again: train DATA --resume RUN_DIR"
+        )
     return cfg
 
 
@@ -75,7 +96,7 @@ class _Progress:
         if self.quiet:
             return
         if self._open:
-            self.stream.write("\r\x1b[K")
+            self._control("\r\x1b[K")
             self._open = False
         self.stream.write(text + "\n")
         self.stream.flush()
@@ -90,9 +111,14 @@ class _Progress:
             f"epoch {r.epoch}/{r.epochs} [{'#' * done}{'.' * (width - done)}] {r.step}/{r.steps} "
             f"loss {r.loss:.4f} acc {r.accuracy:.3f} {r.samples_per_second:.0f} img/s ETA {eta}"
         )
-        self.stream.write("\r\x1b[K" + text)
+        self._control("\r\x1b[K")
+        self.stream.write(text)
         self.stream.flush()
         self._open = True
+
+    def _control(self, text: str) -> None:
+        """The bar's own terminal codes (a :class:`~.output.SafeStream` would escape them)."""
+        getattr(self.stream, "control", self.stream.write)(text)
 
 
 def _fmt_seconds(s: float) -> str:
@@ -165,7 +191,8 @@ def _summary(finished: Any, out_dir: Path, out: TextIO, err: TextIO) -> int:
     out.write(summary + "\n")
     if finished.message:
         err.write(finished.message + "\n")
-    out.write(f"run folder: {out_dir}\n")
+    if finished.run_dir is not None:
+        out.write(f"run folder: {out_dir}\n")
     if finished.status == "failed":
         return EXIT_FAILED
     if finished.status == "stopped":
@@ -177,13 +204,17 @@ def cmd_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from explorer.engine import Trainer
 
     if args.resume is not None:
+        from explorer.engine.ownership import recover_now
+
+        recover_now(args.resume)  # a run a killed --overwrite had moved aside comes back first
         cfg, out_dir = _resume_config(args), args.resume
     else:
         if not args.data:
             raise Usage("train: DATA is required (a folder, labels.csv or sample:NAME), unless --resume RUN_DIR")
         if args.out is None:
             raise Usage("train: --out RUN_DIR is required")
+        check_data_path(args.data)
         cfg, out_dir = train_config(args), args.out
-    trainer = Trainer(cfg, out_dir, resume=args.resume is not None)
+    trainer = Trainer(cfg, out_dir, resume=args.resume is not None, overwrite=args.overwrite)
     finished = _run(trainer, _Progress(err, args.quiet), err)
     return _summary(finished, out_dir, out, err)

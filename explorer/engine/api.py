@@ -221,7 +221,8 @@ def load_run(
         )
     if arch is not None or params is not None:
         cfg = {**cfg, "arch": arch or cfg["arch"], "params": dict(params if params is not None else cfg["params"])}
-    state = read_state_file(weights)
+    # weights checked against the model the config describes (built on the meta device)
+    state = runfolder.check_weights(p, cfg, read_state_file(weights), weights)
     return Run(p, cfg, state, device=device, sources=sources)
 
 

@@ -8,11 +8,12 @@ resumed run continues exactly where the last completed epoch left it.
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import runfolder
-from .atomic import read_safetensors, write_json
+from .atomic import read_safetensors
 
 if TYPE_CHECKING:
     from .session import Session
@@ -21,12 +22,41 @@ __all__ = ["read_resume", "write_run_config", "record_best", "save_weights", "sa
 
 
 def read_resume(out_dir: Path) -> dict[str, Any]:
-    """Everything a resumed run starts from: stored config, checkpoint and best weights."""
+    """Everything a resumed run starts from: stored config, checkpoint and best weights.
+
+    The best weights are optional: when ``weights.safetensors`` is missing or damaged, or
+    belongs to another save than the checkpoint, the run resumes from the intact
+    checkpoint and ``note`` says so (the best epoch restarts from the checkpoint's)."""
     run_cfg = runfolder.read_config(out_dir)
     model_state, opt_state, rng, meta = runfolder.load_checkpoint(out_dir)
+    best, note = _read_best(out_dir, meta)
+    return {
+        "config": run_cfg,
+        "model": model_state,
+        "optimizer": opt_state,
+        "rng": rng,
+        "meta": meta,
+        "best": best,
+        "note": note,
+    }
+
+
+def _read_best(out_dir: Path, meta: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
     weights = out_dir / runfolder.WEIGHTS
-    best = read_safetensors(weights) if weights.is_file() else None
-    return {"config": run_cfg, "model": model_state, "optimizer": opt_state, "rng": rng, "meta": meta, "best": best}
+    if not weights.is_file():
+        return None, f"{weights} is missing; resuming from the checkpoint alone"
+    try:
+        best = read_safetensors(weights)
+        saved = runfolder.weights_saved_epoch(weights)
+    except Exception as e:  # noqa: BLE001 - safetensors raises several error types for damaged files
+        return (
+            None,
+            f"{weights} is damaged ({str(e).splitlines()[0] if str(e) else type(e).__name__}); resuming from the intact checkpoint",
+        )
+    epoch = meta.get("state", {}).get("epoch")
+    if saved is not None and saved != epoch:
+        return None, f"{weights} is from epoch {saved}, the checkpoint from epoch {epoch}; resuming from the checkpoint"
+    return best, ""
 
 
 def write_run_config(s: Session) -> None:
@@ -66,22 +96,36 @@ def record_best(s: Session, epoch: int, val_loss: float | None) -> bool:
     return bool(improved)
 
 
+def _weights_meta(s: Session) -> dict[str, Any]:
+    return {
+        "epoch": s.state.best_epoch or s.state.epoch,
+        "saved_epoch": s.state.epoch,
+        "arch": s.cfg.arch,
+        **s.model_spec,
+    }
+
+
 def save_weights(s: Session) -> None:
     if s.out_dir is not None:
-        meta = {"epoch": s.state.best_epoch or s.state.epoch, "arch": s.cfg.arch, **s.model_spec}
-        runfolder.write_weights(s.out_dir, s.best_state, meta)
+        runfolder.write_weights(s.out_dir, s.best_state, _weights_meta(s))
 
 
 def save_epoch(s: Session) -> None:
-    """After a completed epoch: best weights, the checkpoint, the metrics history."""
+    """After a completed epoch: best weights, the checkpoint, the metrics history, as one save
+    (:func:`~explorer.engine.runfolder.write_together`: all written, then all renamed)."""
     if s.out_dir is None:
         return
-    save_weights(s)
-    runfolder.save_checkpoint(
-        s.out_dir,
+    tensors, metadata = runfolder.checkpoint_payload(
         model_state=s.model.state_dict(),
         optimizer_state=s.optimizer.state_dict(),
         rng=s.get_rng(),
         meta={"state": s.state.__dict__, "base_lrs": s.base_lrs, "epochs": s.tc.epochs},
     )
-    write_json(s.out_dir / runfolder.HISTORY, s.state.history)
+    runfolder.write_together(
+        s.out_dir,
+        [
+            (runfolder.WEIGHTS, runfolder.safetensors_writer(s.best_state, {"meta": json.dumps(_weights_meta(s))})),
+            (runfolder.CHECKPOINT, runfolder.safetensors_writer(tensors, metadata)),
+            (runfolder.HISTORY, runfolder.json_writer(s.state.history)),
+        ],
+    )

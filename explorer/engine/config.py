@@ -220,6 +220,8 @@ def _to_dict(obj: Any) -> Any:
 
 def _from_dict(cls: type[T], d: Any, prefix: str) -> T:
     if hasattr(cls, "from_dict") and prefix and not issubclass(cls, RunConfig):
+        if not isinstance(d, Mapping):
+            raise ConfigError(prefix.rstrip("."), f"expected an object, got {type(d).__name__}")
         if isinstance(d, Mapping):  # declared values first, so an error names the setting
             declared = {s.name: s for s in describe(cls, prefix.rstrip("."))}
             d = {k: coerce(declared[k], v) if k in declared else v for k, v in d.items()}

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "RunControl",
+    "StopGuard",
     "RunProgress",
     "IDLE",
     "PREPARING",
@@ -176,3 +177,33 @@ class RunControl:
         if changed:
             for listener in listeners:
                 listener(state)
+
+
+class StopGuard:
+    """Stops a forward pass between two of its modules once a stop is requested.
+
+    Attached (forward pre-hooks on every module of the model) for the life of a run; while
+    :attr:`raising` is set, the next module to run raises ``raising()``. A stop requested in
+    the middle of a long batch (a validation pass of 256 images through a resnet, a
+    caption being decoded word by word) takes effect within one layer, not one batch. The
+    trainer sets :attr:`raising` only around training steps and validation, so probes and
+    the final measurement of the weights are never cut.
+    """
+
+    def __init__(self, control: RunControl) -> None:
+        self.control = control
+        self.raising: Callable[[], BaseException] | None = None
+        self._handles: list[object] = []
+
+    def attach(self, model: object) -> StopGuard:
+        self._handles = [m.register_forward_pre_hook(self._check) for m in model.modules()]  # type: ignore[attr-defined]
+        return self
+
+    def detach(self) -> None:
+        for h in self._handles:
+            h.remove()  # type: ignore[attr-defined]
+        self._handles = []
+
+    def _check(self, _module: object, _args: object) -> None:
+        if self.raising is not None and self.control.stop_requested:
+            raise self.raising()

@@ -22,6 +22,9 @@ from models import build_model, model_params
 
 from .config import ConfigError, RunConfig, TrainConfig
 from .device import resolve_device
+from .resources import check_step_fits
+from .runcheck import check_param_groups, state_mismatch
+from .runfolder import CHECKPOINT, CONFIG, RunFolderError
 from .tasks import Evaluation, PreparedData, Task
 
 __all__ = ["Session", "Counters", "build_optimizer", "batch_indices", "PRENORMALIZE_LIMIT_BYTES"]
@@ -81,9 +84,13 @@ class Session:
         tc = cfg.train
         self.cfg, self.tc, self.task, self.data, self.out_dir = cfg, tc, task, data, out_dir
         self.device = device = resolve_device(tc.device)
+        kwargs = self._model_args()
+        x = data.train.x  # (N, H, W, C) uint8
+        example = (int(x.shape[3]), int(x.shape[1]), int(x.shape[2]))
+        check_step_fits(lambda: build_model(cfg.arch, **kwargs), example, min(tc.batch_size, len(x)), device)
 
         torch.manual_seed(tc.seed)
-        self.model = self._build_model().to(device)
+        self.model = self._build_model(kwargs).to(device)
         self.optimizer = build_optimizer(self.model, tc)
         self.shuffle_gen = torch.Generator().manual_seed(tc.seed)
         self.aug_gen = torch.Generator(device=device).manual_seed(tc.seed + 1)
@@ -100,7 +107,8 @@ class Session:
         self.total_steps = tc.epochs * self.steps_per_epoch
         self.check_every_step = device.type == "cpu"  # .item() is free on the CPU, a sync elsewhere
 
-    def _build_model(self) -> nn.Module:
+    def _model_args(self) -> dict[str, Any]:
+        """``build_model`` keywords (sets ``params`` and ``model_spec``)."""
         cfg, task, data = self.cfg, self.task, self.data
         self.params = model_params(cfg.arch).from_dict(task.model_params(cfg.arch, dict(cfg.params))).to_dict()
         image_size = (data.preprocess.height, data.preprocess.width)
@@ -110,25 +118,48 @@ class Session:
             "num_outputs": num_outputs,
             "image_size": list(image_size),
         }
-        model = build_model(
-            cfg.arch,
-            in_channels=data.preprocess.channels,
-            num_outputs=num_outputs,
-            image_size=image_size,
-            **self.params,
-        )
-        task.check_model(model, data)
+        return dict(in_channels=data.preprocess.channels, num_outputs=num_outputs, image_size=image_size, **self.params)
+
+    def _build_model(self, kwargs: dict[str, Any]) -> nn.Module:
+        model = build_model(self.cfg.arch, **kwargs)
+        self.task.check_model(model, self.data)
         return model
 
     def _restore(self, resume: dict[str, Any]) -> None:
-        self.model.load_state_dict(resume["model"])
-        self.optimizer.load_state_dict(resume["optimizer"])
-        self.set_rng(resume["rng"])
-        for key, value in resume["meta"]["state"].items():
+        """The checkpoint's state; a part that does not fit is a RunFolderError naming it."""
+        path = Path(self.out_dir or ".") / CHECKPOINT
+        meta = resume["meta"]
+        problem = state_mismatch(self.model, resume["model"])
+        if problem:
+            described = path.with_name(CONFIG)
+            raise RunFolderError(f"{path}: its model does not fit the one {described} describes: {problem}")
+        check_param_groups(resume["optimizer"]["param_groups"], self.optimizer.state_dict()["param_groups"], path)
+        steps: list[tuple[str, Callable[[], object]]] = [
+            ("model", lambda: self.model.load_state_dict(resume["model"])),
+            ("optimizer", lambda: self.optimizer.load_state_dict(resume["optimizer"])),
+            ("rng", lambda: self.set_rng(resume["rng"])),
+        ]
+        for what, step in steps:
+            try:
+                step()
+            except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as e:
+                first = str(e).splitlines()[0] if str(e) else type(e).__name__
+                raise RunFolderError(f"{path}: {what} does not fit this run ({first})") from None
+        for key, value in meta["state"].items():
             setattr(self.state, key, value)
-        self.base_lrs = list(resume["meta"]["base_lrs"])
+        self.base_lrs = list(meta["base_lrs"])
+        if len(self.base_lrs) != len(self.optimizer.param_groups):
+            raise RunFolderError(
+                f"{path}: base_lrs has {len(self.base_lrs)} entries for {len(self.optimizer.param_groups)} parameter groups"
+            )
         if resume.get("best") is not None:
             self.best_state = resume["best"]
+        else:  # no usable best weights: the checkpoint's epoch is the best known
+            self.best_state = copy.deepcopy(self.model.state_dict())
+            last = self.state.history[-1] if self.state.history else {}
+            loss = last.get("val_loss") if isinstance(last, dict) else None
+            self.state.best_epoch = self.state.epoch
+            self.state.best_val_loss = float(loss) if isinstance(loss, int | float) else math.inf
 
     def _set_precision(self) -> None:
         use_amp = self.tc.amp and self.device.type == "cuda"

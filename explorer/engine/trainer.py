@@ -33,13 +33,15 @@ from explorer.data import Source, open_source
 
 from . import checkpoint, runfolder
 from .config import ConfigError, RunConfig
-from .control import FINISHED, PREPARING, TRAINING, RunControl
+from .control import FINISHED, PREPARING, TRAINING, RunControl, StopGuard
 from .device import describe_device
 from .events import DataReady, EpochReport, Event, Finished, ModelReady, Status
 from .hooks import EarlyStopping, Hook, ProbeHook
 from .preprocess import Preprocess
 from .reporting import EpochMeter, epoch_report
-from .session import Session, batch_indices, build_optimizer
+from .resources import check_before_decoding, is_out_of_memory
+from .runwriter import RunWriter, SaveFailed, describe_os_error
+from .session import PRENORMALIZE_LIMIT_BYTES, Session, batch_indices, build_optimizer
 from .step import NonFinite, train_step
 from .tasks import PreparedData, Task, detect_task, get_task
 from .validation import ValidationStopped, final_evaluation, keep_evaluation, validate
@@ -63,6 +65,10 @@ class _Stopped(Exception):
         self.where = where
 
 
+def _stop_training() -> _Stopped:
+    return _Stopped("training")
+
+
 class Trainer:
     """Runs one training job described by a :class:`RunConfig`.
 
@@ -74,6 +80,9 @@ class Trainer:
         report_interval: seconds between :class:`StepReport` events (0 = every step).
         control: the run's state owner; give one when a front end must be able to stop or
             pause the run before the trainer exists (the UI's worker); default: a new one.
+        overwrite: replace the run in ``out_dir``. Without it, a new run refuses an
+            existing run folder (see :mod:`explorer.engine.ownership`); the old run stays
+            intact until the new one has completed its first epoch save.
     """
 
     def __init__(
@@ -85,6 +94,7 @@ class Trainer:
         resume: bool = False,
         report_interval: float = 0.25,
         control: RunControl | None = None,
+        overwrite: bool = False,
     ) -> None:
         config.validate()
         if resume and out_dir is None:
@@ -93,6 +103,8 @@ class Trainer:
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.source = source
         self.resume = resume
+        self.overwrite = overwrite
+        self.writer = RunWriter(self.out_dir, resume=resume, overwrite=overwrite)
         self.report_interval = report_interval
         self.control = control if control is not None else RunControl()
         self.task: Task | None = None
@@ -134,20 +146,28 @@ class Trainer:
         """Prepare data and model, train epoch by epoch, finish; yields events throughout."""
         self.control.set_phase(PREPARING)
         try:
-            yield from self._run()
+            with self.writer:
+                yield from self._run()
         finally:
             self.control.set_phase(FINISHED)
 
     def _run(self) -> Iterator[Event]:
+        for note in self.writer.notes:
+            yield Status(note)
         resume = checkpoint.read_resume(self.out_dir) if self.resume and self.out_dir is not None else None
+        if resume and resume["note"]:
+            yield Status(resume["note"])
         yield Status("reading data")
         data = yield from self._prepare(resume)
         if data is None:
             return
         assert self.task is not None
-        s = Session(self.config, self.out_dir, self.task, data, resume)
+        s = Session(self.config, self.writer.write_dir, self.task, data, resume)
         self.model = s.model
-        checkpoint.write_run_config(s)
+        try:
+            checkpoint.write_run_config(s)
+        except OSError as e:
+            raise TrainingError(f"cannot write the run folder: {describe_os_error(e)}") from None
         tc = self.config.train
         self.control.update(epochs=tc.epochs, global_step=s.state.global_step, epoch=s.state.epoch)
         yield ModelReady(
@@ -161,17 +181,24 @@ class Trainer:
             yield Status(f"the run already completed {s.state.epoch} of {tc.epochs} epochs")
         self.control.set_phase(TRAINING)
         status, message = yield from self._fit(s)
+        noted = len(self.writer.notes)
         metrics = self._finish(s, status)
+        notes = [message, *self.writer.notes[noted:]]
+        if self.out_dir is not None and not self.writer.has_run and "Nothing was written" not in message:
+            notes.append(f"Nothing was written to {self.out_dir} (a new run appears there after its first epoch).")
+        message = " ".join(n for n in notes if n)
         yield Finished(status=status, message=message, metrics=metrics, run_dir=self._run_dir())
 
     def _run_dir(self) -> str | None:
-        return str(self.out_dir) if self.out_dir else None
+        return str(self.out_dir) if self.out_dir and self.writer.has_run else None
 
     def _prepare(self, resume: dict[str, Any] | None) -> Generator[Event, None, PreparedData | None]:
         """Reads the data (the stored labels and input contract when resuming); None when stopped."""
         cfg = self.config
         source = self.source if self.source is not None else open_source(cfg.data.source)
         task = self.task = get_task(detect_task(source, cfg.data.task))
+        if not resume:
+            check_before_decoding(cfg, task, len(source.samples), PRENORMALIZE_LIMIT_BYTES)
         stored = resume["config"] if resume else {}
         try:
             data = self.data = task.prepare(
@@ -213,7 +240,14 @@ class Trainer:
         return [EarlyStopping(tc.early_stopping), ProbeHook(tc.probe_interval, self.control)]
 
     def _fit(self, s: Session) -> Generator[Event, None, tuple[str, str]]:
-        """The epochs; returns (status, message) for :class:`Finished`."""
+        """The epochs, with a :class:`StopGuard` on the model; returns (status, message) for :class:`Finished`."""
+        self._guard = StopGuard(self.control).attach(s.model)
+        try:
+            return (yield from self._fit_epochs(s))
+        finally:
+            self._guard.detach()
+
+    def _fit_epochs(self, s: Session) -> Generator[Event, None, tuple[str, str]]:
         hooks = self.hooks()
         epoch = s.state.epoch
         try:
@@ -231,7 +265,27 @@ class Trainer:
         except NonFinite as e:
             s.model.load_state_dict(s.last_good)
             return "failed", e.message(s.state.epoch)
+        except SaveFailed as e:
+            s.model.load_state_dict(s.last_good)
+            return "failed", f"training stopped: {e}. {self.writer.where(s.state.epoch)} Free some space and resume."
+        except Exception as e:
+            if not is_out_of_memory(e):
+                raise
+            return "failed", self._out_of_memory(s, epoch, e)
         return "completed", ""
+
+    def _out_of_memory(self, s: Session, epoch: int, e: BaseException) -> str:
+        """Back to the last good weights after an out-of-memory; the message for Finished."""
+        if s.device.type == "cuda":
+            torch.cuda.empty_cache()
+        s.model.load_state_dict(s.last_good)
+        x = s.train.x
+        size = f"{x.shape[1]}x{x.shape[2]}" if x.dim() >= 3 else "?"
+        where = self.writer.where(s.state.epoch) if self.writer.dest is not None else ""
+        return (
+            f"training stopped: out of memory on {s.device.type} during epoch {epoch} (batch size {s.tc.batch_size}, "
+            f"images {size}; {type(e).__name__}). {where} Try a smaller --batch-size or --image-size."
+        ).replace("  ", " ")
 
     # -- one epoch ---------------------------------------------------------------------------
     def _epoch(self, s: Session, epoch: int, hooks: list[Hook]) -> Generator[Event, None, EpochReport]:
@@ -246,7 +300,11 @@ class Trainer:
                 yield from self._hold(meter)
             if control.stop_requested:
                 raise _Stopped("training")
-            lw, correct, bs = train_step(s, idx)
+            self._guard.raising = _stop_training  # a stop cuts the step short; last_good is restored
+            try:
+                lw, correct, bs = train_step(s, idx)
+            finally:
+                self._guard.raising = None
             meter.add(lw, correct, bs)
             if s.check_every_step and not math.isfinite(float(lw)):
                 raise NonFinite(epoch, step, float(lw) / bs, s.lr)
@@ -269,16 +327,21 @@ class Trainer:
         """Validation, best-epoch bookkeeping, report and checkpoint of a trained epoch."""
         figures = meter.close(s, epoch)
         try:
-            ev = validate(s, self.control, epoch, meter.steps)
+            ev = validate(s, self.control, epoch, meter.steps, self._guard)
         except ValidationStopped:
             raise _Stopped("validation") from None
+        before = copy.deepcopy(s.state), s.best_state
         improved = checkpoint.record_best(s, epoch, ev.loss if ev is not None else None)
         s.state.epoch = epoch
         keep_evaluation(s, epoch, ev)
         report = epoch_report(s, epoch, meter, figures, ev, improved)
         s.state.history.append(report.to_dict())
+        try:
+            self.writer.save_epoch(s, epoch)
+        except SaveFailed:
+            s.state, s.best_state = before  # the run is what the folder holds: the epoch before
+            raise
         s.last_good = copy.deepcopy(s.model.state_dict())
-        checkpoint.save_epoch(s)
         return report
 
     # -- the end -----------------------------------------------------------------------------
@@ -288,8 +351,8 @@ class Trainer:
         restored_best = bool(s.tc.restore_best and len(s.val) and state.best_epoch)
         if restored_best:
             model.load_state_dict(s.best_state)
-        else:
-            s.best_state = copy.deepcopy(model.state_dict())
+        else:  # the model holds last_good (the last saved epoch, restored after a stop): no copy
+            s.best_state = s.last_good
         metrics: dict[str, Any] = {
             "status": status,
             "task": s.data.task,
@@ -302,15 +365,21 @@ class Trainer:
             "val_samples": len(s.val),
             "num_parameters": sum(p.numel() for p in model.parameters()),
         }
-        ev = final_evaluation(s, status, restored_best)
+        try:
+            ev = final_evaluation(s, status, restored_best)
+        except Exception as e:
+            if not is_out_of_memory(e):
+                raise
+            ev = None
+            self.writer.notes.append("out of memory while measuring the final weights; no final figures")
         if ev is not None:
             final = s.task.final_metrics(ev, s.data.labels)
             if final.get("val_loss") is not None and not math.isfinite(final["val_loss"]):
                 final["val_loss"] = None
             metrics.update(final)
         metrics["labels"] = list(s.data.labels)
-        if self.out_dir is not None:
-            if state.epoch > 0:
-                checkpoint.save_weights(s)
-            runfolder.write_metrics(self.out_dir, metrics)
+        if self.writer.has_run:
+            if state.epoch > 0 and not self.writer.saves:  # else the last epoch save holds these weights
+                self.writer.write(runfolder.WEIGHTS, lambda: checkpoint.save_weights(s))
+            self.writer.write(runfolder.METRICS, lambda: runfolder.write_metrics(s.out_dir, metrics))
         return metrics

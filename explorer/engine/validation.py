@@ -14,7 +14,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from .control import RunControl
+from .control import RunControl, StopGuard
 from .step import NonFinite
 from .tasks import Evaluation
 
@@ -41,16 +41,23 @@ def stop_checking(
     return enter
 
 
-def validate(s: Session, control: RunControl, epoch: int, steps: int) -> Evaluation | None:
+def validate(
+    s: Session, control: RunControl, epoch: int, steps: int, guard: StopGuard | None = None
+) -> Evaluation | None:
     """The epoch's validation (None without a validation set); raises :class:`ValidationStopped`
-    on a stop request and :class:`NonFinite` when the validation loss is not finite."""
+    on a stop request (between batches, and between layers with a ``guard`` attached to the
+    model) and :class:`NonFinite` when the validation loss is not finite."""
     if not len(s.val):
         return None
     control.update(validating=True)
+    if guard is not None:
+        guard.raising = ValidationStopped
     try:
         ev = s.evaluate(stop_checking(s.autocast, control))
     finally:
         control.update(validating=False)
+        if guard is not None:
+            guard.raising = None
     if not math.isfinite(ev.loss):
         raise NonFinite(epoch, steps, ev.loss, s.lr)
     return ev

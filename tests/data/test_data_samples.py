@@ -94,7 +94,9 @@ def test_concurrent_finisher_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def test_unknown_sample(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="unknown sample 'digits'; available: sample:digit-strings, sample:shape-scenes, sample:shapes"):
+    with pytest.raises(
+        DataError, match="unknown sample 'digits'; available: sample:digit-strings, sample:shape-scenes, sample:shapes"
+    ):
         materialize_sample("digits", tmp_path)
 
 

@@ -259,7 +259,9 @@ def test_open_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         open_source(tmp_path / "file.txt")
     with pytest.raises(DataError, match="no such folder or file"):
         open_source(tmp_path / "missing")
-    with pytest.raises(DataError, match="unknown sample 'nope'; available: sample:digit-strings, sample:shape-scenes, sample:shapes"):
+    with pytest.raises(
+        DataError, match="unknown sample 'nope'; available: sample:digit-strings, sample:shape-scenes, sample:shapes"
+    ):
         open_source("sample:nope")
 
     monkeypatch.setenv("MODEL_EXPLORER_CACHE", str(tmp_path / "cache"))

@@ -62,3 +62,41 @@ def test_bad_run_folders_are_named(tmp_path: Path, setup, fragment: str) -> None
     setup(d)
     with pytest.raises(runfolder.RunFolderError, match=fragment):
         runfolder.read_config(d)
+
+
+def test_files_written_together_are_all_old_or_all_new(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    runfolder.write_together(tmp_path, [("a.json", runfolder.json_writer(1)), ("b.json", runfolder.json_writer(1))])
+    real = runfolder._write_staged
+    for fail_at in (1, 2):
+        calls = [0]
+
+        def write(tmp, writer, fail_at=fail_at, calls=calls):  # noqa: ANN001
+            calls[0] += 1
+            if calls[0] == fail_at:
+                tmp.write_bytes(b"half")
+                raise OSError(errno.ENOSPC, "No space left on device")
+            real(tmp, writer)
+
+        monkeypatch.setattr(runfolder, "_write_staged", write)
+        with pytest.raises(OSError):
+            runfolder.write_together(
+                tmp_path, [("a.json", runfolder.json_writer(2)), ("b.json", runfolder.json_writer(2))]
+            )
+        assert (read_json(tmp_path / "a.json"), read_json(tmp_path / "b.json")) == (1, 1)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json"]  # no temp litter
+    monkeypatch.undo()
+    runfolder.write_together(tmp_path, [("a.json", runfolder.json_writer(2)), ("b.json", runfolder.json_writer(2))])
+    assert (read_json(tmp_path / "a.json"), read_json(tmp_path / "b.json")) == (2, 2)
+
+
+def test_recover_brings_back_a_run_moved_aside_and_clears_leftovers(tmp_path: Path) -> None:
+    from explorer.engine.ownership import recover
+
+    run = tmp_path / "run"
+    (tmp_path / ".run.old-x" / "run").mkdir(parents=True)
+    (tmp_path / ".run.old-x" / "run" / "config.json").write_text("{}")
+    (tmp_path / ".run.new-y").mkdir()
+    recover(run)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"] and (run / "config.json").is_file()

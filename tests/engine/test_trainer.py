@@ -389,3 +389,127 @@ def test_hooks_are_called_at_each_step_and_epoch_end_and_can_end_the_run(two_cla
     epochs = [e for e in events if isinstance(e, EpochReport)]
     assert fin.status == "early_stopped" and fin.message == "enough" and len(epochs) == 2
     assert counting.steps == 2 * next(e for e in events if isinstance(e, StepReport)).steps
+
+
+# -- a full disk, out of memory ----------------------------------------------------------------
+
+
+def _enospc_at(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
+    """The n-th file written by an epoch save fails halfway with ENOSPC."""
+    import errno
+
+    real, calls = runfolder._write_staged, [0]
+
+    def write(tmp, writer):  # noqa: ANN001
+        calls[0] += 1
+        if calls[0] == n:
+            tmp.write_bytes(b"half")
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+        real(tmp, writer)
+
+    monkeypatch.setattr(runfolder, "_write_staged", write)
+
+
+@pytest.mark.parametrize("n", [4, 5, 6])  # epoch 2's weights, checkpoint, history
+def test_a_full_disk_stops_the_run_and_keeps_one_complete_epoch(
+    n: int, two_class: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _enospc_at(monkeypatch, n)
+    run = tmp_path / "run"
+    _, fin = _finish(Trainer(_cfg(two_class, epochs=3), run))
+    assert fin.status == "failed" and "No space left on device" in fin.message and "keeps epoch 1" in fin.message
+    assert fin.metrics["epochs"] == 1
+    assert runfolder.load_checkpoint(run)[3]["state"]["epoch"] == 1
+    assert runfolder.weights_saved_epoch(run / "weights.safetensors") == 1
+    assert [h["epoch"] for h in read_json(run / "history.json")] == [1]
+    assert not (run / "metrics.json").exists()  # nothing written after the failed save
+    assert sorted(p.name for p in run.iterdir()) == [
+        "checkpoint.safetensors",
+        "config.json",
+        "history.json",
+        "problems.txt",
+        "weights.safetensors",
+    ]
+    monkeypatch.undo()
+    _, fin = _finish(Trainer(_cfg(two_class, epochs=3), run, resume=True))  # space again: it resumes
+    assert fin.status == "completed" and [h["epoch"] for h in read_json(run / "history.json")] == [1, 2, 3]
+
+
+def test_a_full_disk_at_the_first_save_publishes_nothing(
+    two_class: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _enospc_at(monkeypatch, 2)
+    _, fin = _finish(Trainer(_cfg(two_class, epochs=2), tmp_path / "run"))
+    assert fin.status == "failed" and "Nothing was written" in fin.message and fin.run_dir is None
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("error", ["cpu", "cuda"])
+def test_out_of_memory_stops_the_run_and_keeps_the_last_good_checkpoint(
+    error: str, two_class: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from explorer.engine import trainer as trainer_module
+
+    real, calls = trainer_module.train_step, [0]
+    oom = MemoryError() if error == "cpu" else torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
+
+    def step(s, idx):  # noqa: ANN001
+        calls[0] += 1
+        if s.state.epoch == 1 and calls[0] > 7:
+            raise oom
+        return real(s, idx)
+
+    monkeypatch.setattr(trainer_module, "train_step", step)
+    run = tmp_path / "run"
+    _, fin = _finish(Trainer(_cfg(two_class, epochs=3), run))
+    assert fin.status == "failed" and "out of memory" in fin.message and "--batch-size" in fin.message
+    assert "keeps epoch 1" in fin.message
+    assert runfolder.load_checkpoint(run)[3]["state"]["epoch"] == 1
+    assert read_json(run / "metrics.json")["epochs"] == 1
+
+
+# -- stop within a second, on the heavy families ---------------------------------------------------
+
+
+def _stop_latency(cfg: RunConfig, out: Path, when: str) -> tuple[float, Finished]:
+    """Seconds from a stop request (during a training step, or during validation) to Finished."""
+    t = Trainer(cfg, out)
+    asked: list[float] = []
+
+    def watch() -> None:
+        while t.control.state != FINISHED:
+            p = t.control.progress
+            if (when == "training" and p.step >= 1 and not p.validating) or (when == "validation" and p.validating):
+                time.sleep(0.1)  # well inside a batch
+                asked.append(time.perf_counter())
+                t.request_stop()
+                return
+            time.sleep(0.005)
+
+    threading.Thread(target=watch, daemon=True).start()
+    events = list(t.run())
+    assert asked, "the run ended before the stop"
+    return time.perf_counter() - asked[0], events[-1]
+
+
+def _caption_folder(root: Path) -> Path:
+    write_two_class_folder(root, n=60, size=64, rgb=True)
+    rows = ["path,caption"]
+    for cls in ("top", "bottom"):
+        rows += [f"{cls}/{p.name},a bright {cls} half" for p in sorted((root / cls).iterdir())]
+    (root / "captions.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+@pytest.mark.parametrize("family", [pytest.param("backbone", marks=pytest.mark.slow), "captioner"])
+def test_stop_ends_a_heavy_run_within_a_second_also_mid_validation(family: str, tmp_path: Path) -> None:
+    if family == "backbone":  # resnet18 on 64x64: one validation batch alone takes seconds on a CPU
+        data, params = write_two_class_folder(tmp_path / "data", n=100, size=64, rgb=True), {"arch": "resnet18"}
+    else:
+        data, params = _caption_folder(tmp_path / "data"), {}
+    for when in ("training", "validation"):
+        cfg = _cfg(data, epochs=2, batch_size=32)
+        cfg.arch, cfg.params, cfg.data.val_fraction = family, params, 0.5
+        seconds, fin = _stop_latency(cfg, tmp_path / f"run-{when}", when)
+        assert fin.status == "stopped" and (when == "validation") == ("validation" in fin.message)
+        assert seconds < 2.0, f"{family}: a stop during {when} took {seconds:.2f} s"  # ~0.1-0.3 s measured
