@@ -24,7 +24,6 @@ __all__ = [
     "check_resume_config",
     "check_param_groups",
     "check_weights",
-    "state_mismatch",
 ]
 
 MAX_OUTPUTS = 1_000_000
@@ -330,21 +329,11 @@ def check_weights(config: dict[str, Any], state: dict[str, Any], config_path: An
         raise RunFolderError(f"{config_path}: params.{e.param}: cannot rebuild the model ({e.message})") from None
     except Exception:  # noqa: BLE001 - a family the meta device cannot build: loading will tell
         return state
-    problem = state_mismatch(model, state)
+    from .weights import state_problems
+
+    problem = state_problems(model, state)
     if problem:
         raise RunFolderError(
-            f"{weights_path} does not fit the model {config_path} describes (arch, params, model): {problem}"
+            f"{weights_path}: the weights do not fit the model {config_path} describes (arch, params, model); {problem}"
         )
     return state
-
-
-def state_mismatch(model: Any, state: dict[str, Any]) -> str | None:
-    """The first tensor of ``state`` missing, unexpected or misshapen for ``model``; None if it fits."""
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    for key, shape in expected.items():
-        if key not in state:
-            return f"no tensor {key!r}"
-        if tuple(state[key].shape) != shape:
-            return f"{key!r} is {list(state[key].shape)}, the model's is {list(shape)}"
-    extra = sorted(set(state) - set(expected))
-    return f"unexpected tensor {extra[0]!r}" if extra else None

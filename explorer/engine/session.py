@@ -23,9 +23,10 @@ from models import build_model, model_params
 from .config import ConfigError, RunConfig, TrainConfig
 from .device import resolve_device
 from .resources import check_step_fits
-from .runcheck import check_param_groups, state_mismatch
+from .runcheck import check_param_groups
 from .runfolder import CHECKPOINT, CONFIG, RunFolderError
 from .tasks import Evaluation, PreparedData, Task
+from .weights import state_problems
 
 __all__ = ["Session", "Counters", "build_optimizer", "batch_indices", "PRENORMALIZE_LIMIT_BYTES"]
 
@@ -129,7 +130,7 @@ class Session:
         """The checkpoint's state; a part that does not fit is a RunFolderError naming it."""
         path = Path(self.out_dir or ".") / CHECKPOINT
         meta = resume["meta"]
-        problem = state_mismatch(self.model, resume["model"])
+        problem = state_problems(self.model, resume["model"])
         if problem:
             described = path.with_name(CONFIG)
             raise RunFolderError(f"{path}: its model does not fit the one {described} describes: {problem}")

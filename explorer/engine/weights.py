@@ -91,12 +91,9 @@ def _listed(title: str, items: list[str]) -> str:
     return f"{title} ({len(items)}): {', '.join(items[:_SHOWN])}{more}"
 
 
-def fit_state(model: nn.Module, state: Mapping[str, torch.Tensor], origin: Any) -> None:
-    """Load ``state`` into ``model`` exactly.
-
-    Raises:
-        RunFolderError: naming ``origin`` and listing the missing, unexpected and mis-shaped keys.
-    """
+def state_problems(model: nn.Module, state: Mapping[str, Any]) -> str | None:
+    """The missing, unexpected and mis-shaped keys of ``state`` for ``model`` (listed), or None
+    when it fits exactly. ``model`` may live on the meta device."""
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -105,11 +102,21 @@ def fit_state(model: nn.Module, state: Mapping[str, torch.Tensor], origin: Any) 
         for k, v in own.items()
         if k in state and state[k].shape != v.shape
     ]
-    if missing or unexpected or shaped:
-        parts = [
-            _listed(t, x)
-            for t, x in (("missing", missing), ("unexpected", unexpected), ("mis-shaped (file for model)", shaped))
-            if x
-        ]
-        raise RunFolderError(f"{origin}: the weights do not fit the architecture; " + "; ".join(parts))
+    parts = [
+        _listed(t, x)
+        for t, x in (("missing", missing), ("unexpected", unexpected), ("mis-shaped (file for model)", shaped))
+        if x
+    ]
+    return "; ".join(parts) or None
+
+
+def fit_state(model: nn.Module, state: Mapping[str, torch.Tensor], origin: Any) -> None:
+    """Load ``state`` into ``model`` exactly.
+
+    Raises:
+        RunFolderError: naming ``origin`` and listing the missing, unexpected and mis-shaped keys.
+    """
+    problem = state_problems(model, state)
+    if problem:
+        raise RunFolderError(f"{origin}: the weights do not fit the architecture; {problem}")
     model.load_state_dict(dict(state))
