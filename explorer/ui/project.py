@@ -19,6 +19,7 @@ from typing import Any
 from explorer.data import DataError, Problem, Sample, Source, materialize_sample
 from explorer.engine import ConfigError, RunConfig
 from explorer.engine.atomic import read_json, write_json
+from explorer.engine.tasks import Task, find_task
 
 __all__ = ["PROJECT_FORMAT", "PROJECT_SUFFIX", "Project", "ProjectError", "RunRecord", "default_config"]
 
@@ -100,6 +101,24 @@ class Project:
             out[target] = out.get(target, 0) + 1
         return out
 
+    @property
+    def task_object(self) -> Task | None:
+        """The project's :class:`~explorer.engine.tasks.Task`, or None for a task this version
+        does not know (a project saved by a newer version): it is shown, not trained."""
+        return find_task(self.task)
+
+    @property
+    def has_classes(self) -> bool:
+        """The targets are classes that group the images (class folders, "move to class")."""
+        task = self.task_object
+        return task is not None and task.has_classes
+
+    def describe(self) -> str:
+        """One line for status bars: "120 images · 3 classes" (the task's words)."""
+        task = self.task_object
+        n = len(self.samples)
+        return task.describe_dataset(n, len(self.classes)) if task else f"{n:,} images · task {self.task}"
+
     def is_empty(self) -> bool:
         return not self.samples and not self.classes and not self.runs
 
@@ -158,16 +177,17 @@ class Project:
         return before - len(self.samples)
 
     def add_samples(self, samples: Iterable[tuple[str, str]]) -> int:
-        """Adds ``(path, target)`` pairs; for ``classify`` a path already present moves to the new
-        class (an image has one label). Unknown classes are created. Returns how many were new or moved."""
+        """Adds ``(path, target)`` pairs; when the task has classes a path already present moves to the
+        new class (an image has one label) and unknown classes are created. Returns how many were new or moved."""
         index = {p: i for i, (p, _) in enumerate(self.samples)}
+        classes = self.has_classes
         changed = 0
         for path, target in samples:
             path = str(path)
-            if self.task == "classify" and target not in self.classes:
+            if classes and target not in self.classes:
                 self.classes.append(target)
             i = index.get(path)
-            if i is not None and self.task == "classify":
+            if i is not None and classes:
                 if self.samples[i][1] != target:
                     self.samples[i] = (path, target)
                     changed += 1
