@@ -37,7 +37,6 @@ from .thumbnails import ThumbnailCache
 __all__ = ["DatasetPanel", "DataHeader", "ClassesPane", "IMAGE_FILTER", "paths_from_mime"]
 
 
-
 class DataHeader(QWidget):
     """Task selector, import buttons, problems button and the data summary, bound to the session."""
 

@@ -84,6 +84,15 @@ def run_summary(run: RunRecord) -> str:
     return "<br>".join(lines)
 
 
+def _task_of(run: RunRecord) -> Task | None:
+    """The run's task with its saved settings (e.g. a regression head names the loss "cross-entropy + MSE")."""
+    try:
+        extra = runfolder.read_config(run.dir).get("task_extra")
+    except (RunFolderError, OSError, ValueError):
+        extra = None
+    return find_task(run.task, extra)
+
+
 class _Predict(QRunnable):
     def __init__(self, panel: RunsPanel, gen: int, run_dir: str, paths: list[str]) -> None:
         super().__init__()
@@ -288,6 +297,7 @@ class RunsPanel(QWidget):
         self.folder_btn.setEnabled(run is not None and Path(run.dir).exists())
         self.remove_btn.setEnabled(run is not None and run.status != "running")
         self.details.setText(run_summary(run) if run is not None else "")
+        self.curves.set_task(_task_of(run) if run is not None else None)
         self.curves.load_history(runfolder.read_history(run.dir) if run is not None else [])
 
     # -- actions -----------------------------------------------------------------------------------

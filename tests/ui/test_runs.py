@@ -63,3 +63,16 @@ def test_predict_images_shows_the_task_s_columns_and_cells(qtbot, text_run) -> N
     assert panel.table.item(0, 4).text() == head.cell(run.metrics) != ""
     assert head.cell(run.metrics) in run_summary(record)
     panel.shutdown()
+
+
+def test_the_curves_name_the_task_s_loss(qtbot, text_run) -> None:  # noqa: ANN001
+    task, run_dir, _ = text_run
+    session = ProjectSession(autosave=False)
+    panel = RunsPanel(session)
+    qtbot.addWidget(panel)
+    run = load_run(run_dir)
+    session.add_run(RunRecord(str(run_dir), "tiny", arch=run.arch, task=task, status="completed"))
+    left = panel.curves.loss_plot.getPlotItem().getAxis("left").labelText
+    assert left == run.task_object.loss_name != "cross-entropy"  # "CTC", "cross-entropy per word"
+    assert panel.curves.acc_plot.getPlotItem().getAxis("left").labelText == run.task_object.accuracy_name
+    panel.shutdown()
