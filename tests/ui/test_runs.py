@@ -76,3 +76,21 @@ def test_the_curves_name_the_task_s_loss(qtbot, text_run) -> None:  # noqa: ANN0
     assert left == run.task_object.loss_name != "cross-entropy"  # "CTC", "cross-entropy per word"
     assert panel.curves.acc_plot.getPlotItem().getAxis("left").labelText == run.task_object.accuracy_name
     panel.shutdown()
+
+
+def test_the_app_names_run_folder_files_only_through_runfolder() -> None:
+    """File names inside a run folder have one owner, explorer/engine/runfolder.py."""
+    import ast
+
+    from explorer.engine import runfolder
+
+    names = {runfolder.CONFIG, runfolder.WEIGHTS, runfolder.METRICS, runfolder.HISTORY}
+    names |= {runfolder.CHECKPOINT, runfolder.PROBLEMS}
+    ui = Path(__file__).resolve().parents[2] / "explorer" / "ui"
+    found = [
+        f"{path.relative_to(ui)}:{node.lineno}: {node.value!r}"
+        for path in sorted(ui.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Constant) and node.value in names
+    ]
+    assert not found, "use the runfolder constants / helpers:\n" + "\n".join(found)
