@@ -19,7 +19,7 @@ from typing import Any
 from explorer.data import DataError, Problem, Sample, Source, materialize_sample
 from explorer.engine import ConfigError, RunConfig
 from explorer.engine.atomic import read_json, write_json
-from explorer.engine.tasks import Task, find_task
+from explorer.engine.tasks import DEFAULT_TASK, Task, find_task
 
 __all__ = ["PROJECT_FORMAT", "PROJECT_SUFFIX", "Project", "ProjectError", "RunRecord", "default_config"]
 
@@ -47,7 +47,7 @@ class RunRecord:
     dir: str
     name: str
     arch: str = ""
-    task: str = "classify"
+    task: str = DEFAULT_TASK
     status: str = "running"  # running | completed | early_stopped | stopped | failed
     created: str = ""
     message: str = ""
@@ -71,7 +71,7 @@ class RunRecord:
             dir=_abs(str(d["dir"]), base),
             name=str(d.get("name", "")),
             arch=str(d.get("arch", "")),
-            task=str(d.get("task", "classify")),
+            task=str(d.get("task", DEFAULT_TASK)),
             status=str(d.get("status", "")),
             created=str(d.get("created", "")),
             message=str(d.get("message", "")),
@@ -85,7 +85,7 @@ class Project:
     is a class name from ``classes`` (a class may be empty, e.g. just created)."""
 
     name: str = "Untitled"
-    task: str = "classify"
+    task: str = DEFAULT_TASK
     classes: list[str] = field(default_factory=list)
     samples: list[tuple[str, str]] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)  # where the samples came from, for the user
@@ -256,7 +256,7 @@ class Project:
             raise ProjectError(f"{where}: damaged project ({type(e).__name__}: {e})") from None
         return cls(
             name=str(d.get("name", "Untitled")),
-            task=str(d.get("task", "classify")),
+            task=str(d.get("task", DEFAULT_TASK)),
             classes=[str(c) for c in d.get("classes", [])],
             samples=samples,
             sources=sources,
