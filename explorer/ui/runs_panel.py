@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QRunnable, Qt, QUrl, Signal, Slot
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtGui import QColor, QDesktopServices
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -153,6 +153,10 @@ class RunsTable(QTableWidget):
         self.blockSignals(False)
 
 
+#: shown for an empty prediction (a text model that reads nothing yet), so the table never looks blank
+EMPTY_CELL = "(nothing)"
+
+
 class PredictionsTable(QTableWidget):
     """What a run predicts for the images the user picked; hidden until asked."""
 
@@ -186,8 +190,10 @@ class PredictionsTable(QTableWidget):
             else:
                 cells = (name, *task.prediction_cells(r))
             for j, text in enumerate(cells):
-                item = QTableWidgetItem(text)
-                item.setToolTip(r["path"])
+                item = QTableWidgetItem(text or EMPTY_CELL)
+                item.setToolTip(r["path"] if text else f"{r['path']}\nthe model predicts nothing for this image")
+                if not text:
+                    item.setForeground(QColor("#78909c"))
                 self.setItem(i, j, item)
         self.show()
 

@@ -117,8 +117,7 @@ def main() -> int:
     w.start_training()
     wait_for(lambda: len(epochs) >= 1 and w.train_panel.probe.painted > 1, timeout_s=300)
     shot(w, out, "training_sequence")
-    w.stop_training()
-    wait_for(lambda: not w.controller.is_running())
+    wait_for(lambda: not w.controller.is_running(), timeout_s=600)  # three epochs: it reads some digits
     _text_predictions(w, out)
     _captioner(w, out)
     w.close()

@@ -8,7 +8,7 @@ import pytest
 
 from explorer.engine import RunConfig, Trainer, load_run
 from explorer.ui.project import RunRecord
-from explorer.ui.runs_panel import RunsPanel, run_summary
+from explorer.ui.runs_panel import EMPTY_CELL, RunsPanel, run_summary
 from explorer.ui.session import ProjectSession
 from tests.datasets import export_digit_strings
 
@@ -52,7 +52,7 @@ def test_predict_images_shows_the_task_s_columns_and_cells(qtbot, text_run) -> N
     want = run.task_object
     headers = [table.horizontalHeaderItem(j).text() for j in range(table.columnCount())]
     assert headers == ["Image", *want.prediction_columns()]  # Text / Caption, not Prediction
-    expected = [want.prediction_cells(p) for p in run.predict(images)]
+    expected = [tuple(c or EMPTY_CELL for c in want.prediction_cells(p)) for p in run.predict(images)]
     got = [tuple(table.item(i, j).text() for j in range(1, table.columnCount())) for i in range(table.rowCount())]
     assert got == expected
     assert table.item(0, 0).text() == Path(images[0]).name
