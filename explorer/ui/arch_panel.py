@@ -9,6 +9,8 @@ parameters).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import QTimer, Signal, Slot
 from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
 
@@ -22,8 +24,6 @@ from .param_form import ParamForm
 from .session import ProjectSession
 
 __all__ = ["ArchPanel", "DryRunner"]
-
-_PREVIEW_SAMPLES = 64  # images read to guess the input shape
 
 
 class ArchPanel(QWidget):
@@ -171,19 +171,19 @@ class ArchPanel(QWidget):
             self.validityChanged.emit(valid)
 
     # -- dry run -----------------------------------------------------------------------------------
-    def _num_outputs(self) -> int:
-        return max(2, len(self.session.project.classes))
-
     @Slot()
     def _dry_run(self) -> None:
         if not self.validate():
             self.summary_box.clear_count()
             return
-        samples = self.session.project.samples
-        step = max(1, len(samples) // _PREVIEW_SAMPLES)
-        subset = [Sample(p, t) for p, t in samples[::step][:_PREVIEW_SAMPLES]]  # type: ignore[arg-type]
-        d = self.session.project.config.data
-        self.runner.request(self.arch, self.form.values(), subset, (d.height, d.width, d.color), self._num_outputs())
+        p = self.session.project
+        task = p.task_object
+        if task is None:
+            self.summary_box.show_failed()
+            self.params_box.set_general_error(f"This version cannot build models for the task '{p.task}'.")
+            return
+        samples = [Sample(Path(path), t) for path, t in p.samples]
+        self.runner.request(task, self.arch, self.form.values(), samples, p.config.data)
 
     def request_summary(self) -> None:
         """Dry-runs now (tests, screenshots)."""

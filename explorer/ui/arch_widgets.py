@@ -223,8 +223,9 @@ class SummaryBox(QGroupBox):
 
     def show_preview(self, s: ModelPreview, *, example_input: bool) -> None:
         c, h, w = s.input_shape
-        note = " (no images yet: a 3x32x32 example)" if example_input else ""
-        self.shape_label.setText(f"Input {c} × {h} × {w} → {s.num_outputs} outputs{note}")
+        note = f" (no images yet: a {c}x{h}x{w or s.example_width} example)" if example_input else ""
+        width = f"{w}" if w is not None else f"any width (example {s.example_width})"
+        self.shape_label.setText(f"Input {c} × {h} × {width} → {s.num_outputs} outputs{note}")
         if s.error:
             self.show_failed()
             return

@@ -20,6 +20,7 @@ from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtWidgets import QGraphicsItem, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from explorer.engine import EpochReport, StepReport
+from explorer.engine.tasks import Task
 
 from .style import COLORS
 
@@ -65,7 +66,7 @@ class CurvesView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.loss_plot = _plot("Loss", "cross-entropy")
+        self.loss_plot = _plot("Loss", "loss")  # axes named by set_task
         self.acc_plot = _plot("Accuracy", "fraction correct")
         self.acc_plot.getPlotItem().setYRange(0, 1.0, padding=0.02)
         self._epochs = 1.0
@@ -116,6 +117,11 @@ class CurvesView(QWidget):
         self._timer.setInterval(REDRAW_MS)
         self._timer.timeout.connect(self.flush)
         self._timer.start()
+
+    def set_task(self, task: Task | None) -> None:
+        """Names the axes after what the task's loss and accuracy measure ("CTC", "texts read exactly")."""
+        self.loss_plot.getPlotItem().setLabel("left", task.loss_name if task is not None else "loss")
+        self.acc_plot.getPlotItem().setLabel("left", task.accuracy_name if task is not None else "fraction correct")
 
     # -- ranges ------------------------------------------------------------------------------------
     def _set_x(self, epochs: float) -> None:

@@ -169,7 +169,7 @@ class SampleListModel(QAbstractListModel):
             return pm
         if role == Qt.ItemDataRole.DisplayRole:
             # classes are the grid's context already; texts (sequence, caption) are the point
-            return None if self.session.project.task == "classify" else target
+            return None if self.session.project.has_classes else target
         if role == Qt.ItemDataRole.ToolTipRole:
             err = self.thumbs.error(path)
             tip = f"{Path(path).name}\n{target}\n{path}"

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from explorer.engine.config import TASKS
+from explorer.engine.tasks import TASK_NAMES, get_task
 
 from .dataset_model import ALL_ROW, ClassListModel, SampleIndexRole, SampleListModel
 from .dataset_views import IMAGE_FILTER, ClassListView, SampleGridView, paths_from_mime
@@ -34,14 +34,7 @@ from .session import ProjectSession
 from .style import icon, repolish
 from .thumbnails import ThumbnailCache
 
-__all__ = ["DatasetPanel", "DataHeader", "ClassesPane", "IMAGE_FILTER", "paths_from_mime", "TASK_LABELS"]
-
-#: Every task the app knows how to name; the selector lists those the engine trains today.
-TASK_LABELS = {
-    "classify": "Classify: one label per image",
-    "sequence": "Sequence: read the text in an image",
-    "caption": "Caption: describe an image in words",
-}
+__all__ = ["DatasetPanel", "DataHeader", "ClassesPane", "IMAGE_FILTER", "paths_from_mime"]
 
 
 class DataHeader(QWidget):
@@ -82,10 +75,10 @@ class DataHeader(QWidget):
         task = self.session.project.task
         self.task_combo.blockSignals(True)
         self.task_combo.clear()
-        for t in (t for t in TASKS if t != "auto"):
-            self.task_combo.addItem(TASK_LABELS.get(t, t), t)
+        for t in TASK_NAMES:
+            self.task_combo.addItem(get_task(t).title, t)
         if self.task_combo.findData(task) < 0:  # data for a task this version cannot train yet
-            self.task_combo.addItem(f"{TASK_LABELS.get(task, task)} (not trainable yet)", task)
+            self.task_combo.addItem(f"{task} (not trainable yet)", task)
         self.task_combo.setCurrentIndex(self.task_combo.findData(task))
         self.task_combo.blockSignals(False)
 
@@ -102,11 +95,7 @@ class DataHeader(QWidget):
     @Slot()
     def update_summary(self) -> None:
         p = self.session.project
-        n, k = len(p.samples), len(p.classes)
-        if p.task == "classify":
-            self.summary.setText(f"{n:,} images · {k} class{'es' if k != 1 else ''}")
-        else:
-            self.summary.setText(f"{n:,} images · task {p.task}")
+        self.summary.setText(p.describe())
         np_ = len(p.problems)
         self.problems_btn.setVisible(np_ > 0)
         self.problems_btn.setText(f"{np_} problem{'s' if np_ != 1 else ''}")
@@ -262,16 +251,16 @@ class DatasetPanel(QWidget):
     def _fill_tasks(self) -> None:
         self.header.fill_tasks()
         task = self.session.project.task
-        classify = task == "classify"
-        self.classes_pane.setVisible(classify)  # texts and captions have no class buckets
+        classes = self.session.project.has_classes
+        self.classes_pane.setVisible(classes)  # texts and captions have no class buckets
         self.hint.setText(
             "Drop images or folders anywhere on the window; drop them onto a class to add them to it."
-            if classify
+            if classes
             else f"Labelled by a manifest (task {task}); drop another manifest or a folder holding one to add more."
         )
-        self.header.add_images_btn.setEnabled(classify)
-        self.classes_pane.add_btn.setEnabled(classify)
-        self.grid.set_show_text(not classify, self.thumbs.size)
+        self.header.add_images_btn.setEnabled(classes)
+        self.classes_pane.add_btn.setEnabled(classes)
+        self.grid.set_show_text(not classes, self.thumbs.size)
 
     @Slot()
     def update_summary(self) -> None:
@@ -365,7 +354,7 @@ class DatasetPanel(QWidget):
         remove = QAction(icon("remove"), "Remove from project", menu)
         remove.triggered.connect(self.remove_selected)
         menu.addAction(remove)
-        if self.session.project.task == "classify":
+        if self.session.project.has_classes:
             move = menu.addMenu("Move to class")
             for c in self.session.project.classes:
                 if c != self.session.current_class:

@@ -3,38 +3,39 @@ on a pool thread, only the newest request's result delivered."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, Signal, Slot
 
 from explorer.data import Sample
+from explorer.engine.config import DataConfig
 from explorer.engine.preview import ModelPreview, estimate_input_shape, preview_model
+from explorer.engine.tasks import Task
 
 from .threads import new_pool
 
 __all__ = ["DryRunner", "ModelPreview"]
 
-#: (height or None, width or None, colour) as the project's data settings hold them.
-InputSettings = tuple[int | None, int | None, str]
-
 
 class _DryRunJob(QRunnable):
     def __init__(
-        self, runner: DryRunner, gen: int, arch: str, params: dict[str, Any], samples: list[Sample],
-        size: InputSettings, num_outputs: int,
+        self, runner: DryRunner, gen: int, task: Task, arch: str, params: dict[str, Any], samples: list[Sample],
+        data: DataConfig,
     ) -> None:  # fmt: skip
         super().__init__()
-        self.runner, self.gen, self.arch, self.params = runner, gen, arch, params
-        self.samples, self.size, self.num_outputs = samples, size, num_outputs
+        self.runner, self.gen, self.task, self.arch, self.params = runner, gen, task, arch, params
+        self.samples, self.data = samples, data
 
     def run(self) -> None:
+        task = self.task
         try:
-            h, w, color = self.size
-            c, h, w = self.runner.cached_shape(self.samples, h, w, color)
-            result = preview_model(self.arch, self.params, c, (h, w), self.num_outputs)
+            c, h, w = self.runner.cached_shape(task, self.samples, self.data)
+            labels = task.labels_from_targets([s.target for s in self.samples]) if self.samples else None
+            result = preview_model(task, self.arch, self.params, c, (h, w), labels)
         except Exception as e:  # noqa: BLE001 - a dry run must never take the app down
-            result = ModelPreview(input_shape=(0, 0, 0), num_outputs=self.num_outputs, error=f"{type(e).__name__}: {e}")
+            result = ModelPreview(input_shape=(0, 0, 0), num_outputs=0, error=f"{type(e).__name__}: {e}")
         self.runner._done.emit(self.gen, result)
 
 
@@ -48,24 +49,26 @@ class DryRunner(QObject):
         super().__init__(parent)
         self._pool = new_pool("dry-run", 1, self)
         self._gen = 0
-        self._shape_cache: dict[tuple, tuple[int, int, int]] = {}
+        self._shape_cache: dict[tuple, tuple[int, int, int | None]] = {}
         self._done.connect(self._on_done)
 
     def request(
-        self, arch: str, params: dict[str, Any], samples: Sequence[Sample], size: InputSettings, num_outputs: int
+        self, task: Task, arch: str, params: dict[str, Any], samples: Sequence[Sample], data: DataConfig
     ) -> None:
+        """Preview ``arch`` as a run of ``task`` on ``samples`` with the data settings ``data`` would build it."""
         self._gen += 1
-        self._pool.start(_DryRunJob(self, self._gen, arch, dict(params), list(samples), size, num_outputs))
+        job = _DryRunJob(self, self._gen, task, arch, dict(params), list(samples), dataclasses.replace(data))
+        self._pool.start(job)
 
     def cancel(self) -> None:
         """Results of the requests made so far will not be delivered (e.g. another project opened)."""
         self._gen += 1
 
-    def cached_shape(self, samples: list[Sample], h: int | None, w: int | None, color: str) -> tuple[int, int, int]:
+    def cached_shape(self, task: Task, samples: list[Sample], data: DataConfig) -> tuple[int, int, int | None]:
         first, last = (str(samples[0].path), str(samples[-1].path)) if samples else ("", "")
-        key = (len(samples), first, last, h, w, color)
+        key = (task.name, len(samples), first, last, data.height, data.width, data.color)
         if key not in self._shape_cache:
-            self._shape_cache[key] = estimate_input_shape(samples, height=h, width=w, color=color)
+            self._shape_cache[key] = estimate_input_shape(task, samples, data)
         return self._shape_cache[key]
 
     @Slot(int, object)

@@ -310,11 +310,8 @@ class MainWindow(ProjectFlows, TrainingFlow, QMainWindow):
     @Slot()
     def _update_dataset_status(self) -> None:
         p = self.session.project
-        n, k = len(p.samples), len(p.classes)
-        self.dataset_label.setText(
-            f"{n:,} images · {k} class{'es' if k != 1 else ''}" if p.task == "classify" else f"{n:,} images · {p.task}"
-        )
-        self.act_add_images.setEnabled(p.task == "classify")  # loose images need a class
+        self.dataset_label.setText(p.describe())
+        self.act_add_images.setEnabled(p.has_classes)  # loose images need a class
 
     @Slot(str)
     def show_message(self, text: str) -> None:

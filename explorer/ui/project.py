@@ -19,6 +19,7 @@ from typing import Any
 from explorer.data import DataError, Problem, Sample, Source, materialize_sample
 from explorer.engine import ConfigError, RunConfig
 from explorer.engine.atomic import read_json, write_json
+from explorer.engine.tasks import DEFAULT_TASK, Task, find_task
 
 __all__ = ["PROJECT_FORMAT", "PROJECT_SUFFIX", "Project", "ProjectError", "RunRecord", "default_config"]
 
@@ -46,7 +47,7 @@ class RunRecord:
     dir: str
     name: str
     arch: str = ""
-    task: str = "classify"
+    task: str = DEFAULT_TASK
     status: str = "running"  # running | completed | early_stopped | stopped | failed
     created: str = ""
     message: str = ""
@@ -70,7 +71,7 @@ class RunRecord:
             dir=_abs(str(d["dir"]), base),
             name=str(d.get("name", "")),
             arch=str(d.get("arch", "")),
-            task=str(d.get("task", "classify")),
+            task=str(d.get("task", DEFAULT_TASK)),
             status=str(d.get("status", "")),
             created=str(d.get("created", "")),
             message=str(d.get("message", "")),
@@ -84,7 +85,7 @@ class Project:
     is a class name from ``classes`` (a class may be empty, e.g. just created)."""
 
     name: str = "Untitled"
-    task: str = "classify"
+    task: str = DEFAULT_TASK
     classes: list[str] = field(default_factory=list)
     samples: list[tuple[str, str]] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)  # where the samples came from, for the user
@@ -99,6 +100,24 @@ class Project:
         for _, target in self.samples:
             out[target] = out.get(target, 0) + 1
         return out
+
+    @property
+    def task_object(self) -> Task | None:
+        """The project's :class:`~explorer.engine.tasks.Task`, or None for a task this version
+        does not know (a project saved by a newer version): it is shown, not trained."""
+        return find_task(self.task)
+
+    @property
+    def has_classes(self) -> bool:
+        """The targets are classes that group the images (class folders, "move to class")."""
+        task = self.task_object
+        return task is not None and task.has_classes
+
+    def describe(self) -> str:
+        """One line for status bars: "120 images · 3 classes" (the task's words)."""
+        task = self.task_object
+        n = len(self.samples)
+        return task.describe_dataset(n, len(self.classes)) if task else f"{n:,} images · task {self.task}"
 
     def is_empty(self) -> bool:
         return not self.samples and not self.classes and not self.runs
@@ -158,16 +177,17 @@ class Project:
         return before - len(self.samples)
 
     def add_samples(self, samples: Iterable[tuple[str, str]]) -> int:
-        """Adds ``(path, target)`` pairs; for ``classify`` a path already present moves to the new
-        class (an image has one label). Unknown classes are created. Returns how many were new or moved."""
+        """Adds ``(path, target)`` pairs; when the task has classes a path already present moves to the
+        new class (an image has one label) and unknown classes are created. Returns how many were new or moved."""
         index = {p: i for i, (p, _) in enumerate(self.samples)}
+        classes = self.has_classes
         changed = 0
         for path, target in samples:
             path = str(path)
-            if self.task == "classify" and target not in self.classes:
+            if classes and target not in self.classes:
                 self.classes.append(target)
             i = index.get(path)
-            if i is not None and self.task == "classify":
+            if i is not None and classes:
                 if self.samples[i][1] != target:
                     self.samples[i] = (path, target)
                     changed += 1
@@ -236,7 +256,7 @@ class Project:
             raise ProjectError(f"{where}: damaged project ({type(e).__name__}: {e})") from None
         return cls(
             name=str(d.get("name", "Untitled")),
-            task=str(d.get("task", "classify")),
+            task=str(d.get("task", DEFAULT_TASK)),
             classes=[str(c) for c in d.get("classes", [])],
             samples=samples,
             sources=sources,

@@ -44,7 +44,7 @@ def load_any(session: ProjectSession, path: str) -> str:
     p = Path(path)
     if path.startswith("sample:"):
         return session.load_sample(path.split(":", 1)[1]).summary()
-    if p.is_file() and (p.suffix.lower() in (".mexp", ".json")):
+    if p.is_file() and (p.suffix.lower() in (PROJECT_SUFFIX, ".json")):
         session.open_project(p)
         return f"opened {p}"
     if not p.exists():

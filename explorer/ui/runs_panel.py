@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QRunnable, Qt, QUrl, Signal, Slot
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtGui import QColor, QDesktopServices
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 from explorer.engine import RunFolderError, load_run, runfolder
 from explorer.engine.export import ExportError
 from explorer.engine.export import export_run as engine_export
+from explorer.engine.tasks import Task, find_task
 
 from .curves import CurvesView
 from .dataset_views import IMAGE_FILTER
@@ -58,13 +59,11 @@ def export_run(run_dir: str | os.PathLike[str], dest: str | os.PathLike[str]) ->
 def run_summary(run: RunRecord) -> str:
     m = run.metrics
     lines = [f"<b>{run.name}</b> — {run.arch}, {_STATUS_TEXT.get(run.status, run.status)}"]
-    if "val_accuracy" in m:
-        lines.append(f"Validation accuracy <b>{m['val_accuracy']:.1%}</b> on {m.get('val_samples', '?')} images")
-    if "val_sequence_accuracy" in m:
+    task = find_task(run.task)
+    head = task.headline if task is not None else None
+    if head is not None and head.value(m) is not None:
         cer = f", character error rate <b>{m['val_cer']:.1%}</b>" if isinstance(m.get("val_cer"), (int, float)) else ""
-        lines.append(
-            f"Validation: <b>{m['val_sequence_accuracy']:.1%}</b> of {m.get('val_samples', '?')} texts read exactly{cer}"
-        )
+        lines.append(f"Validation {head.name} <b>{head.cell(m)}</b> on {m.get('val_samples', '?')} images{cer}")
     if "epochs" in m:
         lines.append(
             f"{m['epochs']} epochs (best {m.get('best_epoch', '?')}), {m.get('train_seconds', 0):.1f} s, "
@@ -85,6 +84,15 @@ def run_summary(run: RunRecord) -> str:
     return "<br>".join(lines)
 
 
+def _task_of(run: RunRecord) -> Task | None:
+    """The run's task with its saved settings (e.g. a regression head names the loss "cross-entropy + MSE")."""
+    try:
+        extra = runfolder.read_config(run.dir).get("task_extra")
+    except (RunFolderError, OSError, ValueError):
+        extra = None
+    return find_task(run.task, extra)
+
+
 class _Predict(QRunnable):
     def __init__(self, panel: RunsPanel, gen: int, run_dir: str, paths: list[str]) -> None:
         super().__init__()
@@ -92,7 +100,8 @@ class _Predict(QRunnable):
 
     def run(self) -> None:
         try:
-            results: Any = load_run(self.run_dir).predict(self.paths)
+            run = load_run(self.run_dir)
+            results: Any = (run.task_object, run.predict(self.paths))
         except (RunFolderError, OSError, ValueError, RuntimeError) as e:
             results = str(e)
         self.panel._predicted.emit(self.gen, results)
@@ -101,7 +110,7 @@ class _Predict(QRunnable):
 class RunsTable(QTableWidget):
     """One row per run, newest first."""
 
-    COLUMNS = ("Run", "Family", "Status", "Epochs", "Val. accuracy", "Samples/s", "Device")
+    COLUMNS = ("Run", "Family", "Status", "Epochs", "Validation", "Samples/s", "Device")
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(0, len(self.COLUMNS), parent)
@@ -120,16 +129,19 @@ class RunsTable(QTableWidget):
     def fill(self, runs: list[RunRecord]) -> None:
         self.blockSignals(True)
         self.setRowCount(len(runs))
+        heads = {r.task: t.headline for r in runs if (t := find_task(r.task)) is not None}
+        names = {h.name for h in heads.values()}
+        self.setHorizontalHeaderItem(4, QTableWidgetItem(f"Val. {names.pop()}" if len(names) == 1 else "Validation"))
         for i, r in enumerate(runs):
             m = r.metrics
-            acc = m.get("val_accuracy", m.get("val_sequence_accuracy"))
+            head = heads.get(r.task)
             sps = m.get("samples_per_second")
             cells = (
                 r.name,
                 r.arch,
                 _STATUS_TEXT.get(r.status, r.status),
                 str(m.get("epochs", "")),
-                f"{acc:.1%}" if isinstance(acc, (int, float)) else "",
+                head.cell(m) if head is not None else "",
                 f"{sps:,.0f}" if isinstance(sps, (int, float)) else "",
                 str(m.get("device", "")),
             )
@@ -141,12 +153,17 @@ class RunsTable(QTableWidget):
         self.blockSignals(False)
 
 
+#: shown for an empty prediction (a text model that reads nothing yet), so the table never looks blank
+EMPTY_CELL = "(nothing)"
+
+
 class PredictionsTable(QTableWidget):
     """What a run predicts for the images the user picked; hidden until asked."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(0, 3, parent)
         self.setHorizontalHeaderLabels(["Image", "Prediction", "Confidence"])
+        self.setWordWrap(False)
         self.verticalHeader().hide()
         self.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
@@ -156,17 +173,27 @@ class PredictionsTable(QTableWidget):
         self.setRowCount(0)
         self.hide()
 
-    def show_results(self, results: list[dict[str, Any]]) -> None:
+    def show_results(self, task: Task, results: list[dict[str, Any]]) -> None:
+        """One row per result: the image's name, then the task's cells
+        (:meth:`~explorer.engine.tasks.Task.prediction_cells`)."""
+        columns = task.prediction_columns()
+        self.setColumnCount(1 + len(columns))
+        self.setHorizontalHeaderLabels(["Image", *columns])
+        hh = self.horizontalHeader()
+        hh.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        hh.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.setRowCount(len(results))
         for i, r in enumerate(results):
             name = Path(r["path"]).name
             if "error" in r:
-                cells = (name, "cannot be used", r["error"])
+                cells: tuple[str, ...] = (name, "cannot be used", r["error"])
             else:
-                cells = (name, r["label"], f"{r['confidence']:.1%}")
+                cells = (name, *task.prediction_cells(r))
             for j, text in enumerate(cells):
-                item = QTableWidgetItem(text)
-                item.setToolTip(r["path"])
+                item = QTableWidgetItem(text or EMPTY_CELL)
+                item.setToolTip(r["path"] if text else f"{r['path']}\nthe model predicts nothing for this image")
+                if not text:
+                    item.setForeground(QColor("#78909c"))
                 self.setItem(i, j, item)
         self.show()
 
@@ -276,6 +303,7 @@ class RunsPanel(QWidget):
         self.folder_btn.setEnabled(run is not None and Path(run.dir).exists())
         self.remove_btn.setEnabled(run is not None and run.status != "running")
         self.details.setText(run_summary(run) if run is not None else "")
+        self.curves.set_task(_task_of(run) if run is not None else None)
         self.curves.load_history(runfolder.read_history(run.dir) if run is not None else [])
 
     # -- actions -----------------------------------------------------------------------------------
@@ -317,7 +345,8 @@ class RunsPanel(QWidget):
         if isinstance(results, str):
             self.session.message.emit(f"prediction failed: {results}")
             return
-        self.predictions.show_results(results)
+        task, results = results
+        self.predictions.show_results(task, results)
         self.session.message.emit(f"predicted {len(results)} image(s)")
 
     @Slot()

@@ -284,7 +284,7 @@ class ProjectSession(QObject):
             p.sources.append(source.origin)
         result.added += added
         result.problems += len(source.problems)
-        for c in dict.fromkeys(s.target for s in source.samples) if source.task == "classify" else []:
+        for c in dict.fromkeys(s.target for s in source.samples) if p.has_classes else []:
             if c not in result.classes:
                 result.classes.append(c)
 

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.engine import DataReady, EpochReport, Finished, ModelReady, Status, StepReport
+from explorer.engine.tasks import Task
 
 from .curves import CurvesView
 from .probe_view import ProbeView
@@ -151,13 +152,13 @@ class RunProgress(QWidget):
         if self.phase in ("starting", "running"):
             self.set_phase("running", f"Training… loss {r.loss:.4f}, accuracy {r.accuracy:.1%}")
 
-    def on_finished(self, ev: Finished) -> str:
-        """Shows the end of a run; returns the summary of its validation figures."""
+    def on_finished(self, ev: Finished, task: Task | None) -> str:
+        """Shows the end of a run; returns the summary of its validation figures (the task's headline)."""
         if self.progress.maximum() == 0:
             self.progress.setRange(0, 1)
         m = ev.metrics
-        acc = m.get("val_accuracy", m.get("val_sequence_accuracy"))
-        summary = f"validation accuracy {acc:.1%}" if isinstance(acc, (int, float)) else ""
+        head = task.headline_text(m) if task is not None else ""
+        summary = f"validation {head}" if head else ""
         if isinstance(m.get("val_cer"), (int, float)):
             summary += f", character error rate {m['val_cer']:.1%}"
         if ev.status in ("completed", "early_stopped"):
@@ -236,6 +237,7 @@ class TrainPanel(QWidget):
         self.error_banner.hide()
         self.info_banner.hide()
         self.curves.reset(self.session.project.config.train.epochs)
+        self.curves.set_task(self.session.project.task_object)
         self.probe.clear()
         self.probe.set_labels([])
         self._labels = []
@@ -245,6 +247,7 @@ class TrainPanel(QWidget):
         self.error_banner.hide()
         self.info_banner.hide()
         self.curves.reset(self.session.project.config.train.epochs)
+        self.curves.set_task(self.session.project.task_object)
         self.probe.clear()
         self.run_progress.begin(run_name)
 
@@ -291,7 +294,7 @@ class TrainPanel(QWidget):
         )
 
     def _on_finished(self, ev: Finished) -> None:
-        self.run_progress.on_finished(ev)
+        self.run_progress.on_finished(ev, self.session.project.task_object)
         if ev.status == "early_stopped":
             self.info_banner.show_message(f"Stopped early: {ev.message}")
         elif ev.status not in ("completed", "stopped"):

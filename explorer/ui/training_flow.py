@@ -13,7 +13,8 @@ from PySide6.QtCore import QTimer, Slot
 from PySide6.QtWidgets import QWidget
 
 from explorer.engine import DataReady, EpochReport, Finished, ModelReady, Status
-from explorer.engine.config import TASKS, ConfigError
+from explorer.engine.config import ConfigError
+from explorer.engine.tasks import TASK_NAMES
 from models import list_models, model_info
 
 from .project import RunRecord
@@ -45,8 +46,9 @@ class TrainingFlow(_Base):
     def _training_problem(self) -> TrainingProblem | None:
         p = self.session.project
         data_screen = self.train_panel
-        if p.task not in TASKS:
-            trainable = ", ".join(t for t in TASKS if t != "auto")
+        task = p.task_object
+        if task is None:
+            trainable = ", ".join(TASK_NAMES)
             return TrainingProblem(
                 f"This project's task is '{p.task}', which this version cannot train yet (available: {trainable}).",
                 data_screen,
@@ -56,11 +58,9 @@ class TrainingFlow(_Base):
                 "There are no images yet. Open a built-in sample or drop a folder of class folders on the window.",
                 data_screen,
             )
-        if p.task == "classify" and len([c for c, n in p.counts().items() if n > 0]) < 2:
-            return TrainingProblem(
-                "Classification needs at least two classes with images; add another class and drop images on it.",
-                data_screen,
-            )
+        why = task.check_targets(p.counts())
+        if why:
+            return TrainingProblem(why, data_screen)
         arch = self.arch_panel.arch
         if p.task not in model_info(arch).tasks:
             fits = ", ".join(list_models(p.task)) or "none yet"

@@ -29,7 +29,7 @@ from pathlib import Path
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 from explorer.data import DataError, Source
-from explorer.engine import ConfigError, Finished, ProbeReport, RunConfig, Trainer, TrainingError
+from explorer.engine import ConfigError, Finished, ProbeReport, RunConfig, Trainer, TrainingError, runfolder
 from explorer.engine.control import RunControl
 from models import ParamError
 
@@ -74,7 +74,7 @@ def describe_error(e: BaseException, run_dir: Path | None = None) -> str:
         msg = str(e)
     else:
         msg = f"Training failed with an unexpected error: {type(e).__name__}: {e}"
-    if run_dir is not None and (run_dir / "weights.safetensors").is_file():
+    if run_dir is not None and runfolder.weights_file(run_dir) is not None:
         msg += f" The last good weights are kept in {run_dir}."
     return msg
 

@@ -3,7 +3,8 @@
     xvfb-run -s "-screen 0 1400x900x24" .venv/bin/python tests/ui/screenshots.py [OUT_DIR]
 
 Writes welcome, dataset, architecture, training (mid-run, curves and the live probe), runs, an RNN
-training view and the text-reading (sequence) screens to ``docs/screenshots/`` (default). Uses a private settings folder and cache.
+training view, the text-reading (sequence) screens with a text run's predictions and the
+captioner's architecture preview to ``docs/screenshots/`` (default). Uses a private settings folder and cache.
 """
 
 from __future__ import annotations
@@ -116,10 +117,36 @@ def main() -> int:
     w.start_training()
     wait_for(lambda: len(epochs) >= 1 and w.train_panel.probe.painted > 1, timeout_s=300)
     shot(w, out, "training_sequence")
-    w.stop_training()
-    wait_for(lambda: not w.controller.is_running())
+    wait_for(lambda: not w.controller.is_running(), timeout_s=600)  # three epochs: it reads some digits
+    _text_predictions(w, out)
+    _captioner(w, out)
     w.close()
     return 0
+
+
+def _text_predictions(w: MainWindow, out: Path) -> None:
+    """The runs screen of the text run: its predictions table shows the texts read (Task.prediction_cells)."""
+    w.tabs.setCurrentWidget(w.runs_panel)
+    run = w.session.project.runs[-1]
+    images = [p for p, _ in w.session.project.samples[:8]]
+    w.runs_panel.predict(run, images)
+    table = w.runs_panel.predictions
+    wait_for(lambda: table.rowCount() == len(images) and table.item(len(images) - 1, 1) is not None)
+    w.runs_panel.splitter.setSizes([150, 650])
+    shot(w, out, "runs_sequence")
+
+
+def _captioner(w: MainWindow, out: Path) -> None:
+    """The architecture screen of the shape-scenes sample: the captioner's parameter count and layers."""
+    w.load_sample("shape-scenes")
+    panel = w.arch_panel
+    families = [panel.family_list.item(i).text() for i in range(panel.family_list.count())]
+    panel.family_list.setCurrentRow(families.index("captioner"))
+    w.tabs.setCurrentWidget(panel)
+    panel.last_summary = None
+    panel.request_summary()
+    wait_for(lambda: panel.last_summary is not None)
+    shot(w, out, "architecture_captioner")
 
 
 if __name__ == "__main__":

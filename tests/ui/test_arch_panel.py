@@ -131,3 +131,50 @@ def test_a_text_manifest_switches_to_the_families_that_read_text(qtbot, tmp_path
     families = [panel.family_list.item(i).text() for i in range(panel.family_list.count())]
     assert families == list_models("sequence") and panel.arch in families
     assert w.dataset_panel.sample_model.index(0).data() == "012"
+
+
+def _engine_model(project):  # noqa: ANN001, ANN202
+    """The model the trainer builds for the project's config (the engine's own build step)."""
+    from types import SimpleNamespace
+
+    from explorer.engine.session import Session
+    from explorer.engine.tasks import get_task
+
+    cfg = project.run_config()
+    task = get_task(cfg.data.task)
+    data = task.prepare(project.to_source(), cfg.data, seed=cfg.train.seed)
+    built = SimpleNamespace(cfg=cfg, task=task, data=data)
+    model = Session._build_model(built)  # type: ignore[arg-type]
+    return model, built.model_spec
+
+
+def _preview(qtbot, w, arch: str):  # noqa: ANN001, ANN202
+    panel = w.arch_panel
+    panel.family_list.setCurrentRow(
+        [panel.family_list.item(i).text() for i in range(panel.family_list.count())].index(arch)
+    )
+    assert panel.arch == arch
+    panel.last_summary = None
+    panel.request_summary()
+    qtbot.waitUntil(lambda: panel.last_summary is not None, timeout=20000)
+    return panel.last_summary
+
+
+@pytest.mark.parametrize("captions", [False, True], ids=["crnn-text", "captioner"])
+def test_the_preview_is_the_model_the_trainer_builds(qtbot, tmp_path: Path, captions: bool) -> None:
+    """crnn on a text project previews the CTC head; the captioner gets its vocabulary and example caption."""
+    from tests.datasets import export_digit_strings
+
+    train, _ = export_digit_strings(tmp_path / "d", n_train=12, n_test=1, captions=captions)
+    w = make_window(qtbot)
+    w.import_paths([str(train)])
+    arch = "captioner" if captions else "crnn"
+    s = _preview(qtbot, w, arch)
+    assert s.error is None, s.error
+    model, spec = _engine_model(w.session.project)
+    assert s.total == sum(p.numel() for p in model.parameters()) > 0
+    assert s.input_shape == (spec["in_channels"], *spec["image_size"]) and s.num_outputs == spec["num_outputs"]
+    panel = w.arch_panel
+    assert panel.count_label.text().startswith(f"{s.total:,}")
+    assert panel.table.rowCount() == len(s.rows) > 0 and sum(r.params for r in s.rows) == s.total
+    assert s.input_shape[2] is None and "any width" in panel.shape_label.text()  # digit lines keep their aspect ratio

@@ -5,7 +5,7 @@ a :class:`Task` answers each question whose answer differs, so no code outside
 ``explorer/engine/tasks/`` compares task names (``tests/test_task_ownership.py``):
 
 - data: :meth:`Task.prepare` / :meth:`Task.prepare_eval` (source -> tensors),
-  :meth:`Task.labels_from_targets`, :meth:`Task.batch`;
+  :meth:`Task.labels_from_targets`, :meth:`Task.input_size`, :meth:`Task.batch`;
 - model: :meth:`Task.output_count`, :meth:`Task.model_params` (e.g. the CTC head),
   :meth:`Task.check_model`, :meth:`Task.example_forward` (the architecture preview);
 - training: :meth:`Task.loss`, :attr:`Task.loss_name` / :attr:`Task.accuracy_name` (axes), :meth:`Task.evaluate`,
@@ -28,12 +28,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from explorer.data import Source
+from explorer.data import Sample, Source
 from models import Intermediate, build_model
 
 from ..config import DataConfig
 from ..preprocess import Preprocess
 from ._export import ExportGraph, image_graph
+from ._prepare import Geometry
 
 __all__ = ["Split", "PreparedData", "Evaluation", "Example", "ExportGraph", "Headline", "InspectRequest", "Task"]
 
@@ -209,6 +210,12 @@ class Task:
         cfg = DataConfig(val_fraction=0.0, max_pixels=max_pixels)
         data = self.prepare(source, cfg, seed=0, labels=labels, preprocess=preprocess, extra=extra)
         return data.train, data.problems
+
+    def input_size(self, samples: Sequence[Sample], cfg: DataConfig) -> tuple[int, int | None]:
+        """The model's input (height, width; None = each image keeps its aspect ratio) that
+        :meth:`prepare` chooses for these samples, from the files' headers (the app's preview)."""
+        g = Geometry.fixed(samples, cfg)
+        return g.height, g.width
 
     def labels_from_targets(self, targets: Sequence[str]) -> list[str]:
         """The labels (class names, charset or vocabulary) a run on these targets gets."""

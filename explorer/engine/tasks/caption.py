@@ -113,6 +113,10 @@ class CaptionTask(Task):
         self.configure({"max_len": max_len, "min_count": min_count})
         return vocab, max_len
 
+    def input_size(self, samples: Sequence[Sample], cfg: DataConfig) -> tuple[int, int | None]:
+        g = _geometry(list(samples), cfg)
+        return g.height, g.width
+
     def labels_from_targets(self, targets: Sequence[str]) -> list[str]:
         """The vocabulary: PAD, START, END, UNK, then the captions' words by frequency."""
         return Vocabulary.build(targets, min_count=int(self.extra.get("min_count", 1))).tokens

@@ -113,6 +113,10 @@ class SequenceTask(Task):
             seconds=time.perf_counter() - t0,
         )
 
+    def input_size(self, samples: Sequence[Sample], cfg: DataConfig) -> tuple[int, int | None]:
+        g = Geometry.line([s for s in samples if s.target], cfg)
+        return g.height, g.width
+
     def labels_from_targets(self, targets: Sequence[str]) -> list[str]:
         """The charset: every character of the texts, sorted (class 0 of the model is the blank)."""
         return sorted(set("".join(targets)))
