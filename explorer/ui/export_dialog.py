@@ -149,6 +149,7 @@ class ExportDialog(QDialog):
         dest.addWidget(self.browse_btn)
         self.files_label = QLabel(wordWrap=True, textFormat=Qt.TextFormat.RichText)
         self.files_label.setObjectName("exportFiles")
+        self.files_label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
         self.progress.hide()

@@ -45,6 +45,8 @@ __all__ = [
     "open_model_dialog",
 ]
 
+#: shown where a model read no text (an empty sequence or caption)
+NOTHING_READ = "(nothing read)"
 MODEL_FILTER = "Models ({});;All files (*)".format(" ".join(f"*{s}" for s in MODEL_FILE_SUFFIXES))
 
 
@@ -86,6 +88,10 @@ def image_paths(paths: list[str | os.PathLike[str]]) -> list[str]:
     return out
 
 
+def _numbers(values: Any) -> str:
+    return ", ".join(f"{v:.3g}" for v in values) if isinstance(values, (list, tuple)) else str(values)
+
+
 def describe_run(run: Run) -> str:
     """Arch, task, labels, input preprocess and parameter count, as rich text."""
     spec = run.config["preprocess"]
@@ -102,7 +108,7 @@ def describe_run(run: Run) -> str:
         (
             "Input",
             f"{spec['channels']} channel(s), {size}, resize {spec.get('resize', 'auto')}, "
-            f"mean {spec.get('mean')}, std {spec.get('std')}",
+            f"mean {_numbers(spec.get('mean'))}, std {_numbers(spec.get('std'))}",
         ),
         ("Parameters", f"{params:,}"),
         ("Opened from", ", ".join(str(s) for s in run.sources)),
@@ -157,8 +163,9 @@ class PredictionTable(QTableWidget):
         self.setColumnCount(1 + len(columns))
         self.setHorizontalHeaderLabels(["Image", *columns])
         hh = self.horizontalHeader()
+        hh.setStretchLastSection(False)
         hh.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        hh.setStretchLastSection(True)
+        hh.setSectionResizeMode(1 if columns else 0, QHeaderView.ResizeMode.Stretch)  # the label / text / caption
 
     def add_results(self, run: Run, results: list[dict[str, Any]]) -> None:
         task = run.task_object
@@ -170,7 +177,9 @@ class PredictionTable(QTableWidget):
             else:
                 cells = task.prediction_cells(r)
             for j, text in enumerate((Path(r["path"]).name, *cells)):
-                item = QTableWidgetItem(str(text))
+                item = QTableWidgetItem(str(text) if text != "" or j != 1 else NOTHING_READ)
+                if text == "" and j == 1:
+                    item.setForeground(Qt.GlobalColor.gray)
                 item.setToolTip(r.get("error") or task.format_prediction(r) if j else r["path"])
                 self.setItem(row, j, item)
 

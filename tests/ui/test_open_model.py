@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QMessageBox
 from explorer.cli import main
 from explorer.engine import load_run
 from explorer.engine.export import export_run
-from explorer.ui.open_model import MODEL_FILTER, OpenModelPanel, image_paths, model_path
+from explorer.ui.open_model import MODEL_FILTER, NOTHING_READ, OpenModelPanel, image_paths, model_path
 from tests.ui.conftest import drop_paths
 
 
@@ -58,8 +58,9 @@ def test_a_sequence_bundle_shows_text_predictions(qtbot, text_bundle: tuple[Path
     for row in range(3):
         name = panel.table.item(row, 0).text()
         cells = tuple(panel.table.item(row, j).text() for j in range(1, panel.table.columnCount()))
-        assert cells == want[name]
-        assert all(ch.isdigit() for ch in cells[0])  # text, read by CTC
+        text, *rest = want[name]
+        assert all(ch.isdigit() for ch in text)  # text, read by CTC (a 1-epoch model may read nothing)
+        assert cells == (text or NOTHING_READ, *rest)
     panel.shutdown()
 
 
