@@ -52,10 +52,7 @@ MODEL_FILTER = "Models ({});;All files (*)".format(" ".join(f"*{s}" for s in MOD
 
 def model_path(chosen: str | os.PathLike[str]) -> Path:
     """What to open for a chosen file: a run folder's ``config.json`` stands for the folder."""
-    p = Path(chosen)
-    if p.name == runfolder.CONFIG and p.is_file() and (p.parent / runfolder.WEIGHTS).exists():
-        return p.parent
-    return p
+    return runfolder.run_location(chosen)
 
 
 def open_model_dialog(parent: QWidget | None = None, start: str | None = None) -> str | None:
