@@ -19,6 +19,7 @@ from .arch_panel import ArchPanel
 from .dataset_panel import DatasetPanel
 from .dialogs import AboutDialog, ShortcutsDialog
 from .docks import LogView, ProblemsView
+from .open_model import OpenModelWindow
 from .project import RunRecord
 from .project_flows import ProjectFlows
 from .runs_panel import RunsPanel
@@ -378,6 +379,8 @@ class MainWindow(ProjectFlows, TrainingFlow, QMainWindow):
             self.log_view.log("training did not stop within 30 s")
         self.thumbs.close()
         self.arch_panel.shutdown()
+        for w in self.findChildren(OpenModelWindow):
+            w.panel.shutdown()
         self.runs_panel.shutdown()
         self.train_panel.curves.stop()
         self.train_panel.probe.stop()

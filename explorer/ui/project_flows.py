@@ -19,6 +19,7 @@ from explorer.data import DataError
 from explorer.engine import RunFolderError, load_run, runfolder
 
 from .dataset_views import paths_from_mime
+from .open_model import OpenModelWindow, open_model_dialog
 from .project import PROJECT_SUFFIX, ProjectError, RunRecord
 from .session import AUTOSAVE_NAME, ProjectSession
 from .settings import app_home, recent_projects, remove_recent_project
@@ -238,14 +239,16 @@ class ProjectFlows(_Base):
     # -- models ------------------------------------------------------------------------------------
     @Slot()
     def choose_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self,
-            "Open a trained model",
-            str(self._start_dir()),
-            f"Run config or exported model ({runfolder.CONFIG} *.safetensors)",
-        )
+        path = open_model_dialog(self, str(self._start_dir()))
         if path:
-            self.open_model(path)
+            self.show_model(path)
+
+    def show_model(self, path: str) -> OpenModelWindow:
+        """A window that predicts (and, from the runs screen, inspects) with a run folder, an
+        exported bundle or a state dict."""
+        win = OpenModelWindow(path, self)  # win.panel.run: the loaded Run
+        win.show()
+        return win
 
     def open_model(self, path: str) -> bool:
         target = runfolder.run_location(path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +21,17 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.engine import RunFolderError, load_run, runfolder
-from explorer.engine.export import ExportError
-from explorer.engine.export import export_run as engine_export
+from explorer.engine.export import ExportResult
 from explorer.engine.tasks import Task, find_task
 
 from .curves import CurvesView
 from .dataset_views import IMAGE_FILTER
+from .export_dialog import ExportDialog, open_export_dialog
 from .project import RunRecord
 from .session import ProjectSession
 from .threads import new_pool
 
-__all__ = ["RunsPanel", "RunsTable", "PredictionsTable", "export_run", "run_summary"]
+__all__ = ["RunsPanel", "RunsTable", "PredictionsTable", "run_summary"]
 
 _STATUS_TEXT = {
     "running": "running…",
@@ -42,18 +41,6 @@ _STATUS_TEXT = {
     "failed": "failed",
     "interrupted": "interrupted",
 }
-
-
-def export_run(run_dir: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Path:
-    """Exports a run's weights (``.safetensors``) with the self-describing JSON beside them, through
-    the engine's one export path (:func:`explorer.engine.export.export_run`).
-
-    Raises:
-        RunFolderError: the run has no weights yet. ExportError, OSError: the files cannot be written.
-    """
-    if runfolder.weights_file(run_dir) is None:
-        raise RunFolderError(f"{run_dir}: no trained weights to export yet")
-    return Path(engine_export(load_run(run_dir), "safetensors", dest)["file"])
 
 
 def run_summary(run: RunRecord) -> str:
@@ -312,15 +299,13 @@ class RunsPanel(QWidget):
         run = self.selected_run()
         if run is None:
             return
-        dest, _ = QFileDialog.getSaveFileName(
-            self, "Export model", str(Path.home() / f"{run.name}.safetensors"), "safetensors weights (*.safetensors)"
-        )
-        if dest:
-            try:
-                out = export_run(run.dir, dest)
-                self.session.message.emit(f"exported {out} and {out.with_suffix('.json').name}")
-            except (RunFolderError, ExportError, OSError) as e:
-                self.session.message.emit(f"export failed: {e}")
+        dlg = open_export_dialog(run.dir, self)  # None: could not load (a message box said why)
+        if dlg is not None:
+            dlg.exported.connect(self._on_exported)
+
+    @Slot(object)
+    def _on_exported(self, result: ExportResult) -> None:
+        self.session.message.emit("exported " + ", ".join(Path(f).name for f in result.files))
 
     @Slot()
     def choose_predict(self) -> None:
@@ -363,5 +348,7 @@ class RunsPanel(QWidget):
             self.session.remove_run(run)
 
     def shutdown(self) -> None:
+        for dlg in self.findChildren(ExportDialog):
+            dlg.wait()
         self._pool.clear()
         self._pool.waitForDone()

@@ -10,8 +10,8 @@ import pytest
 from PySide6.QtCore import QObject, Slot
 
 import explorer.ui.worker as worker_module
-from explorer.engine import Finished, ProbeReport, RunConfig, StepReport, Trainer
-from explorer.ui.runs_panel import export_run
+from explorer.engine import Finished, ProbeReport, RunConfig, StepReport, Trainer, load_run
+from explorer.engine.export import export_run
 from explorer.ui.threads import running_threads
 from explorer.ui.worker import TrainingWorker
 from tests.ui.helpers import make_window, wait_idle
@@ -65,7 +65,7 @@ def test_train_a_tiny_dataset_to_the_end(qtbot, two_class: Path) -> None:
     w.runs_panel.predict(run, images)
     qtbot.waitUntil(lambda: w.runs_panel.predictions.rowCount() == 3, timeout=20000)
     assert {w.runs_panel.predictions.item(i, 1).text() for i in range(3)} <= {"top", "bottom"}
-    out = export_run(run.dir, two_class.parent / "exported" / "model")
+    out = Path(export_run(load_run(run.dir), "safetensors", two_class.parent / "exported" / "model").files[0])
     assert out.suffix == ".safetensors" and out.is_file() and out.with_suffix(".json").is_file()
     assert w.open_model(str(out))
     assert w.session.project.runs[-1].dir == str(out) and w.runs_panel.table.rowCount() == 2
