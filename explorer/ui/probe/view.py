@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QVB
 from explorer.engine import ProbeReport
 
 from .attention import AttentionSection
+from .gradcam import GradCamSection
 from .feature_maps import FeatureMapSection, FilterSection
 from .outputs import CtcSection, OutputPanel
 from .paint import Section
@@ -41,6 +42,7 @@ SECTIONS: dict[str, type[Section]] = {
     "spatial_state": SpatialStateSection,
     "attention": AttentionSection,
     "ctc_frames": CtcSection,
+    "gradcam": GradCamSection,
 }
 
 
