@@ -20,8 +20,8 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QVB
 from explorer.engine import ProbeReport
 
 from .attention import AttentionSection
-from .gradcam import GradCamSection
 from .feature_maps import FeatureMapSection, FilterSection
+from .gradcam import GradCamSection
 from .outputs import CtcSection, OutputPanel
 from .paint import Section
 from .plan import Planned, keys_of_kind, plan_sections
