@@ -192,8 +192,11 @@ class InspectorPanel(QWidget):
         from explorer.engine.probe_run import probe_run
 
         run, gen = self.run, self._next()
+        epoch = getattr(run, "final_epoch", 0)
         for p in paths:
-            self.jobs.submit(lambda p=p: probe_run(run, p), lambda r, g=gen: self._on_probed(g, r), self._on_error)
+            self.jobs.submit(
+                lambda p=p, e=epoch: probe_run(run, p, epoch=e), lambda r, g=gen: self._on_probed(g, r), self._on_error
+            )
 
     def _on_probed(self, gen: int, report: ProbeReport) -> None:
         if gen == self._generation and self.replayed is None:
@@ -240,8 +243,10 @@ def _open_run(run_dir: Path) -> tuple[Any, list[str], list]:
     from explorer.data import DataError
     from explorer.engine.api import load_run
     from explorer.engine.probe_run import validation_paths
+    from explorer.engine.runfolder import read_history
 
     run = load_run(run_dir)
+    run.final_epoch = len(read_history(run_dir))
     try:
         paths = validation_paths(run)
     except DataError:
