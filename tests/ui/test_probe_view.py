@@ -273,3 +273,19 @@ def test_gradcam_opacity_slider_blends_the_map_over_the_image(qtbot) -> None:
     assert np.array_equal(img[..., 0], r.image[..., 0])  # opacity 0: the image itself
     sec.opacity.setValue(100)
     assert not np.array_equal(sec.cam_view.item.image, img)
+
+
+@pytest.mark.parametrize("family", ["rnn", "crnn", "patch_rnn"])
+def test_hovering_a_time_step_outlines_the_region_it_read(qtbot, family: str) -> None:
+    r, labels = reports.REPORTS[family]()
+    view = painted(qtbot, r, labels)
+    sec = sections_of(view, RecurrentSection)[0]
+    regions = r.info[sec.selected]["regions"]
+    for t in (0, len(regions) - 1):
+        sec.hover_step(t)
+        assert view.highlighted == tuple(regions[t]) and view.region.isVisible()
+        rect = view.region.rect()
+        y0, x0, y1, x1 = regions[t]
+        assert (rect.x(), rect.y(), rect.width(), rect.height()) == (x0, y0, x1 - x0, y1 - y0)
+    sec.hover_step(None)
+    assert view.highlighted is None and not view.region.isVisible()
