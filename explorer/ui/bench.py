@@ -104,12 +104,14 @@ def _switch_selectors(panel: Any) -> None:
 
 def _config(data: str, arch: str, epochs: int, params: dict[str, Any] | None, device: str) -> Any:
     from explorer.engine import RunConfig
+    from explorer.engine.probe_cost import DEFAULT_PROBE_INTERVAL
 
     cfg = RunConfig(arch=arch, params=dict(params or {}))
     cfg.data.source = data
     cfg.train.epochs = epochs
     cfg.train.batch_size = 32
     cfg.train.device = device
+    cfg.train.probe_interval = DEFAULT_PROBE_INTERVAL  # the app's live probes, at the default rate
     cfg.validate()
     return cfg
 

@@ -136,3 +136,38 @@ def test_clicking_a_confusion_cell_lists_exactly_that_cells_images(qtbot, fake_r
     assert [w["path"] for w in det.wrong] == [paths[1], paths[3]]
     assert ev.table.rowCount() == len(CLASSES) and ev.table.item(1, 0).text() == "0.333"  # class 1: 1 of 3
     panel.shutdown()
+
+
+def _fake_run_folder(path: Path, lr: float, losses: list[float]) -> Path:
+    import json
+
+    path.mkdir()
+    cfg = {
+        "format": "model-explorer-run",
+        "arch": "cnn",
+        "params": {"channels": [8]},
+        "data": {"source": "sample:shapes"},
+        "train": {"lr": lr},
+    }
+    (path / "config.json").write_text(json.dumps(cfg))
+    hist = [{"epoch": i + 1, "val_loss": v, "train_loss": v + 0.1} for i, v in enumerate(losses)]
+    (path / "history.json").write_text(json.dumps(hist))
+    (path / "metrics.json").write_text(json.dumps({"val_accuracy": 1 - losses[-1], "epochs": len(losses)}))
+    return path
+
+
+def test_runs_side_by_side_overlay_curves_and_list_only_the_differing_settings(qtbot, tmp_path: Path) -> None:
+    from explorer.ui.inspector.runs_compare import RunsCompare
+
+    view = RunsCompare()
+    qtbot.addWidget(view)
+    view.add_run(_fake_run_folder(tmp_path / "a", 0.001, [0.9, 0.5]))
+    view.add_run(_fake_run_folder(tmp_path / "b", 0.01, [0.8, 0.6, 0.4]))
+    assert view.metric.currentText() == "val_loss"
+    curves = view.plot.getPlotItem().listDataItems()
+    assert [list(c.yData) for c in curves] == [[0.9, 0.5], [0.8, 0.6, 0.4]]
+    rows = [view.settings.verticalHeaderItem(i).text() for i in range(view.settings.rowCount())]
+    assert rows == ["train.lr"]
+    assert [view.settings.item(0, j).text() for j in range(2)] == ["0.001", "0.01"]
+    figures = {view.figures.verticalHeaderItem(i).text() for i in range(view.figures.rowCount())}
+    assert figures == {"val_accuracy", "epochs"}

@@ -82,6 +82,10 @@ class InspectorPanel(QWidget):
         self.evaluation.open_image.connect(self._open_from_evaluation)
         self.tabs.addTab(self.evaluation, "Evaluation")
         self.extra_tabs["evaluation"] = self.evaluation
+        from .runs_compare import RunsCompare
+
+        self.runs_compare = RunsCompare()
+        self.tabs.addTab(self.runs_compare, "Runs side by side")
 
     # -- the window's calls ------------------------------------------------------------------
     def set_labels(self, labels: Sequence[str]) -> None:
@@ -208,6 +212,7 @@ class InspectorPanel(QWidget):
         run, paths, thumbs = loaded
         self.run = run
         self.set_labels(run.labels)
+        self.runs_compare.add_run(run.path)
         self.strip.set_candidates(thumbs)
         self.status.setText(f"{len(paths)} validation images of {run.path.name}; click one to look inside")
         if "evaluation" in self.extra_tabs:
