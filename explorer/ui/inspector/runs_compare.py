@@ -94,6 +94,7 @@ class RunsCompare(QWidget):
         top.addWidget(self.note, 1)
         self.plot = pg.PlotWidget(background="w")
         self.plot.setLabel("bottom", "epoch")
+        self.plot.getAxis("bottom").setTickSpacing(1, 1)
         self.plot.addLegend(offset=(-10, 10))
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.figures = QTableWidget(0, 0)

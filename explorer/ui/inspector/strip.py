@@ -55,6 +55,7 @@ class ThumbnailStrip(QListWidget):
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
         self.setToolTip("Click an image to look inside the model with it; tick images to pin them side by side")
         self.current: str | None = None
+        self.hide()  # until there are images to offer
         self.itemClicked.connect(self._on_click)
         self.itemChanged.connect(lambda _item: self._emit())
 
@@ -69,6 +70,7 @@ class ThumbnailStrip(QListWidget):
             item.setCheckState(Qt.CheckState.Unchecked)
             self.addItem(item)
         self.blockSignals(False)
+        self.setVisible(bool(thumbs))
 
     def paths(self) -> list[str]:
         return [self.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.count())]
