@@ -89,10 +89,10 @@ class EvaluationView(QWidget):
         top.addWidget(self.button)
         self.confusion = ConfusionPlot("class")
         self.confusion.cellClicked.connect(self.show_cell)
-        self.cell_label = QLabel("Click a cell of the matrix to see its images.")
-        self.cell_images = ThumbnailStrip()
+        self.cell_label = QLabel("Click a cell of the matrix to see its images (double-click one to look inside).")
+        self.cell_images = ThumbnailStrip(checkable=False)
         self.wrong_label = QLabel("Most confidently wrong")
-        self.wrong_images = ThumbnailStrip()
+        self.wrong_images = ThumbnailStrip(checkable=False)
         self.table = QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(["precision", "recall", "F1", "images"])
         for strip in (self.cell_images, self.wrong_images):

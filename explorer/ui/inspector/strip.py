@@ -43,8 +43,10 @@ def _icon(rgb: np.ndarray | None) -> QIcon:
 class ThumbnailStrip(QListWidget):
     chosen = Signal(list)
 
-    def __init__(self) -> None:
+    def __init__(self, checkable: bool = True) -> None:
+        """``checkable``: a tick box per image to pin it (a plain gallery without)."""
         super().__init__()
+        self.checkable = checkable
         self.setViewMode(QListView.ViewMode.IconMode)
         self.setFlow(QListView.Flow.LeftToRight)
         self.setWrapping(False)
@@ -66,8 +68,9 @@ class ThumbnailStrip(QListWidget):
             item = QListWidgetItem(_icon(rgb), os.path.basename(path))
             item.setData(Qt.ItemDataRole.UserRole, path)
             item.setToolTip(path if rgb is not None else f"{path}: cannot be read")
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(Qt.CheckState.Unchecked)
+            if self.checkable:
+                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+                item.setCheckState(Qt.CheckState.Unchecked)
             self.addItem(item)
         self.blockSignals(False)
         self.setVisible(bool(thumbs))
