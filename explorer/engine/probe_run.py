@@ -42,6 +42,8 @@ def probe_image(run: Any, image: np.ndarray, path: str, epoch: int = 0, with_gra
     arrays = {k: v[0].detach().float().cpu().numpy().copy() for k, v in inter.items()}
     cam = gradcam.probe_gradcam(model, x, out, inter, run.labels) if with_gradcam and info else None
     if cam is not None:
+        if (output_info or {}).get("kind") == "logits":
+            cam = _every_class(model, x, out, run.labels, cam)
         arrays[gradcam.GRADCAM_KEY], info[gradcam.GRADCAM_KEY] = cam
     token_keys = [k for k, d in info.items() if d["kind"] == "tokens" and k in inter]
     tokens = [run.labels[int(i)] for i in inter[token_keys[0]][0].tolist()] if token_keys else None
@@ -57,6 +59,28 @@ def probe_image(run: Any, image: np.ndarray, path: str, epoch: int = 0, with_gra
         output_info=output_info,
         tokens=tokens,
     )
+
+
+MAX_CLASSES = 20  # Grad-CAM maps of a classifier's probe: the most probable classes, predicted first
+
+
+def _every_class(model: Any, x: torch.Tensor, out: torch.Tensor, labels: list[str], cam: tuple) -> tuple:
+    """A classifier's Grad-CAM for its most probable classes (the predicted one first), not
+    only the predicted one, so the view can show what the model used for any class; in the
+    probe's form (maps (n, H, W), description with ``extra``)."""
+    k = len(labels)
+    order = torch.argsort(out[0, :k].float(), descending=True)[:MAX_CLASSES].tolist()
+    targets = [gradcam.class_targets(out, labels, target=int(c))[0] for c in order]
+    result = gradcam.grad_cam(model, x, targets, layer=cam[1]["layer"])
+    maps = np.stack([m.cam for m in result.maps])
+    extra = {
+        "labels": [m.label for m in result.maps],
+        "indices": [m.index for m in result.maps],
+        "positions": [None] * len(order),
+        "frames": [None] * len(order),
+        "scores": [m.score for m in result.maps],
+    }
+    return maps, {**cam[1], "extra": extra}
 
 
 def validation_paths(run: Any) -> list[str]:

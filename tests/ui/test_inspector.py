@@ -84,7 +84,12 @@ def test_a_clicked_thumbnail_is_probed_and_drawn_as_the_forward_pass_computed(qt
         expected = stretched_rgb(inter[sec.keys[0]][0].numpy()[: sec.grid.n])
         assert all(np.array_equal(item.image, e) for item, e in zip(sec.grid.items, expected))
     (cam,) = [s for s in view.sections if isinstance(s, GradCamSection)]
-    assert np.array_equal(cam.shown_map, view._ctx.arrays["gradcam"][0])
+    assert len(cam.buttons) == len(CLASSES)  # a map per class, the predicted one first
+    predicted = CLASSES[int(np.argmax(view._ctx.report.probabilities))]
+    assert cam.buttons[0].text() == predicted and {b.text() for b in cam.buttons} == set(CLASSES)
+    for i in range(len(CLASSES)):
+        cam.select(i)
+        assert np.array_equal(cam.shown_map, view._ctx.arrays["gradcam"][i])
     panel.shutdown()
 
 
