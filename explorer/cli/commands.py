@@ -100,11 +100,15 @@ def cmd_bench(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.bench == "ui":
         from explorer.ui.bench import bench_ui
 
-        ui = bench_ui(epochs=args.epochs, data=args.data)
+        ui = bench_ui(
+            epochs=args.epochs, data=args.data, arch=args.arch, params=dict(args.params), device=args.device,
+            overhead=not args.no_overhead,
+        )  # fmt: skip
         if args.json:
             dump_json(ui, out, err, indent=None)
         else:
-            out.write("  ".join(f"{k} {v:.1f}" for k, v in ui.items()) + "\n")
+            for k, v in ui.items():
+                out.write(f"{k}: {v}\n")
         return EXIT_OK
     from explorer.engine.bench import bench_train
 

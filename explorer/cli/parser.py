@@ -147,5 +147,9 @@ def _bench(sub: Any) -> None:
 
     bu = bsub.add_parser("ui", help="event-loop stalls of the app while the real worker trains")
     bu.add_argument("--data", default="sample:shapes")
+    bu.add_argument("--arch", default="cnn", help="the model trained with the views open")
+    bu.add_argument("--set", dest="params", action="append", default=[], type=key_value, metavar="KEY=VALUE")
     bu.add_argument("--epochs", type=int, default=2)
+    bu.add_argument("--device", default="auto", choices=_DEVICES)
+    bu.add_argument("--no-overhead", action="store_true", help="skip the probes-on/off throughput comparison")
     bu.add_argument("--json", action="store_true")

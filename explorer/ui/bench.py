@@ -1,9 +1,11 @@
-"""``bench ui``: how smooth the app stays while the real worker trains.
+"""``bench ui``: how smooth the app stays, and how fast each view paints, while the real worker trains.
 
-The real main window trains a small CNN through the real :class:`~explorer.ui.worker.TrainingController`
-(curves and the live probe view updating) while a 10 ms precise QTimer on the GUI thread records
-how late each tick fires. Lateness beyond the 10 ms period is an event-loop stall: the time a
-user's click or a repaint would have waited.
+The inspector panel (:class:`~explorer.ui.inspector.InspectorPanel`, every probe view of the model
+open) follows a run trained by the real :class:`~explorer.ui.worker.TrainingController`, while a
+10 ms precise QTimer on the GUI thread records how late each tick fires. Lateness beyond the 10 ms
+period is an event-loop stall: the time a user's click or a repaint would have waited. Every
+section's paint is timed and reported per view kind; a timer also switches the recurrent and
+spatial selectors (state / gates / cell state) as a user would, so gate views are painted too.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QEventLoop, Qt, QTimer
 
-__all__ = ["bench_ui"]
+__all__ = ["bench_ui", "VIEW_KINDS"]
 
 TICK_MS = 10
+VIEW_KINDS = ("feature_maps", "filters", "hidden_states", "gates", "spatial_states", "attention", "ctc", "gradcam")
 
 
 @contextlib.contextmanager
@@ -36,87 +39,185 @@ def _private_home(path: str) -> Iterator[None]:
             os.environ["MODEL_EXPLORER_HOME"] = old
 
 
-def _settle(ms: int) -> None:
+def _kind_of(section: Any) -> str | None:
+    """The bench's name of what ``section`` paints now (a recurrent section showing a gate: gates)."""
+    from .probe.feature_maps import FeatureMapSection, FilterSection
+    from .probe.gradcam import GradCamSection
+    from .probe.outputs import CtcSection, OutputPanel
+    from .probe.recurrent import RecurrentSection
+    from .probe.spatial import SpatialStateSection
+
+    if isinstance(section, (RecurrentSection, SpatialStateSection)):
+        d = section._info[section.selected]
+        gate = d["kind"] in ("gate", "cell_state") or d.get("gate") is not None
+        return "gates" if gate else ("hidden_states" if isinstance(section, RecurrentSection) else "spatial_states")
+    if isinstance(section, OutputPanel):
+        return "ctc" if section.ctc.isVisible() else None
+    names = {FeatureMapSection: "feature_maps", FilterSection: "filters", CtcSection: "ctc", GradCamSection: "gradcam"}
+    for cls, name in names.items():
+        if isinstance(section, cls):
+            return name
+    from .probe.attention import AttentionSection
+
+    return "attention" if isinstance(section, AttentionSection) else None
+
+
+@contextlib.contextmanager
+def _timed_paints(times: dict[str, list[float]]) -> Iterator[None]:
+    """Times every section paint (``update_from``, ``select``) into ``times[kind]`` (ms)."""
+    from .probe import view as probe_view
+    from .probe.outputs import OutputPanel
+
+    classes = {*probe_view.SECTIONS.values(), OutputPanel}
+    saved = []
+    for cls in classes:
+        for name in ("update_from", "select"):
+            if name in cls.__dict__:
+                orig = cls.__dict__[name]
+                saved.append((cls, name, orig))
+
+                def timed(self, *a, _orig=orig, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
+                    t0 = time.perf_counter()
+                    out = _orig(self, *a, **kw)
+                    kind = _kind_of(self)
+                    if kind is not None:
+                        times.setdefault(kind, []).append((time.perf_counter() - t0) * 1000.0)
+                    return out
+
+                setattr(cls, name, timed)
+    try:
+        yield
+    finally:
+        for cls, name, orig in saved:
+            setattr(cls, name, orig)
+
+
+def _switch_selectors(panel: Any) -> None:
+    """Shows the next state / gate of every recurrent and spatial section (as a user clicking)."""
+    for view in panel.compare.views.values():
+        for sec in view.sections:
+            buttons = getattr(sec, "buttons", None)
+            if isinstance(buttons, dict) and len(buttons) > 1 and getattr(sec, "_arrays", None):
+                keys = list(buttons)
+                sec.select(keys[(keys.index(sec.selected) + 1) % len(keys)])
+
+
+def _config(data: str, arch: str, epochs: int, params: dict[str, Any] | None, device: str) -> Any:
+    from explorer.engine import RunConfig
+    from explorer.engine.probe_cost import DEFAULT_PROBE_INTERVAL
+
+    cfg = RunConfig(arch=arch, params=dict(params or {}))
+    cfg.data.source = data
+    cfg.train.epochs = epochs
+    cfg.train.batch_size = 32
+    cfg.train.device = device
+    cfg.train.probe_interval = DEFAULT_PROBE_INTERVAL  # the app's live probes, at the default rate
+    cfg.validate()
+    return cfg
+
+
+def _train_with_views(cfg: Any, run_dir: str, timeout_s: float) -> tuple[list[float], dict[str, list[float]], Any]:
+    """(tick lateness ms, paint ms per kind, the Finished event) of one run with the inspector open."""
+    from .inspector import InspectorPanel
+    from .worker import TrainingController
+
+    controller = TrainingController()
+    panel = InspectorPanel(controller)
+    panel.resize(1400, 900)
+    panel.show()
+    controller.probe.connect(panel.show_report)
+    controller.started.connect(lambda d: panel.set_run(d, load_model=False))
+    times: dict[str, list[float]] = {}
+    late: list[float] = []
+    last = time.perf_counter()
+
+    def tick() -> None:
+        nonlocal last
+        now = time.perf_counter()
+        late.append(max(0.0, (now - last) * 1000.0 - TICK_MS))
+        last = now
+
+    timer = QTimer()
+    timer.setTimerType(Qt.TimerType.PreciseTimer)
+    timer.setInterval(TICK_MS)
+    timer.timeout.connect(tick)
+    switch = QTimer()
+    switch.setInterval(700)
+    switch.timeout.connect(lambda: _switch_selectors(panel))
     loop = QEventLoop()
-    QTimer.singleShot(ms, loop.quit)
-    loop.exec()
+    controller.idle.connect(loop.quit)
+    QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+    with _timed_paints(times):
+        timer.start()
+        switch.start()
+        last = time.perf_counter()
+        controller.start(cfg, run_dir)
+        loop.exec()
+        timer.stop()
+        switch.stop()
+    fin = controller.last_finished
+    if controller.is_running():
+        controller.shutdown()
+        raise RuntimeError(f"training did not finish within {timeout_s:.0f} s")
+    panel.shutdown()
+    panel.close()
+    panel.deleteLater()
+    return late, times, fin
 
 
-def bench_ui(epochs: int = 2, data: str = "sample:shapes", *, timeout_s: float = 600.0) -> dict[str, Any]:
-    """Trains a small model in the real worker and measures GUI event-loop stalls.
+def bench_ui(
+    epochs: int = 2,
+    data: str = "sample:shapes",
+    arch: str = "cnn",
+    params: dict[str, Any] | None = None,
+    *,
+    device: str = "auto",
+    overhead: bool = True,
+    timeout_s: float = 900.0,
+) -> dict[str, Any]:
+    """Trains ``arch`` on ``data`` in the real worker with the inspector open and measures GUI
+    event-loop stalls and each view's paint time; with ``overhead``, also the probe overhead
+    (:func:`explorer.engine.probe_cost.probe_overhead`, one repeat, same settings).
 
     Returns:
-        ``stall_p50_ms``, ``stall_p99_ms``, ``stall_max_ms`` (lateness of the 10 ms timer ticks
-        while training) and ``samples_per_second`` (the run's own figure).
+        ``stall_p50_ms``, ``stall_p99_ms``, ``stall_max_ms``, ``samples_per_second``, ``views``
+        (kind -> {``paints``, ``p50_ms``, ``p99_ms``}, for every kind painted) and
+        ``probe_overhead`` (fraction of throughput lost to probing; with ``probe_share``).
 
     Raises:
         RuntimeError: the run did not complete (its message says why).
     """
     from .app import ensure_app
-    from .main_window import MainWindow
 
     with tempfile.TemporaryDirectory(prefix="me-bench-ui-") as home, _private_home(home):
-        app = ensure_app()
-        window = MainWindow()
-        window.resize(1280, 820)
-        window.show()
-        try:
-            window.open_path(data)
-            s = window.session
-            cfg = s.project.config
-            cfg.arch = "cnn"
-            s.set_params("cnn", {"channels": [16, 32]})
-            cfg.train.epochs = epochs
-            cfg.train.batch_size = 32
-            cfg.train.probe_interval = 0.25  # several live-probe paints even in a short run
-            window.arch_panel.load_from_session()
-            window.train_panel.settings.load_from_session()
-            window.tabs.setCurrentWidget(window.train_panel)
-            _settle(300)
-            window.arch_panel.runner.wait()
-            _settle(100)
+        ensure_app()
+        cfg = _config(data, arch, epochs, params, device)
+        late, times, fin = _train_with_views(cfg, os.path.join(home, "run"), timeout_s)
+        if fin is None or fin.status not in ("completed", "early_stopped"):
+            raise RuntimeError(f"training {fin.status if fin else 'ended'}: {fin.message if fin else ''}")
+        a = np.asarray(late[1:] or [0.0])
+        out: dict[str, Any] = {
+            "data": data,
+            "arch": arch,
+            "epochs": epochs,
+            "stall_p50_ms": round(float(np.percentile(a, 50)), 2),
+            "stall_p99_ms": round(float(np.percentile(a, 99)), 2),
+            "stall_max_ms": round(float(a.max()), 2),
+            "samples_per_second": round(float(fin.metrics.get("samples_per_second", 0.0)), 1),
+            "views": {
+                k: {
+                    "paints": len(times[k]),
+                    "p50_ms": round(float(np.percentile(times[k], 50)), 2),
+                    "p99_ms": round(float(np.percentile(times[k], 99)), 2),
+                }
+                for k in VIEW_KINDS
+                if times.get(k)
+            },
+        }
+        if overhead:
+            from explorer.engine.probe_cost import probe_overhead
 
-            late: list[float] = []
-            last = time.perf_counter()
-
-            def tick() -> None:
-                nonlocal last
-                now = time.perf_counter()
-                late.append(max(0.0, (now - last) * 1000.0 - TICK_MS))
-                last = now
-
-            timer = QTimer()
-            timer.setTimerType(Qt.TimerType.PreciseTimer)
-            timer.setInterval(TICK_MS)
-            timer.timeout.connect(tick)
-            loop = QEventLoop()
-            window.controller.idle.connect(loop.quit)
-            guard = QTimer()
-            guard.setSingleShot(True)
-            guard.timeout.connect(loop.quit)
-            guard.start(int(timeout_s * 1000))
-            timer.start()
-            last = time.perf_counter()
-            if not window.start_training():
-                raise RuntimeError(window.train_panel.error_banner.text.text() or "training did not start")
-            loop.exec()
-            timer.stop()
-            guard.stop()
-            fin = window.controller.last_finished
-            if window.controller.is_running():
-                window.controller.shutdown()
-                raise RuntimeError(f"training did not finish within {timeout_s:.0f} s")
-            if fin is None or fin.status not in ("completed", "early_stopped"):
-                raise RuntimeError(f"training {fin.status if fin else 'ended'}: {fin.message if fin else ''}")
-            a = np.asarray(late[1:] or [0.0])
-            return {
-                "stall_p50_ms": round(float(np.percentile(a, 50)), 2),
-                "stall_p99_ms": round(float(np.percentile(a, 99)), 2),
-                "stall_max_ms": round(float(a.max()), 2),
-                "samples_per_second": round(float(fin.metrics.get("samples_per_second", 0.0)), 1),
-            }
-        finally:
-            window.close()
-            window.shutdown()
-            window.deleteLater()
-            app.processEvents()
+            po = probe_overhead(_config(data, arch, epochs, params, device), repeats=1)
+            out["probe_overhead"] = round(float(po["probe_overhead"]), 4)
+            out["probe_share"] = round(float(po["probe_share"]), 4)
+        return out

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import torch
 
-from explorer.engine import ProbeReport
+from explorer.engine import ProbeReport, gradcam
 from models import build_model
 
 __all__ = ["VOCAB", "CHARSET", "probe_report", "noise", "picture", "digits", "REPORTS"]
@@ -20,8 +20,9 @@ CHARSET = list("0123456789")
 CLASSES = ["circle", "square", "triangle"]
 
 
-def probe_report(model, image: np.ndarray, *, text: str | None = None) -> ProbeReport:  # noqa: ANN001
-    """What the trainer sends: the first image's intermediates as numpy, with the declaration."""
+def probe_report(model, image: np.ndarray, *, text: str | None = None, labels=None) -> ProbeReport:  # noqa: ANN001
+    """What the trainer sends: the first image's intermediates as numpy, with the declaration, and
+    (given ``labels``) the Grad-CAM maps the trainer's probe adds."""
     h, w = image.shape[:2]
     x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
     model.eval()
@@ -29,13 +30,17 @@ def probe_report(model, image: np.ndarray, *, text: str | None = None) -> ProbeR
         out, inter = model.forward_intermediates(x)
     info = {k: v.to_dict() for k, v in model.intermediate_info((h, w)).items()}
     output_info = model.output_info((h, w)).to_dict()
+    arrays = {k: v[0].float().numpy().copy() for k, v in inter.items()}
+    cam = gradcam.probe_gradcam(model, x, out, inter, labels) if labels is not None else None
+    if cam is not None:
+        arrays[gradcam.GRADCAM_KEY], info[gradcam.GRADCAM_KEY] = cam
     return ProbeReport(
         epoch=1,
         global_step=3,
         path="probe.png",
         image=image,
         probabilities=torch.softmax(out.float(), dim=-1)[0].numpy(),
-        intermediates={k: v[0].float().numpy().copy() for k, v in inter.items()},
+        intermediates=arrays,
         text=text,
         info=info,
         output_info=output_info,
@@ -63,7 +68,7 @@ def digits(text: str, h: int, w: int) -> np.ndarray:
 def cnn() -> tuple[ProbeReport, list[str]]:
     torch.manual_seed(0)
     net = build_model("cnn", in_channels=1, num_outputs=3, image_size=(32, 32), channels="8,16")
-    return probe_report(net, picture(32, 32)), CLASSES
+    return probe_report(net, picture(32, 32), labels=CLASSES), CLASSES
 
 
 def rnn() -> tuple[ProbeReport, list[str]]:
@@ -72,13 +77,13 @@ def rnn() -> tuple[ProbeReport, list[str]]:
         "rnn", in_channels=1, num_outputs=3, image_size=(16, 16), cell="lstm", hidden_size=12, num_layers=2,
         bidirectional=True,
     )  # fmt: skip
-    return probe_report(net, picture(16, 16)), CLASSES
+    return probe_report(net, picture(16, 16), labels=CLASSES), CLASSES
 
 
 def crnn() -> tuple[ProbeReport, list[str]]:
     torch.manual_seed(0)
     net = build_model("crnn", in_channels=1, num_outputs=len(CHARSET) + 1, image_size=(32, 96), head="ctc")
-    r = probe_report(net, digits("3141", 32, 96))
+    r = probe_report(net, digits("3141", 32, 96), labels=CHARSET)
     return dataclasses.replace(r, text="3141"), CHARSET
 
 
@@ -88,7 +93,7 @@ def conv_rnn() -> tuple[ProbeReport, list[str]]:
         "conv_rnn", in_channels=1, num_outputs=3, image_size=(16, 16), cell="lstm", hidden_channels="6", stem=0,
         step=4,
     )  # fmt: skip
-    return probe_report(net, picture(16, 16)), CLASSES
+    return probe_report(net, picture(16, 16), labels=CLASSES), CLASSES
 
 
 def captioner() -> tuple[ProbeReport, list[str]]:
@@ -98,7 +103,7 @@ def captioner() -> tuple[ProbeReport, list[str]]:
         "captioner", in_channels=1, num_outputs=len(VOCAB), image_size=(32, 32), channels="8,16,16", embed_dim=16,
         hidden_size=32, attention_dim=16,
     )  # fmt: skip
-    r = probe_report(net, picture(32, 32))
+    r = probe_report(net, picture(32, 32), labels=VOCAB)
     tok = next(k for k, d in r.info.items() if d["kind"] == "tokens")
     words = [VOCAB[int(i)] for i in r.intermediates[tok]]
     return dataclasses.replace(r, tokens=words, text=" ".join(words)), VOCAB
@@ -107,13 +112,13 @@ def captioner() -> tuple[ProbeReport, list[str]]:
 def patch_rnn() -> tuple[ProbeReport, list[str]]:
     torch.manual_seed(0)
     net = build_model("patch_rnn", in_channels=1, num_outputs=3, image_size=(32, 32), tile=8, hidden_size=16)
-    return probe_report(net, picture(32, 32)), CLASSES
+    return probe_report(net, picture(32, 32), labels=CLASSES), CLASSES
 
 
 def backbone() -> tuple[ProbeReport, list[str]]:
     torch.manual_seed(0)
     net = build_model("backbone", in_channels=3, num_outputs=3, image_size=(32, 32), arch="resnet18")
-    return probe_report(net, np.repeat(picture(32, 32), 3, axis=2)), CLASSES
+    return probe_report(net, np.repeat(picture(32, 32), 3, axis=2), labels=CLASSES), CLASSES
 
 
 REPORTS = {

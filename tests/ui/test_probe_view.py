@@ -238,3 +238,54 @@ def test_sections_out_of_sight_are_painted_when_scrolled_to(qtbot) -> None:
     view.scroll.ensureWidgetVisible(last)
     qtbot.waitUntil(lambda: last not in view.waiting, timeout=5000)
     assert np.array_equal(last.shown, r.intermediates[last.selected])
+
+
+@pytest.mark.parametrize("family", ["cnn", "crnn", "captioner"])
+def test_gradcam_paints_each_map_of_the_probe_with_its_label(qtbot, family: str) -> None:
+    from explorer.ui.probe.gradcam import GradCamSection
+
+    r, labels = reports.REPORTS[family]()
+    view = painted(qtbot, r, labels)
+    (sec,) = sections_of(view, GradCamSection)
+    maps, extra = r.intermediates["gradcam"], r.info["gradcam"]["extra"]
+    assert len(sec.buttons) == maps.shape[0] == len(extra["labels"])
+    for i in range(maps.shape[0]):
+        sec.select(i)
+        assert np.array_equal(sec.shown_map, maps[i])
+        assert str(extra["labels"][i]) in sec.buttons[i].text()
+    assert sec.cam_view.bar.isVisible()
+    att = [k for k, d in r.info.items() if d["kind"] == "attention"]
+    if att:  # the captioner: the model's own attention for the same word, beside
+        pos = extra["positions"][sec.selected]
+        assert np.array_equal(sec.shown_attention, r.intermediates[att[0]][pos]) and sec.att_view.isVisible()
+    else:
+        assert sec.shown_attention is None
+
+
+def test_gradcam_opacity_slider_blends_the_map_over_the_image(qtbot) -> None:
+    from explorer.ui.probe.gradcam import GradCamSection
+
+    r, labels = reports.cnn()
+    view = painted(qtbot, r, labels)
+    (sec,) = sections_of(view, GradCamSection)
+    sec.opacity.setValue(0)
+    img = sec.cam_view.item.image
+    assert np.array_equal(img[..., 0], r.image[..., 0])  # opacity 0: the image itself
+    sec.opacity.setValue(100)
+    assert not np.array_equal(sec.cam_view.item.image, img)
+
+
+@pytest.mark.parametrize("family", ["rnn", "crnn", "patch_rnn"])
+def test_hovering_a_time_step_outlines_the_region_it_read(qtbot, family: str) -> None:
+    r, labels = reports.REPORTS[family]()
+    view = painted(qtbot, r, labels)
+    sec = sections_of(view, RecurrentSection)[0]
+    regions = r.info[sec.selected]["regions"]
+    for t in (0, len(regions) - 1):
+        sec.hover_step(t)
+        assert view.highlighted == tuple(regions[t]) and view.region.isVisible()
+        rect = view.region.rect()
+        y0, x0, y1, x1 = regions[t]
+        assert (rect.x(), rect.y(), rect.width(), rect.height()) == (x0, y0, x1 - x0, y1 - y0)
+    sec.hover_step(None)
+    assert view.highlighted is None and not view.region.isVisible()

@@ -25,7 +25,9 @@ _VIEW_OF_KIND = {
     "spatial_state": "spatial_state",
     "attention": "attention",
     "ctc_frames": "ctc_frames",
+    "gradcam": "gradcam",
 }
+_FIRST = {"attention": 0, "gradcam": 1}
 _ORDER = {"recurrent_state": 0, "gate": 1, "cell_state": 2}
 
 
@@ -59,8 +61,9 @@ def plan_sections(info: Mapping[str, Mapping]) -> list[Planned]:
         if group[0] in ("recurrent", "spatial_state"):  # the state first, gates as declared, the cell state last
             keys = sorted(keys, key=lambda k: _order(info[k]))
         out.append(Planned(group[0], tuple(keys)))
-    # where the model looked for each word sits right under the caption; the rest as declared
-    return sorted(out, key=lambda p: p.view != "attention")
+    # where the model looked for each word, then what Grad-CAM says it used, sit right under the
+    # output; the rest as declared
+    return sorted(out, key=lambda p: _FIRST.get(p.view, len(_FIRST)))
 
 
 def keys_of_kind(info: Mapping[str, Mapping], kind: str) -> list[str]:

@@ -4,8 +4,10 @@ selectable (the entries the declaration groups under that layer and direction)."
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 
 import numpy as np
+import pyqtgraph as pg
 
 from .paint import HeatmapPlot, Section, Selector, levels_for
 from .plan import option_label
@@ -32,6 +34,33 @@ class RecurrentSection(Section):
         self.plot = HeatmapPlot("time step", "unit", "value", height=int(min(190, max(140, 70 + 4 * units))))
         self.body.addWidget(self.plot)
         self._arrays: dict[str, np.ndarray] = {}
+        #: called with (time step, the input box (y0, x0, y1, x1) it read) under the mouse, or (None, None)
+        self.on_hover: Callable[[int | None, tuple | None], None] | None = None
+        self.hovered: int | None = None
+        self._marker = pg.InfiniteLine(angle=90, pen=pg.mkPen("#ff1744", width=2))
+        self._marker.hide()
+        self.plot.plot.addItem(self._marker)
+        self.plot.scene().sigMouseMoved.connect(self._on_mouse)
+
+    def _on_mouse(self, pos) -> None:  # noqa: ANN001 - a scene position
+        a = self._arrays.get(self.selected)
+        p = self.plot.plot.vb.mapSceneToView(pos)
+        inside = a is not None and self.plot.plot.vb.sceneBoundingRect().contains(pos)
+        t = int(np.floor(p.x())) if inside else -1
+        self.hover_step(t if 0 <= t < a.shape[0] else None)
+
+    def hover_step(self, t: int | None) -> None:
+        """Marks time step ``t`` (None: none) and tells ``on_hover`` which input box it read."""
+        if t == self.hovered:
+            return
+        self.hovered = t
+        regions = self._info[self.selected].get("regions")
+        box = tuple(regions[t]) if t is not None and regions and t < len(regions) else None
+        self._marker.setVisible(t is not None)
+        if t is not None:
+            self._marker.setValue(t + 0.5)
+        if self.on_hover is not None:
+            self.on_hover(t, box)
 
     def select(self, key: str) -> None:
         """Shows entry ``key`` (one of this section's keys)."""
@@ -54,4 +83,5 @@ class RecurrentSection(Section):
         self.plot.show_values(a.T, levels)  # time along x, units along y
         t, u = a.shape
         bounded = "the declared range" if d.get("range") is not None else "symmetric, at least ±1"
-        self.note.setText(f"{t} time steps × {u} units; colour levels {levels[0]:g} … {levels[1]:g} ({bounded})")
+        hint = "; hover a time step to see on the image what it read" if d.get("regions") else ""
+        self.note.setText(f"{t} time steps × {u} units; colour levels {levels[0]:g} … {levels[1]:g} ({bounded}){hint}")

@@ -47,6 +47,8 @@ class SpatialStateSection(Section):
         self.body.addWidget(self.grid)
         self._shape = (c, h, w)
         self.step = 0
+        #: called with (time step, the input box it read) when the slider moves (the image marks it)
+        self.on_hover = None
 
     def build_step(self) -> bool:
         if self.grid.complete:
@@ -75,6 +77,9 @@ class SpatialStateSection(Section):
         self._follow_last = value == self.slider.maximum()
         if self._arrays:
             self._paint()
+        regions = self._info[self.selected].get("regions")
+        if self.on_hover is not None:
+            self.on_hover(value, tuple(regions[value]) if regions and value < len(regions) else None)
 
     def _paint(self) -> None:
         d = self._info[self.selected]

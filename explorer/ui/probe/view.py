@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer, Slot
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsRectItem, QHBoxLayout, QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 from explorer.engine import ProbeReport
 
 from .attention import AttentionSection
 from .feature_maps import FeatureMapSection, FilterSection
+from .gradcam import GradCamSection
 from .outputs import CtcSection, OutputPanel
 from .paint import Section
 from .plan import Planned, keys_of_kind, plan_sections
@@ -41,6 +42,7 @@ SECTIONS: dict[str, type[Section]] = {
     "spatial_state": SpatialStateSection,
     "attention": AttentionSection,
     "ctc_frames": CtcSection,
+    "gradcam": GradCamSection,
 }
 
 
@@ -92,6 +94,12 @@ class ProbeView(QWidget):
         self._image_vb.setMenuEnabled(False)
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self._image_vb.addItem(self.image_item)
+        self.region = QGraphicsRectItem()  # the input box the hovered time step read
+        self.region.setPen(pg.mkPen("#ff1744", width=2, cosmetic=True))
+        self.region.setZValue(10)
+        self.region.hide()
+        self._image_vb.addItem(self.region)
+        self.highlighted: tuple | None = None  # (y0, x0, y1, x1) shown on the image (tests)
         self.output = OutputPanel()
         top = QHBoxLayout()
         top.addWidget(self.image_view)
@@ -184,6 +192,17 @@ class ProbeView(QWidget):
         if self._stale:  # sections just built may not be laid out yet
             QTimer.singleShot(0, self._paint_visible)
 
+    def highlight_region(self, step: int | None, box: tuple | None) -> None:
+        """Outlines on the probe image the input box (y0, x0, y1, x1) a time step read (None: nothing)."""
+        self.highlighted = box
+        if box is None:
+            self.region.hide()
+            return
+        y0, x0, y1, x1 = box
+        self.region.setRect(x0, y0, x1 - x0, y1 - y0)
+        self.region.show()
+        self.region.setToolTip(f"time step {step + 1} reads rows {y0}–{y1 - 1}, columns {x0}–{x1 - 1}")
+
     @property
     def waiting(self) -> list[Section]:
         """Sections that will paint the newest report when they come into view."""
@@ -233,6 +252,8 @@ class ProbeView(QWidget):
         if self._to_build:
             p, info, arrays = self._to_build.pop(0)
             sec = SECTIONS[p.view](list(p.keys), info, arrays)
+            if hasattr(sec, "on_hover"):
+                sec.on_hover = self.highlight_region
             self._layers_layout.insertWidget(len(self.sections) + 2, sec)  # after the header and the note
             self.sections.append(sec)
             return True

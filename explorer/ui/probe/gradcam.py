@@ -1,0 +1,190 @@
+"""Grad-CAM of the probe image: one map per target (the predicted class, each decoded CTC
+character, each caption word), laid over the image with an opacity slider and a colour bar; for a
+captioner the model's own attention for the same word is drawn beside it.
+
+The maps come from the probe (``intermediates["gradcam"]`` (n, H, W) in [0, 1], at the input's
+resolution) and their description from ``info["gradcam"]["extra"]`` (labels, positions, frames,
+scores); nothing is recomputed here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QButtonGroup, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QWidget
+
+from .attention import upsample
+from .paint import OVERLAY_CMAP, TOGGLE_QSS, Section, colorize, lut, to_u8
+from .plan import keys_of_kind
+
+__all__ = ["GradCamSection", "blend", "target_text"]
+
+PER_ROW = 10
+VIEW_PX = 230
+
+
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    return np.repeat(image.reshape(*image.shape[:2], 1), 3, 2)
+
+
+def blend(image: np.ndarray, values: np.ndarray, levels: tuple[float, float], alpha: float) -> np.ndarray:
+    """The image (H, W, C) uint8 with ``values`` (H, W) coloured over it at opacity ``alpha``."""
+    rgb = as_rgb(image).astype(np.float32)
+    heat = colorize(to_u8(values, levels), lut(OVERLAY_CMAP)).astype(np.float32)
+    return np.ascontiguousarray(np.clip((1.0 - alpha) * rgb + alpha * heat + 0.5, 0, 255).astype(np.uint8))
+
+
+def target_text(extra: dict, i: int) -> tuple[str, str]:
+    """(button text, tooltip) of map ``i``: its label, and where it sits in the output."""
+    label = str(extra["labels"][i])
+    pos = extra.get("positions", [None] * (i + 1))[i]
+    frames = extra.get("frames", [None] * (i + 1))[i]
+    score = extra.get("scores", [None] * (i + 1))[i]
+    text = label if pos is None else f"{pos + 1}: {label}"
+    tip = f"Grad-CAM of '{label}'"
+    if pos is not None:
+        tip += f", output position {pos + 1}"
+    if frames:
+        tip += f", CTC frames {frames[0]}–{frames[1] - 1}"
+    if score is not None:
+        tip += f", score {float(score):.3g}"
+    return text, tip
+
+
+class _Overlay(pg.GraphicsLayoutWidget):
+    """The image with one heatmap over it and a colour bar (levels are the map's)."""
+
+    def __init__(self, bar_label: str) -> None:
+        super().__init__()
+        self.setBackground("w")
+        self.setFixedHeight(VIEW_PX)
+        self.ci.setContentsMargins(2, 8, 4, 8)
+        self.vb = self.addViewBox(row=0, col=0, lockAspect=True, enableMouse=False, invertY=True)
+        self.vb.setMenuEnabled(False)
+        self.item = pg.ImageItem(axisOrder="row-major")
+        self.vb.addItem(self.item)
+        self.bar = pg.ColorBarItem(
+            values=(0.0, 1.0), width=12, colorMap=pg.colormap.get(OVERLAY_CMAP), label=bar_label,
+            interactive=False, pen="#90a4ae",
+        )  # fmt: skip
+        self.addItem(self.bar, row=0, col=1)
+
+    def paint_rgb(self, rgb: np.ndarray, levels: tuple[float, float]) -> None:
+        self.item.setImage(rgb, levels=None, autoLevels=False)
+        self.vb.setRange(xRange=(0, rgb.shape[1]), yRange=(0, rgb.shape[0]), padding=0)
+        self.bar.setLevels(levels)
+        self.setVisible(True)
+
+
+class GradCamSection(Section):
+    """Picker over the maps, the chosen map over the image, opacity slider, attention beside it."""
+
+    @staticmethod
+    def layout_of(arrays: list[np.ndarray]) -> tuple:
+        return tuple(arrays[0].shape[1:])  # targets change with every prediction; buttons follow
+
+    def __init__(self, keys: list[str], info: dict[str, dict], arrays: list[np.ndarray]) -> None:
+        super().__init__(keys, info[keys[0]]["title"])
+        self.selected = 0
+        self.targets: list[str] = []
+        self.buttons: list[QPushButton] = []
+        self.shown_map: np.ndarray | None = None  # the (H, W) map painted last (tests)
+        self.shown_attention: np.ndarray | None = None
+        self._group = QButtonGroup(self)
+        self._box = QWidget()
+        self._box.setStyleSheet(TOGGLE_QSS)
+        self._grid = QGridLayout(self._box)
+        self._grid.setContentsMargins(0, 0, 0, 0)
+        self._grid.setHorizontalSpacing(4)
+        self.body.addWidget(self._box)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("overlay opacity"))
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(60)
+        self.opacity.setMaximumWidth(220)
+        self.opacity.valueChanged.connect(lambda _v: self._paint())
+        row.addWidget(self.opacity)
+        row.addStretch(1)
+        self.body.addLayout(row)
+        views = QHBoxLayout()
+        self.cam_view = _Overlay("Grad-CAM (0 … 1, relative)")
+        self.att_view = _Overlay("the model's own attention weight")
+        self.att_view.hide()
+        views.addWidget(self.cam_view, 1)
+        views.addWidget(self.att_view, 1)
+        self.body.addLayout(views)
+        self._ctx = None
+
+    def update_from(self, ctx) -> None:  # noqa: ANN001
+        self._ctx = ctx
+        extra = ctx.report.info[self.keys[0]].get("extra", {})
+        n = ctx.arrays[self.keys[0]].shape[0]
+        texts = [target_text(extra, i) for i in range(n)]
+        if [t for t, _ in texts] != self.targets:
+            self._set_targets(texts)
+        self.selected = min(self.selected, max(n - 1, 0))
+        self._paint()
+
+    def select(self, index: int) -> None:
+        self.selected = index
+        if 0 <= index < len(self.buttons):
+            self.buttons[index].setChecked(True)
+        self._paint()
+
+    def _set_targets(self, texts: list[tuple[str, str]]) -> None:
+        for b in self.buttons:
+            self._group.removeButton(b)
+            self._grid.removeWidget(b)
+            b.deleteLater()
+        self.buttons, self.targets = [], [t for t, _ in texts]
+        for i, (text, tip) in enumerate(texts):
+            b = QPushButton(text)
+            b.setCheckable(True)
+            b.setToolTip(tip)
+            b.clicked.connect(lambda _=False, k=i: self.select(k))
+            self._group.addButton(b)
+            self._grid.addWidget(b, i // PER_ROW, i % PER_ROW)
+            self.buttons.append(b)
+        self._box.setVisible(len(texts) > 1)
+
+    def _paint(self) -> None:
+        ctx = self._ctx
+        if ctx is None:
+            return
+        maps = ctx.arrays[self.keys[0]]
+        if maps.shape[0] == 0:
+            self.cam_view.item.clear()
+            self.shown_map = None
+            return
+        i = self.selected
+        self.buttons[i].setChecked(True)
+        self.shown_map = cam = np.asarray(maps[i], dtype=np.float32)
+        alpha = self.opacity.value() / 100.0
+        self.cam_view.paint_rgb(blend(ctx.image, cam, (0.0, 1.0), alpha), (0.0, 1.0))
+        extra = ctx.report.info[self.keys[0]].get("extra", {})
+        self._paint_attention(ctx, extra, i, alpha)
+        layer = ctx.report.info[self.keys[0]].get("layer")
+        self.note.setText(
+            f"map {i + 1} of {maps.shape[0]}: {self.buttons[i].toolTip()}; gradient-weighted activation of "
+            f"layer '{layer}', ReLU'd and scaled to 0 … 1, at the input's {cam.shape[0]} × {cam.shape[1]} px (y × x)"
+        )
+
+    def _paint_attention(self, ctx, extra: dict, i: int, alpha: float) -> None:  # noqa: ANN001
+        """For a caption word: the decoder's own attention when it emitted that word."""
+        keys = [k for k in keys_of_kind(ctx.report.info, "attention") if k in ctx.arrays]
+        pos = (extra.get("positions") or [None] * (i + 1))[i]
+        if not keys or pos is None or pos >= ctx.arrays[keys[0]].shape[0]:
+            self.att_view.hide()
+            self.shown_attention = None
+            return
+        d = ctx.report.info[keys[0]]
+        amap = ctx.arrays[keys[0]][pos]
+        grid = tuple(d["grid"]) if d.get("grid") is not None else tuple(amap.shape)
+        up = upsample(amap, grid, ctx.image.shape[:2])
+        levels = (0.0, float(max(up.max(), 1e-6)))
+        self.shown_attention = amap
+        self.att_view.paint_rgb(blend(ctx.image, up, levels, alpha), levels)
