@@ -19,6 +19,7 @@ from .arch_panel import ArchPanel
 from .dataset_panel import DatasetPanel
 from .dialogs import AboutDialog, ShortcutsDialog
 from .docks import LogView, ProblemsView
+from .inspector import InspectorPanel
 from .open_model import OpenModelWindow
 from .project import RunRecord
 from .project_flows import ProjectFlows
@@ -150,6 +151,8 @@ class MainWindow(ProjectFlows, TrainingFlow, QMainWindow):
         self.tabs.addTab(self.arch_panel, "2  Architecture")
         self.tabs.addTab(self.train_panel, "3  Training")
         self.tabs.addTab(self.runs_panel, "4  Runs")
+        self.inspector = InspectorPanel(self.controller)
+        self.tabs.addTab(self.inspector, "5  Inspector")
         self.setCentralWidget(self.tabs)
 
     def _make_docks(self) -> None:
@@ -255,6 +258,7 @@ class MainWindow(ProjectFlows, TrainingFlow, QMainWindow):
         c.event.connect(self.train_panel.on_event)
         c.event.connect(self._on_training_event)
         c.probe.connect(self.train_panel.probe.set_report)
+        c.probe.connect(self.inspector.show_report)
         c.log.connect(self.log_view.log)
         c.stateChanged.connect(self._on_state)
         c.stateChanged.connect(self.train_panel.run_progress.on_controller_state)
@@ -379,6 +383,7 @@ class MainWindow(ProjectFlows, TrainingFlow, QMainWindow):
             self.log_view.log("training did not stop within 30 s")
         self.thumbs.close()
         self.arch_panel.shutdown()
+        self.inspector.shutdown()
         for w in self.findChildren(OpenModelWindow):
             w.panel.shutdown()
         self.runs_panel.shutdown()

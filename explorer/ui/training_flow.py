@@ -137,6 +137,7 @@ class TrainingFlow(_Base):
             )
             if ev.problems:
                 self.session.add_problems(ev.problems)
+            self.inspector.set_labels(ev.labels)
         elif isinstance(ev, ModelReady):
             self.log_view.log(f"model: {ev.arch}, {ev.num_parameters:,} parameters on {ev.device}")
         elif isinstance(ev, EpochReport):
@@ -153,6 +154,8 @@ class TrainingFlow(_Base):
         if rec is not None:
             self.session.update_run(rec, status=ev.status, message=ev.message, metrics=dict(ev.metrics))
         self.show_message(f"training {ev.status}" + (f": {ev.message}" if ev.message else ""))
+        if ev.run_dir is not None:  # the inspector goes on with the finished run's own model
+            self.inspector.set_run(ev.run_dir, load_model=True)
 
     @Slot()
     def _on_idle(self) -> None:

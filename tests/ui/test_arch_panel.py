@@ -144,7 +144,7 @@ def _engine_model(project):  # noqa: ANN001, ANN202
     task = get_task(cfg.data.task)
     data = task.prepare(project.to_source(), cfg.data, seed=cfg.train.seed)
     built = SimpleNamespace(cfg=cfg, task=task, data=data)
-    model = Session._build_model(built)  # type: ignore[arg-type]
+    model = Session._build_model(built, Session._model_args(built))  # type: ignore[arg-type]
     return model, built.model_spec
 
 

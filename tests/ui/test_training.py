@@ -65,6 +65,7 @@ def test_train_a_tiny_dataset_to_the_end(qtbot, two_class: Path) -> None:
     w.runs_panel.predict(run, images)
     qtbot.waitUntil(lambda: w.runs_panel.predictions.rowCount() == 3, timeout=20000)
     assert {w.runs_panel.predictions.item(i, 1).text() for i in range(3)} <= {"top", "bottom"}
+    (two_class.parent / "exported").mkdir()  # an export never creates folders
     out = Path(export_run(load_run(run.dir), "safetensors", two_class.parent / "exported" / "model").files[0])
     assert out.suffix == ".safetensors" and out.is_file() and out.with_suffix(".json").is_file()
     assert w.open_model(str(out))

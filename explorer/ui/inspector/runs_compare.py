@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )  # fmt: skip
 
+from explorer.engine import runfolder
 from explorer.engine.atomic import read_json
 from explorer.engine.runfolder import RunFolderError, read_config, read_history
 
@@ -60,14 +61,14 @@ def _config(run_dir: Path) -> dict[str, Any]:
         return read_config(run_dir)
     except RunFolderError:
         try:
-            c = read_json(run_dir / "config.json")
+            c = read_json(run_dir / runfolder.CONFIG)
         except (OSError, ValueError):
             return {}
         return c if isinstance(c, dict) else {}
 
 
 def _metrics(run_dir: Path) -> dict[str, Any]:
-    p = run_dir / "metrics.json"
+    p = run_dir / runfolder.METRICS
     try:
         m = read_json(p) if p.is_file() else {}
     except (OSError, ValueError):
