@@ -97,7 +97,7 @@ def describe_run(run: Run) -> str:
     params = sum(p.numel() for p in run.model.parameters())
     labels = run.labels
     shown = ", ".join(labels[:12]) + (", …" if len(labels) > 12 else "")
-    kind = {"sequence": "characters", "caption": "words"}.get(run.task, "classes")
+    kind = run.task_object.labels_noun
     rows = [
         ("Model", f"{run.arch} — {', '.join(f'{k}={v}' for k, v in run.params.items()) or 'defaults'}"),
         ("Task", run.task),

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.engine import DataReady, EpochReport, Finished, ModelReady, Status, StepReport
-from explorer.engine.tasks import Task
+from explorer.engine.tasks import Task, get_task
 
 from .curves import CurvesView
 from .probe_view import ProbeView
@@ -289,7 +289,8 @@ class TrainPanel(QWidget):
         n_bad = len(ev.problems)
         bad = f"; {n_bad} file{'s' if n_bad != 1 else ''} could not be used (see Problems)" if n_bad else ""
         self.detail_label.setText(
-            f"{ev.train_samples} training + {ev.val_samples} validation images, {len(ev.labels)} classes, "
+            f"{ev.train_samples} training + {ev.val_samples} validation images, "
+            f"{len(ev.labels)} {get_task(ev.task).labels_noun}, "
             f"input {c}×{h}×{w}{bad}"
         )
 

@@ -65,7 +65,18 @@ def test_bench_ui_measures_stalls_while_the_worker_trains(qapp, two_class: Path)
     from explorer.ui.bench import bench_ui
 
     result = bench_ui(epochs=1, data=str(two_class))
-    assert set(result) == {"stall_p50_ms", "stall_p99_ms", "stall_max_ms", "samples_per_second"}
+    assert set(result) == {
+        "stall_p50_ms",
+        "stall_p99_ms",
+        "stall_max_ms",
+        "samples_per_second",
+        "arch",
+        "data",
+        "epochs",
+        "views",
+        "probe_overhead",
+        "probe_share",
+    }
     assert 0 <= result["stall_p50_ms"] <= result["stall_p99_ms"] <= result["stall_max_ms"]
     assert result["samples_per_second"] > 0
     assert running_threads() == []

@@ -166,6 +166,7 @@ class Task:
     #: labels are classes that group the images (class folders, "move to class", loose images
     #: dropped onto a class); False when each image carries its own text
     has_classes: bool = False
+    labels_noun: str = "classes"  # what the labels are, in the plural ("characters", "words")
     #: the figure a run is judged by (metrics.json key and human text)
     headline: Headline = Headline("val_accuracy", "accuracy")
     #: what ``inspect`` writes for this task beyond the model's own intermediates

@@ -43,6 +43,7 @@ PLACEHOLDER_CAPTION = "a small red circle above a large blue square"  # preview 
 
 class CaptionTask(Task):
     name = "caption"
+    labels_noun = "words"
     title = "Caption: describe an image in words"
     headline = Headline("val_bleu4", "BLEU-4", percent=False)
     inspects = ("attention",)

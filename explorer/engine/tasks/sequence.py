@@ -60,6 +60,7 @@ def _output_lengths(model: nn.Module, widths: torch.Tensor, frames: int) -> torc
 
 class SequenceTask(Task):
     name = "sequence"
+    labels_noun = "characters"
     title = "Sequence: read the text in an image"
     headline = Headline("val_sequence_accuracy", "sequence accuracy")
     inspects = ("ctc",)
