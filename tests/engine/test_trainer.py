@@ -508,7 +508,9 @@ def test_stop_ends_a_heavy_run_within_a_second_also_mid_validation(family: str, 
     else:
         data, params = _caption_folder(tmp_path / "data"), {}
     for when in ("training", "validation"):
-        cfg = _cfg(data, epochs=2, batch_size=32)
+        # a stop during training must land mid-epoch: small batches leave several steps after the first,
+        # so a fast machine cannot finish the epoch inside the watcher's 0.1 s wait (CI did, at 2 steps)
+        cfg = _cfg(data, epochs=2, batch_size=32 if when == "validation" else 8)
         cfg.arch, cfg.params, cfg.data.val_fraction = family, params, 0.5
         seconds, fin = _stop_latency(cfg, tmp_path / f"run-{when}", when)
         assert fin.status == "stopped" and (when == "validation") == ("validation" in fin.message)
