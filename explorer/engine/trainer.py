@@ -199,6 +199,9 @@ class Trainer:
         status, message = yield from self._fit(s)
         noted = len(self.writer.notes)
         metrics = self._finish(s, status)
+        # the other ranks end after rank 0 has written: torchrun ends every process as soon
+        # as one exits with an error status (a stopped or failed run)
+        self.dist.barrier()
         notes = [message, *self.writer.notes[noted:]]
         if self.out_dir is not None and not self.writer.has_run and "Nothing was written" not in message:
             notes.append(f"Nothing was written to {self.out_dir} (a new run appears there after its first epoch).")
