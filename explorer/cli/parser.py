@@ -21,9 +21,16 @@ class _Parser(argparse.ArgumentParser):
     adding them late keeps ``--version``, ``--help`` and the other commands' parsing light.
     """
 
-    def __init__(self, *args: Any, late: Callable[[argparse.ArgumentParser], None] | None = None, **kw: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        late: Callable[[argparse.ArgumentParser], None] | None = None,
+        keep_argv: str | None = None,
+        **kw: Any,
+    ) -> None:
         super().__init__(*args, **kw)
         self._late = late
+        self._keep_argv = keep_argv  # the attribute that receives the command's own arguments
 
     def complete(self) -> argparse.ArgumentParser:
         """Adds the late arguments now (idempotent); returns ``self``."""
@@ -33,7 +40,10 @@ class _Parser(argparse.ArgumentParser):
         return self
 
     def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:
-        return super(_Parser, self.complete()).parse_known_args(args, namespace)
+        ns, rest = super(_Parser, self.complete()).parse_known_args(args, namespace)
+        if self._keep_argv is not None and args is not None:
+            setattr(ns, self._keep_argv, list(args))
+        return ns, rest
 
     def format_usage(self) -> str:
         return super(_Parser, self.complete()).format_usage()
@@ -82,7 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train(sub: Any) -> None:
-    t = sub.add_parser("train", help="train a model on a folder, a manifest or a built-in sample", late=_setting_flags)
+    t = sub.add_parser(
+        "train",
+        help="train a model on a folder, a manifest or a built-in sample",
+        late=_setting_flags,
+        keep_argv="train_argv",  # what --nproc-per-node hands on to torchrun
+    )
     t.add_argument("data", nargs="?", help="folder, labels.csv, or sample:NAME (optional with --resume)")
     t.add_argument("--arch", default=None, help="architecture family (see `archs`); default cnn")
     t.add_argument(
@@ -93,6 +108,13 @@ def _train(sub: Any) -> None:
         type=key_value,
         metavar="KEY=VALUE",
         help="model parameter (repeatable)",
+    )
+    t.add_argument(
+        "--nproc-per-node",
+        type=int,
+        metavar="N",
+        help="train with N processes on this machine (torchrun --standalone; DistributedDataParallel, "
+        "NCCL on CUDA, gloo on the CPU); --batch-size is per process. Several machines: see the README",
     )
 
 

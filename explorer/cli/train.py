@@ -1,17 +1,26 @@
-"""``model-explorer train``: a run config from ``--config`` and flags, the trainer, a progress line."""
+"""``model-explorer train``: a run config from ``--config`` and flags, the trainer, a progress line.
+
+Under torchrun every process runs this command; rank 0 prints and writes the run folder, the
+other ranks print only their own unexpected failures. ``--nproc-per-node N`` starts torchrun
+itself (one node) with the rest of the command line.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import os
 import signal
 import stat
+import subprocess
+import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Usage, check_data_path
+from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Usage, check_data_path
 
 __all__ = ["cmd_train", "train_config"]
 
@@ -193,20 +202,43 @@ def _summary(finished: Any, out_dir: Path, out: TextIO, err: TextIO) -> int:
         err.write(finished.message + "\n")
     if finished.run_dir is not None:
         out.write(f"run folder: {out_dir}\n")
-    if finished.status == "failed":
+    return _exit_code(finished.status)
+
+
+def _exit_code(status: str) -> int:
+    if status == "failed":
         return EXIT_FAILED
-    if finished.status == "stopped":
+    if status == "stopped":
         return EXIT_INTERRUPTED
     return EXIT_OK
 
 
 def cmd_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from explorer.engine.distributed import from_env
+
+    if args.nproc_per_node is not None:
+        return _launch(args.nproc_per_node, getattr(args, "train_argv", []))
+    dist = from_env()
+    dist.start()
+    try:
+        return _train(args, dist, out, err)
+    except Exception as e:
+        if not dist.is_main:
+            return _other_rank_failed(dist, e, err)
+        raise
+    finally:
+        dist.stop()
+
+
+def _train(args: argparse.Namespace, dist: Any, out: TextIO, err: TextIO) -> int:
     from explorer.engine import Trainer
 
     if args.resume is not None:
         from explorer.engine.ownership import recover_now
 
-        recover_now(args.resume)  # a run a killed --overwrite had moved aside comes back first
+        if dist.is_main:
+            recover_now(args.resume)  # a run a killed --overwrite had moved aside comes back first
+        dist.barrier()  # ... before any rank reads it
         cfg, out_dir = _resume_config(args), args.resume
     else:
         if not args.data:
@@ -215,6 +247,54 @@ def cmd_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             raise Usage("train: --out RUN_DIR is required")
         check_data_path(args.data)
         cfg, out_dir = train_config(args), args.out
-    trainer = Trainer(cfg, out_dir, resume=args.resume is not None, overwrite=args.overwrite)
-    finished = _run(trainer, _Progress(err, args.quiet), err)
+    trainer = Trainer(cfg, out_dir, resume=args.resume is not None, overwrite=args.overwrite, dist=dist)
+    finished = _run(trainer, _Progress(err, args.quiet or not dist.is_main), err)
+    if not dist.is_main:  # the same decisions as rank 0, which reports them
+        return _exit_code(finished.status)
     return _summary(finished, out_dir, out, err)
+
+
+def _other_rank_failed(dist: Any, e: Exception, err: TextIO) -> int:
+    """A rank other than 0 failed: an error every rank meets (bad input) is rank 0's to
+    report; anything else is this rank's own, named, and re-raised for ``main`` to report."""
+    from explorer.data import DataError, DecodeError
+    from explorer.engine import ConfigError, RunFolderError
+    from models import ParamError
+
+    if isinstance(e, ConfigError | ParamError | DataError | DecodeError | RunFolderError | Usage):
+        return EXIT_USAGE
+    err.write(f"model-explorer train: rank {dist.rank} of {dist.world_size} failed:\n")
+    raise e
+
+
+def _launch(nproc: int, argv: Sequence[str]) -> int:
+    """``train --nproc-per-node N``: torchrun (one node, ``--standalone``) runs ``explorer train``
+    with the rest of the command line in N processes; returns torchrun's exit code."""
+    from explorer.engine import ConfigError
+
+    if "WORLD_SIZE" in os.environ:
+        raise Usage("train: --nproc-per-node starts torchrun; a process started by torchrun cannot use it")
+    if nproc < 1:
+        raise ConfigError("--nproc-per-node", f"expected at least 1 process, got {nproc}")
+    rest = without_nproc(argv)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
+    cmd += ["-m", "explorer", "train", *rest]
+    proc = subprocess.Popen(cmd)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:  # torchrun got the Ctrl-C too and ends its workers
+        proc.wait()
+        return EXIT_INTERRUPTED
+
+
+def without_nproc(argv: Sequence[str]) -> list[str]:
+    """``argv`` without ``--nproc-per-node N`` / ``--nproc-per-node=N``."""
+    rest, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc-per-node":
+            skip = True
+        elif not arg.startswith("--nproc-per-node="):
+            rest.append(arg)
+    return rest

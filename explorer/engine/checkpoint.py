@@ -119,7 +119,12 @@ def save_epoch(s: Session) -> None:
         model_state=s.model.state_dict(),
         optimizer_state=s.optimizer.state_dict(),
         rng=s.get_rng(),
-        meta={"state": s.state.__dict__, "base_lrs": s.base_lrs, "epochs": s.tc.epochs},
+        meta={
+            "state": s.state.__dict__,
+            "base_lrs": s.base_lrs,
+            "epochs": s.tc.epochs,
+            "world_size": s.dist.world_size,
+        },
     )
     runfolder.write_together(
         s.out_dir,

@@ -68,7 +68,7 @@ class EpochMeter:
             lr=lr,
             samples_per_second=sps,
             elapsed=elapsed,
-            eta=left * s.tc.batch_size / sps if sps > 0 else math.inf,
+            eta=left * s.tc.batch_size * s.dist.world_size / sps if sps > 0 else math.inf,
         )
         self.run_loss.zero_()
         self.run_correct.zero_()

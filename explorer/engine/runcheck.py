@@ -223,6 +223,8 @@ def _check_meta(meta: dict[str, Any]) -> None:
         _num(lr, f"base_lrs[{i}]", 0.0, 1e3)
     if "epochs" in meta:
         _int(meta, "epochs", "epochs", 0, 10**9)
+    if "world_size" in meta:  # the number of processes that trained it (distributed runs)
+        _int(meta, "world_size", "world_size", 1, 10**6)
     _optimizer(_dict(meta["optimizer"], "optimizer"))
 
 

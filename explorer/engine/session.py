@@ -22,6 +22,7 @@ from models import build_model, model_params
 
 from .config import ConfigError, RunConfig, TrainConfig
 from .device import resolve_device
+from .distributed import SINGLE, Distributed
 from .resources import check_step_fits
 from .runcheck import check_param_groups
 from .runfolder import CHECKPOINT, CONFIG, RunFolderError
@@ -80,11 +81,18 @@ class Session:
     """Everything one run holds while it trains (built once per :meth:`Trainer.run`)."""
 
     def __init__(
-        self, cfg: RunConfig, out_dir: Path | None, task: Task, data: PreparedData, resume: dict[str, Any] | None
+        self,
+        cfg: RunConfig,
+        out_dir: Path | None,
+        task: Task,
+        data: PreparedData,
+        resume: dict[str, Any] | None,
+        dist: Distributed = SINGLE,
     ) -> None:
         tc = cfg.train
         self.cfg, self.tc, self.task, self.data, self.out_dir = cfg, tc, task, data, out_dir
-        self.device = device = resolve_device(tc.device)
+        self.dist = dist
+        self.device = device = dist.device_for(resolve_device(tc.device))
         kwargs = self._model_args()
         x = data.train.x  # (N, H, W, C) uint8
         example = (int(x.shape[3]), int(x.shape[1]), int(x.shape[2]))
@@ -104,9 +112,16 @@ class Session:
         self.evaluations: dict[int, Evaluation] = {}  # epoch -> its validation (best and last only)
         self._set_precision()
         self._place_data()
-        self.steps_per_epoch = len(batch_indices(torch.arange(len(self.train)), tc.batch_size))
+        self.steps_per_epoch = len(self.epoch_batches(torch.arange(len(self.train))))
         self.total_steps = tc.epochs * self.steps_per_epoch
-        self.check_every_step = device.type == "cpu"  # .item() is free on the CPU, a sync elsewhere
+        if resume is not None and resume["meta"].get("world_size", 1) != dist.world_size:
+            # the checkpoint counted steps of another world size: continue the schedule in ours
+            self.state.global_step = self.state.epoch * self.steps_per_epoch
+        # .item() is free on the CPU, a sync elsewhere; a distributed step reads its figures anyway
+        self.check_every_step = device.type == "cpu" or dist.enabled
+        # what trains: the model itself, or the model in DistributedDataParallel (``self.model``
+        # stays the plain model: checkpoints, validation, probes and tasks' own methods use it)
+        self.net = dist.wrap(self.model)
 
     def _model_args(self) -> dict[str, Any]:
         """``build_model`` keywords (sets ``params`` and ``model_spec``)."""
@@ -180,6 +195,11 @@ class Session:
             pre = data.preprocess
             x = pre.normalize(pre.to_unit(self.train.x)).permute(0, 2, 3, 1).contiguous()
             self.train = dataclasses.replace(self.train, x=x)
+
+    def epoch_batches(self, perm: torch.Tensor) -> list[torch.Tensor]:
+        """This process's batches of an epoch whose sample order is ``perm`` (its shard of it
+        in a distributed run)."""
+        return batch_indices(self.dist.batches(perm), self.tc.batch_size)
 
     # -- small questions -------------------------------------------------------------------------
     @property

@@ -63,12 +63,16 @@ def batch_inputs(s: Session, idx: torch.Tensor) -> tuple[torch.Tensor, Any]:
 
 def train_step(s: Session, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
     """One optimizer step on the batch ``idx``; returns (loss x batch size, correct, batch size),
-    the first two as device tensors (no synchronisation)."""
+    the first two as device tensors (no synchronisation). The caller counts the samples
+    (``state.samples_seen``): in a distributed run, those of every rank.
+
+    The forward pass runs through ``s.net`` (the model in DistributedDataParallel when
+    distributed, which averages the gradients over the ranks in ``backward``)."""
     _set_learning_rate(s)
     xb, yb = batch_inputs(s, idx)
     model, opt = s.model, s.optimizer
     with s.autocast():
-        loss, correct, bs = s.task.loss(model, xb, yb)
+        loss, correct, bs = s.task.loss(s.net, xb, yb)
     opt.zero_grad(set_to_none=True)
     s.scaler.scale(loss).backward()
     if s.tc.grad_clip > 0:
@@ -77,5 +81,4 @@ def train_step(s: Session, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     s.scaler.step(opt)
     s.scaler.update()
     s.state.global_step += 1
-    s.state.samples_seen += bs
     return loss.detach() * bs, correct, bs

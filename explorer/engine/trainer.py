@@ -16,6 +16,12 @@ Resuming is exact: a run stopped after epoch k (or during epoch k+1, its validat
 included) and resumed produces the same weights as an uninterrupted run (same device),
 because the checkpoint holds the model, the optimizer, the step counter and every
 random generator.
+
+Under torchrun the same loop runs in every process (:mod:`.distributed`): each rank trains
+on its shard of every epoch through DistributedDataParallel, the step figures are summed
+over the ranks, rank 0 validates and writes the run folder, and every decision that ends
+an epoch or the run (stop, a non-finite loss, early stopping, a failed save) is rank 0's
+or all ranks', shared, so that no rank waits forever for the others.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from . import checkpoint, runfolder
 from .config import ConfigError, RunConfig
 from .control import FINISHED, PREPARING, TRAINING, RunControl, StopGuard
 from .device import describe_device
+from .distributed import Distributed, from_env
 from .events import DataReady, EpochReport, Event, Finished, ModelReady, Status
 from .hooks import EarlyStopping, Hook, ProbeHook
 from .preprocess import Preprocess
@@ -43,7 +50,7 @@ from .resources import check_before_decoding, is_out_of_memory
 from .runwriter import RunWriter, SaveFailed, describe_os_error
 from .session import PRENORMALIZE_LIMIT_BYTES, Session, batch_indices, build_optimizer
 from .step import NonFinite, train_step
-from .tasks import PreparedData, Task, detect_task, get_task
+from .tasks import Evaluation, PreparedData, Task, detect_task, get_task
 from .validation import ValidationStopped, final_evaluation, keep_evaluation, validate
 
 __all__ = ["Trainer", "TrainingError", "build_optimizer", "batch_indices"]
@@ -83,6 +90,9 @@ class Trainer:
         overwrite: replace the run in ``out_dir``. Without it, a new run refuses an
             existing run folder (see :mod:`explorer.engine.ownership`); the old run stays
             intact until the new one has completed its first epoch save.
+        dist: this process's place in a distributed run; default: from torchrun's
+            environment variables (none: a normal, single-process run). Only rank 0 takes
+            the run folder's lock and writes.
     """
 
     def __init__(
@@ -95,6 +105,7 @@ class Trainer:
         report_interval: float = 0.25,
         control: RunControl | None = None,
         overwrite: bool = False,
+        dist: Distributed | None = None,
     ) -> None:
         config.validate()
         if resume and out_dir is None:
@@ -104,7 +115,8 @@ class Trainer:
         self.source = source
         self.resume = resume
         self.overwrite = overwrite
-        self.writer = RunWriter(self.out_dir, resume=resume, overwrite=overwrite)
+        self.dist = dist if dist is not None else from_env()
+        self.writer = RunWriter(self.out_dir if self.dist.is_main else None, resume=resume, overwrite=overwrite)
         self.report_interval = report_interval
         self.control = control if control is not None else RunControl()
         self.task: Task | None = None
@@ -145,11 +157,15 @@ class Trainer:
     def run(self) -> Iterator[Event]:
         """Prepare data and model, train epoch by epoch, finish; yields events throughout."""
         self.control.set_phase(PREPARING)
+        joined = self.dist.enabled and not self.dist.started
         try:
+            self.dist.start()
             with self.writer:
                 yield from self._run()
         finally:
             self.control.set_phase(FINISHED)
+            if joined:
+                self.dist.stop()
 
     def _run(self) -> Iterator[Event]:
         for note in self.writer.notes:
@@ -162,7 +178,7 @@ class Trainer:
         if data is None:
             return
         assert self.task is not None
-        s = Session(self.config, self.writer.write_dir, self.task, data, resume)
+        s = Session(self.config, self.writer.write_dir, self.task, data, resume, self.dist)
         self.model = s.model
         try:
             checkpoint.write_run_config(s)
@@ -183,6 +199,9 @@ class Trainer:
         status, message = yield from self._fit(s)
         noted = len(self.writer.notes)
         metrics = self._finish(s, status)
+        # the other ranks end after rank 0 has written: torchrun ends every process as soon
+        # as one exits with an error status (a stopped or failed run)
+        self.dist.barrier()
         notes = [message, *self.writer.notes[noted:]]
         if self.out_dir is not None and not self.writer.has_run and "Nothing was written" not in message:
             notes.append(f"Nothing was written to {self.out_dir} (a new run appears there after its first epoch).")
@@ -237,7 +256,8 @@ class Trainer:
     def hooks(self) -> list[Hook]:
         """The hooks of a run, in calling order."""
         tc = self.config.train
-        return [EarlyStopping(tc.early_stopping), ProbeHook(tc.probe_interval, self.control)]
+        probes = tc.probe_interval if self.dist.is_main else 0.0  # the other ranks show nothing
+        return [EarlyStopping(tc.early_stopping), ProbeHook(probes, self.control)]
 
     def _fit(self, s: Session) -> Generator[Event, None, tuple[str, str]]:
         """The epochs, with a :class:`StopGuard` on the model; returns (status, message) for :class:`Finished`."""
@@ -292,19 +312,26 @@ class Trainer:
         """Yields step reports and hook events; returns the epoch's report (raises _Stopped)."""
         control = self.control
         s.model.train()
-        batches = batch_indices(torch.randperm(len(s.train), generator=s.shuffle_gen), s.tc.batch_size)
+        batches = s.epoch_batches(torch.randperm(len(s.train), generator=s.shuffle_gen))
         meter = EpochMeter(s.device, len(batches))
         control.update(epoch=epoch, step=0, steps=len(batches))
+        distributed = s.dist.enabled
         for step, idx in enumerate(batches, 1):
             if control.pause_requested:
                 yield from self._hold(meter)
-            if control.stop_requested:
+            if control.stop_requested and not distributed:
                 raise _Stopped("training")
-            self._guard.raising = _stop_training  # a stop cuts the step short; last_good is restored
+            # a stop cuts the step short; last_good is restored. Not in a distributed run: the
+            # ranks stop together, after the step, when the step's figures say any rank asked.
+            self._guard.raising = None if distributed else _stop_training
             try:
                 lw, correct, bs = train_step(s, idx)
             finally:
                 self._guard.raising = None
+            lw, correct, bs, stop = s.dist.reduce_step(lw, correct, bs, distributed and control.stop_requested)
+            if stop:
+                raise _Stopped("training")
+            s.state.samples_seen += bs
             meter.add(lw, correct, bs)
             if s.check_every_step and not math.isfinite(float(lw)):
                 raise NonFinite(epoch, step, float(lw) / bs, s.lr)
@@ -326,23 +353,47 @@ class Trainer:
     def _end_epoch(self, s: Session, epoch: int, meter: EpochMeter) -> EpochReport:
         """Validation, best-epoch bookkeeping, report and checkpoint of a trained epoch."""
         figures = meter.close(s, epoch)
-        try:
-            ev = validate(s, self.control, epoch, meter.steps, self._guard)
-        except ValidationStopped:
-            raise _Stopped("validation") from None
+        ev, val_loss = self._validate(s, epoch, meter)
         before = copy.deepcopy(s.state), s.best_state
-        improved = checkpoint.record_best(s, epoch, ev.loss if ev is not None else None)
+        improved = checkpoint.record_best(s, epoch, val_loss)
         s.state.epoch = epoch
         keep_evaluation(s, epoch, ev)
         report = epoch_report(s, epoch, meter, figures, ev, improved)
         s.state.history.append(report.to_dict())
+        failed: SaveFailed | None = None
         try:
             self.writer.save_epoch(s, epoch)
-        except SaveFailed:
+        except SaveFailed as e:
+            failed = e
+        (saved,) = s.dist.share([0.0 if failed else 1.0])  # the other ranks end with rank 0
+        if failed is not None or not saved:
             s.state, s.best_state = before  # the run is what the folder holds: the epoch before
-            raise
+            raise failed or SaveFailed(epoch, OSError("rank 0 could not save the run folder"))
         s.last_good = copy.deepcopy(s.model.state_dict())
         return report
+
+    def _validate(self, s: Session, epoch: int, meter: EpochMeter) -> tuple[Evaluation | None, float | None]:
+        """The epoch's validation and its loss (None without a validation set). In a distributed
+        run rank 0 validates on the whole validation set and the other ranks get its outcome
+        (loss, a stop, a non-finite loss), so that every rank decides the same."""
+        ev, outcome, problem = None, 0.0, None
+        if s.dist.is_main:
+            try:
+                ev = validate(s, self.control, epoch, meter.steps, self._guard)
+            except ValidationStopped:
+                outcome = 1.0
+            except NonFinite as e:
+                outcome, problem = 2.0, e
+        code, loss, has_loss = s.dist.share(
+            [outcome, ev.loss if ev is not None else math.nan, 1.0 if ev is not None else 0.0]
+        )
+        if code == 1.0:
+            raise _Stopped("validation")
+        if code == 2.0:
+            raise problem or NonFinite(epoch, meter.steps, loss, s.lr)
+        if ev is None and has_loss:
+            return None, loss
+        return ev, ev.loss if ev is not None else None
 
     # -- the end -----------------------------------------------------------------------------
     def _finish(self, s: Session, status: str) -> dict[str, Any]:
@@ -364,9 +415,10 @@ class Trainer:
             "train_samples": len(s.train),
             "val_samples": len(s.val),
             "num_parameters": sum(p.numel() for p in model.parameters()),
+            "world_size": s.dist.world_size,
         }
-        try:
-            ev = final_evaluation(s, status, restored_best)
+        try:  # rank 0 measures; the other ranks of a distributed run write nothing
+            ev = final_evaluation(s, status, restored_best) if s.dist.is_main else None
         except Exception as e:
             if not is_out_of_memory(e):
                 raise
