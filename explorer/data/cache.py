@@ -24,7 +24,9 @@ true width, whether it was gray, or why it could not be used), a digest of eight
 and a SHA-256 over the index itself. The data file is written first under a unique temporary
 name, then renamed; the index is written to a temporary file and renamed over the old one last,
 so a reader sees either the old entry or the new one, never a mix. Two writers (two runs,
-DDP ranks) each write their own files; the last rename wins and both results are correct.
+DDP ranks) each decode and write their own data file; replacing the index (and deleting the
+data file it replaces) happens under an ``flock`` of the signature folder, so the last writer
+wins, no data file is left behind and every index points at a complete file.
 
 **Trust.** An index is used only when its checksum, version, signature, shape, the data
 file's exact size and the digest of the sampled rows all agree; anything else is a miss
@@ -51,7 +53,8 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -299,6 +302,7 @@ class CachePlan:
         if not self.writable or self.folder is None:
             self.discard()
             return images
+        data_path: Path | None = None
         try:
             token = secrets.token_hex(6)
             data_name = f"{self.name}-{token}.u8"
@@ -349,15 +353,19 @@ class CachePlan:
             }
             index["checksum"] = _digest(index)
             index_path = self.folder / f"{self.name}.json"
-            old = _read_json(index_path)
-            _write_atomic(index_path, json.dumps(index, separators=(",", ":")).encode())
-            if old and old.get("data") != data_name:
-                _remove(self.folder / str(old.get("data", "")))
-            self._prune()
+            with _locked(self.folder / ".lock"):  # replace + delete the replaced data, one writer at a time
+                old = _read_json(index_path)
+                _write_atomic(index_path, json.dumps(index, separators=(",", ":")).encode())
+                if old and old.get("data") != data_name:
+                    _remove(self.folder / str(old.get("data", "")))
+                self._prune()
             return mapped
         except OSError as e:
             self.disable(f"cannot write to {self.folder} ({e.strerror or e}); decoded images are kept in memory")
-            return images if not isinstance(images, np.memmap) else np.array(images)
+            kept = np.array(images) if isinstance(images, np.memmap) else images
+            if data_path is not None:
+                _remove(data_path)
+            return kept
         finally:
             self.discard()
 
@@ -373,6 +381,23 @@ class CachePlan:
         for tmp in self.folder.glob(".tmp-*"):
             if _mtime(tmp) < cutoff:
                 _remove(tmp)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` (``flock``: released by the kernel if the process dies);
+    without ``fcntl`` (Windows) no lock: each writer's files are still its own, see the module docstring."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(path, "a+b") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def _mtime(p: Path) -> float:

@@ -106,7 +106,7 @@ class Images:
         In memory while it fits what is left of the budget; otherwise (mapped images only)
         gathered into a file-backed map, see the module docstring.
         """
-        t = torch.from_numpy(np.asarray(ids, dtype=np.int64))
+        t = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64))
         w = self.widths[t]
         width = int(w.max()) if len(t) else 1
         shape = (len(t), *self.images.shape[1:2], min(width, int(self.images.shape[2])), *self.images.shape[3:])
