@@ -437,8 +437,16 @@ class DecodedCache:
     def __repr__(self) -> str:
         return f"DecodedCache({str(self.root)!r})"
 
-    def plan(self, signature: dict[str, Any], samples: Sequence[Sample]) -> CachePlan:
-        """What the cache holds for ``samples`` prepared with ``signature`` (never raises)."""
+    def plan(
+        self, signature: dict[str, Any], samples: Sequence[Sample], *, fallback: dict[str, Any] | None = None
+    ) -> CachePlan:
+        """What the cache holds for ``samples`` prepared with ``signature`` (never raises).
+
+        ``fallback``: the signature with ``color="auto"`` when ``signature`` asks for a set colour
+        (a resumed run or ``evaluate`` knows the colour the training run resolved): rows of its
+        entries are reused where they are exact: every row for ``"rgb"`` (a gray row is replicated),
+        the rows of gray images for ``"gray"``.
+        """
         signature = {"version": CACHE_VERSION, **signature}
         sig_name = _digest(signature)[:20]
         folder = self.root / sig_name
@@ -457,19 +465,30 @@ class DecodedCache:
             plan.disable(f"cannot use the cache folder {folder} ({e.strerror or e}); decoding without it")
             return plan
         own = folder / f"{plan.name}.json"
+        entries = []
+        if own.exists():
+            entry = self._open(own, signature, plan)
+            if entry is not None and not plan.racy and entry.files == plan.ids:
+                plan.complete = entry  # the common case: nothing else to read
+                return plan
+            entries = [entry] if entry is not None else []
         others = sorted((p for p in folder.glob("*.json") if p != own), key=_mtime, reverse=True)
+        entries += [e for e in (self._open(p, signature, plan) for p in others[: MAX_ENTRIES - 1]) if e is not None]
         by_id: dict[FileId, tuple[_Entry, int]] = {}
-        for path in [own, *others[: MAX_ENTRIES - 1]]:
-            if not path.exists():
-                continue
-            entry = self._open(path, signature, plan)
-            if entry is None:
-                continue
-            if path == own and not plan.racy and entry.files == plan.ids:
-                plan.complete = entry
+        for entry in entries:
             for j, fid in enumerate(entry.files):
                 if fid is not None:
                     by_id.setdefault(fid, (entry, j))
+        if fallback is not None:
+            fallback = {"version": CACHE_VERSION, **fallback}
+            other = self.root / _digest(fallback)[:20]
+            paths = sorted(other.glob("*.json"), key=_mtime, reverse=True)[:MAX_ENTRIES] if other.is_dir() else []
+            gray_only = signature.get("color") == "gray"
+            for entry in (e for e in (self._open(p, fallback, plan) for p in paths) if e is not None):
+                for j, fid in enumerate(entry.files):
+                    row = entry.rows[j]
+                    if fid is not None and (row < 0 or not gray_only or entry.gray[row]):
+                        by_id.setdefault(fid, (entry, j))
         for i, fid in enumerate(plan.ids):
             if fid is not None and i not in plan.racy and fid in by_id:
                 plan.known[i] = by_id[fid]

@@ -246,7 +246,8 @@ def load_images(
             "resize": resize,
             "max_pixels": max_pixels,
         }
-        plan = cache.plan(signature, samples)
+        fallback = {**signature, "color": "auto"} if color != "auto" else None
+        plan = cache.plan(signature, samples, fallback=fallback)
         if plan.complete is not None:
             if progress is not None:
                 progress(total, total)

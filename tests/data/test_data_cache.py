@@ -216,3 +216,17 @@ def test_old_entries_are_pruned(files, tmp_path) -> None:
         load_images(files[: i + 2], height=16, width=16, cache=cache)
     assert len(list((tmp_path / "cache").glob("*/*.json"))) == MAX_ENTRIES
     assert len(list((tmp_path / "cache").glob("*/*.u8"))) == MAX_ENTRIES
+
+
+@pytest.mark.parametrize("width", [16, None])
+def test_a_set_colour_reuses_the_exact_rows_of_an_auto_entry(files, tmp_path, width) -> None:
+    """A resumed run or ``evaluate`` asks for the colour the training run resolved."""
+    cache = DecodedCache(tmp_path / "cache")
+    kw = dict(height=16, width=width, max_width=64)
+    assert load_images(files, cache=cache, **kw).color == "rgb"
+    rgb = load_images(files, cache=cache, color="rgb", **kw)
+    _same(rgb, load_images(files, color="rgb", **kw))
+    assert rgb.decoded == 0  # every row of an RGB entry is exact (gray rows are replicated)
+    gray = load_images(files, cache=DecodedCache(tmp_path / "cache"), color="gray", **kw)
+    _same(gray, load_images(files, color="gray", **kw))
+    assert gray.decoded == 8  # the colour images: luminance at full resolution differs from after resizing
