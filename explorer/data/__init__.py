@@ -14,6 +14,7 @@ Prediction uses :func:`read_image` + :func:`prepare_image`, the same path as tra
 """
 
 from .augment import AugmentConfig, augment_batch
+from .cache import DecodedCache, default_cache_root, memory_budget, spill_array
 from .decode import (
     DEFAULT_MAX_PIXELS,
     IMAGE_EXTENSIONS,
@@ -64,6 +65,7 @@ __all__ = [
     "SAMPLES",
     "AugmentConfig",
     "DataError",
+    "DecodedCache",
     "DecodeError",
     "LoadedImages",
     "Problem",
@@ -73,6 +75,7 @@ __all__ = [
     "augment_batch",
     "cache_dir",
     "decode_image",
+    "default_cache_root",
     "fit_width",
     "from_files",
     "infer_image_size",
@@ -80,6 +83,7 @@ __all__ = [
     "list_samples",
     "load_images",
     "materialize_sample",
+    "memory_budget",
     "open_source",
     "pad_right",
     "prepare_image",
@@ -93,6 +97,7 @@ __all__ = [
     "read_manifest",
     "resize_image",
     "scan_folder",
+    "spill_array",
     "stratified_split",
     "to_channels",
     "tokenize",

@@ -16,6 +16,12 @@ transparency, 337 MB for a 16-bit RGB PNG at the bytes budget, 241 MB for a JPEG
 files took 465 MB with one worker and 708 MB with two; at a 5 MP limit (20 MB budget) 86 MB and
 165 MB. Lower ``workers`` or ``max_pixels`` to lower it. Queued and finished-but-unread jobs hold
 only prepared (model-sized) images.
+
+With a :class:`~explorer.data.cache.DecodedCache` (what the engine passes unless the run says
+``--no-cache``), rows prepared before with the same preprocessing are read from the cache instead
+of decoded, and the result is written straight into a memory-mapped file of the cache: the
+returned array is then a read-only-on-disk map (copy-on-write), not memory of the process, and a
+load needs no more RAM than the decode jobs above whatever the size of the data set.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .cache import CachePlan, DecodedCache
 from .decode import (
     DEFAULT_MAX_PIXELS,
     RESIZE_MODES,
@@ -68,6 +75,10 @@ class LoadedImages:
         color: ``"gray"`` or ``"rgb"``.
         widths: For variable-width loading, each image's true width (the rest of its row in
             ``images`` is padding by :func:`~explorer.data.decode.pad_right`); else None.
+        decoded: How many files were decoded (the rest came from the cache).
+        note: Why the cache could not be used or was rebuilt, when that happened.
+        sums: From the cache: per image and channel the sum and sum of squares of its real
+            pixels, int64 ``(N, 2, C)`` (see :func:`~explorer.data.cache.row_sums`); else None.
     """
 
     images: np.ndarray
@@ -75,6 +86,14 @@ class LoadedImages:
     problems: list[Problem] = field(default_factory=list)
     color: str = "rgb"
     widths: np.ndarray | None = None
+    decoded: int = 0
+    note: str | None = None
+    sums: np.ndarray | None = None
+
+    @property
+    def mapped(self) -> bool:
+        """True when ``images`` is a memory map of the cache (pages on disk, not in the process)."""
+        return isinstance(self.images, np.memmap)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -182,6 +201,7 @@ def load_images(
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     max_width: int = 2048,
+    cache: DecodedCache | None = None,
 ) -> LoadedImages:
     """Decodes every sample's file once and stacks the prepared images.
 
@@ -200,6 +220,9 @@ def load_images(
         workers: Decoding threads; default the usable CPUs, at most 8. 1 decodes in this thread.
             Peak memory grows with it, see the module docstring.
         progress: Called as ``progress(done, total)`` from the calling thread after each file.
+        max_width: Widest variable-width image.
+        cache: Where prepared rows are looked up and stored (see :mod:`~explorer.data.cache`);
+            None decodes everything into memory.
 
     Returns:
         The images of the usable samples, in input order, plus the problems.
@@ -213,19 +236,95 @@ def load_images(
     samples = list(samples)
     total = len(samples)
     workers = max(1, workers if workers is not None else min(8, _usable_cpus()))
-    assembler = _Assembler(total, height, width if width is not None else max_width, color, variable=width is None)
+    plan: CachePlan | None = None
+    if cache is not None:
+        signature = {
+            "height": height,
+            "width": width,
+            "max_width": max_width if width is None else None,
+            "color": color,
+            "resize": resize,
+            "max_pixels": max_pixels,
+        }
+        fallback = {**signature, "color": "auto"} if color != "auto" else None
+        plan = cache.plan(signature, samples, fallback=fallback)
+        if plan.complete is not None:
+            if progress is not None:
+                progress(total, total)
+            return _from_entry(plan, samples)
+    alloc = None
+    if plan is not None and plan.writable:
+        cache_plan = plan
 
-    def job(sample: Sample) -> _Result:
+        def alloc(shape: tuple[int, ...]) -> np.ndarray:
+            if cache_plan.writable:
+                try:
+                    return cache_plan.allocate(shape)
+                except OSError as e:  # e.g. no room on the disk: decode into memory instead
+                    cache_plan.disable(f"cannot write to {cache_plan.folder} ({e.strerror or e}); decoding into memory")
+            return np.empty(shape, np.uint8)
+
+    assembler = _Assembler(
+        total, height, width if width is not None else max_width, color, variable=width is None, alloc=alloc
+    )
+    decoded = 0
+
+    def job(item: tuple[int, Sample]) -> _Result:
+        nonlocal decoded
+        if plan is not None:
+            hit = plan.cached(item[0])
+            if hit is not None:
+                return hit
+        decoded += 1  # a race between threads only blurs this count, which is a report
         return _load_one(
-            sample, height=height, width=width, max_width=max_width, color=color, resize=resize, max_pixels=max_pixels
+            item[1], height=height, width=width, max_width=max_width, color=color, resize=resize, max_pixels=max_pixels
         )
 
-    if workers == 1 or total <= 1:
-        _consume(map(job, samples), samples, assembler, progress, total)
-    else:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="explorer-decode") as pool:
-            _consume(_ordered(pool, job, samples, window=4 * workers), samples, assembler, progress, total)
-    return assembler.finish(samples)
+    items = list(enumerate(samples))
+    try:
+        if workers == 1 or total <= 1:
+            _consume(map(job, items), samples, assembler, progress, total)
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="explorer-decode") as pool:
+                _consume(_ordered(pool, job, items, window=4 * workers), samples, assembler, progress, total)
+        loaded = assembler.finish(samples)
+    except BaseException:
+        if plan is not None:
+            plan.discard()
+        raise
+    loaded.decoded = decoded
+    if plan is not None:
+        loaded.images = plan.commit(
+            loaded.images,
+            kept=assembler.kept,
+            gray=assembler.gray,
+            widths=assembler.widths if assembler.variable else None,
+            reasons=assembler.reasons,
+            color=loaded.color,
+        )
+        loaded.note = plan.note
+        loaded.sums = plan.sums
+    return loaded
+
+
+def _from_entry(plan: CachePlan, samples: list[Sample]) -> LoadedImages:
+    """A full cache hit: the entry's map itself, nothing decoded or copied."""
+    entry = plan.complete
+    assert entry is not None
+    kept = [i for i, r in enumerate(entry.rows) if r >= 0]
+    return LoadedImages(
+        images=entry.images,
+        samples=[samples[i] for i in kept],
+        problems=[
+            Problem(str(samples[i].path), entry.reasons.get(i, "cannot be used"))
+            for i, r in enumerate(entry.rows)
+            if r < 0
+        ],
+        color=entry.color,
+        widths=np.asarray(entry.widths, dtype=np.int64) if entry.widths is not None else None,
+        note=plan.note,
+        sums=entry.sums,
+    )
 
 
 def _usable_cpus() -> int:
@@ -237,7 +336,10 @@ def _usable_cpus() -> int:
 
 
 def _ordered(
-    pool: ThreadPoolExecutor, job: Callable[[Sample], _Result], samples: list[Sample], window: int
+    pool: ThreadPoolExecutor,
+    job: Callable[[tuple[int, Sample]], _Result],
+    samples: list[tuple[int, Sample]],
+    window: int,
 ) -> Iterator[_Result]:
     """Like ``pool.map`` but with at most ``window`` jobs queued or finished-and-unread at a time.
 
@@ -263,7 +365,7 @@ def _consume(
 ) -> None:
     for index, (image, reason) in enumerate(results):
         if image is None:
-            assembler.drop(Problem(str(samples[index].path), reason or "cannot be used"))
+            assembler.drop(index, Problem(str(samples[index].path), reason or "cannot be used"))
         else:
             assembler.put(index, image)
         if progress is not None:
@@ -278,18 +380,34 @@ class _Assembler:
     In ``"auto"`` mode the colour is only known at the end, so images start out in a one-channel
     buffer; the first colour image switches to a three-channel buffer (gray images so far are
     replicated into it and the one-channel buffer is freed).
+
+    ``alloc`` makes the buffers (default: memory); with the cache's allocator they are memory-mapped
+    files, and every step here (switch to RGB, cut rows, cut padding) works on the map in place or
+    by a chunked copy into a new map, never through a full copy in memory.
     """
 
-    def __init__(self, total: int, height: int, width: int, color: str, variable: bool = False) -> None:
+    def __init__(
+        self,
+        total: int,
+        height: int,
+        width: int,
+        color: str,
+        variable: bool = False,
+        alloc: Callable[[tuple[int, ...]], np.ndarray] | None = None,
+    ) -> None:
+        self.alloc = alloc or (lambda shape: np.empty(shape, np.uint8))
         self.channels = 3 if color == "rgb" else 1
-        self.buffer = np.empty((total, height, width, self.channels), np.uint8)
+        self.buffer = self.alloc((total, height, width, self.channels))
         self.kept: list[int] = []
         self.problems: list[Problem] = []
+        self.reasons: dict[int, str] = {}
         self.variable = variable
         self.widths: list[int] = []
+        self.gray: list[bool] = []  # per kept image: prepared with one channel
 
-    def drop(self, problem: Problem) -> None:
+    def drop(self, index: int, problem: Problem) -> None:
         self.problems.append(problem)
+        self.reasons[index] = problem.reason
 
     def put(self, index: int, image: np.ndarray) -> None:
         if image.shape[2] == 3 and self.channels == 1:
@@ -299,28 +417,38 @@ class _Assembler:
             image = pad_right(image, self.buffer.shape[2])
         self.buffer[len(self.kept)] = image  # broadcasting replicates a one-channel image into three channels
         self.kept.append(index)
+        self.gray.append(image.shape[2] == 1)
 
     def _switch_to_rgb(self) -> None:
-        rgb = np.empty((*self.buffer.shape[:3], 3), np.uint8)
+        rgb = self.alloc((*self.buffer.shape[:3], 3))
         n = len(self.kept)
-        rgb[:n] = self.buffer[:n]
+        _copy_rows(rgb, self.buffer, n)
         self.buffer = rgb
         self.channels = 3
 
     def finish(self, samples: list[Sample]) -> LoadedImages:
         n = len(self.kept)
         images, self.buffer = self.buffer, None  # drop our reference so the in-place resize is allowed
+        mapped = isinstance(images, np.memmap)
         if n < images.shape[0]:
-            try:
-                images.resize((n, *images.shape[1:]), refcheck=True)  # shrink in place, no copy
-            except ValueError:  # someone else holds a reference: fall back to a compact copy
-                images = np.ascontiguousarray(images[:n])
+            if mapped:  # the file is cut to these rows when the cache stores it
+                images = images[:n]
+            else:
+                try:
+                    images.resize((n, *images.shape[1:]), refcheck=True)  # shrink in place, no copy
+                except ValueError:  # someone else holds a reference: fall back to a compact copy
+                    images = np.ascontiguousarray(images[:n])
         widths = None
         if self.variable:
             widths = np.asarray(self.widths, dtype=np.int64)
             widest = int(widths.max()) if n else 1
             if widest < images.shape[2]:  # every row is edge-padded, so cutting the tail is exact
-                images = np.ascontiguousarray(images[:, :, :widest])
+                if mapped:
+                    cut = self.alloc((n, images.shape[1], widest, images.shape[3]))
+                    _copy_rows(cut, images[:, :, :widest], n)
+                    images = cut
+                else:
+                    images = np.ascontiguousarray(images[:, :, :widest])
         return LoadedImages(
             images=images,
             samples=[samples[i] for i in self.kept],
@@ -328,3 +456,10 @@ class _Assembler:
             color="rgb" if self.channels == 3 else "gray",
             widths=widths,
         )
+
+
+def _copy_rows(dst: np.ndarray, src: np.ndarray, n: int, chunk_bytes: int = 16 << 20) -> None:
+    """``dst[:n] = src[:n]`` (broadcasting channels) a few MiB at a time."""
+    step = max(1, chunk_bytes // max(1, int(np.prod(dst.shape[1:]))))
+    for i in range(0, n, step):
+        dst[i : min(n, i + step)] = src[i : min(n, i + step)]

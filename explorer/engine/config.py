@@ -71,6 +71,30 @@ class DataConfig:
     max_pixels: int = setting(
         DEFAULT_MAX_PIXELS, help="Files claiming more pixels than this are refused unread.", min=1
     )
+    cache: bool = setting(
+        True,
+        help="Keep decoded, resized images in a memory-mapped cache on disk, so a later run on the same "
+        "files and settings decodes nothing.",
+        label="Decoded-image cache",
+        flag=True,
+    )
+    cache_dir: str = setting(
+        "",
+        help="Folder of the decoded-image cache; empty = $MODEL_EXPLORER_CACHE/decoded, else "
+        "~/.cache/model-explorer/decoded.",
+        flag=True,
+        metavar="DIR",
+    )
+    memory_budget: int = setting(
+        0,
+        help="RAM the decoded images may take; a larger data set trains from the cache's memory map "
+        "instead of a copy in memory. 0 = half of the memory available when the run starts.",
+        min=0,
+        max=1 << 30,
+        unit="MiB",
+        flag=True,
+        metavar="MIB",
+    )
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     regression_columns: list[str] = setting(
         help="Multi-task: numeric manifest columns predicted next to the class.",

@@ -170,7 +170,8 @@ def check_before_decoding(cfg: Any, task: Any, images: int, float_copy_limit: in
     if not (d.height and d.width) or images <= 0:
         return
     channels = 1 if d.color == "gray" else 3
-    check_cache_fits(images, d.height, d.width, channels, float_copy_limit)
+    if not getattr(d, "cache", False):  # with the disk cache, images beyond the memory budget stay on disk
+        check_cache_fits(images, d.height, d.width, channels, float_copy_limit)
     try:
         params = model_params(cfg.arch).from_dict(task.model_params(cfg.arch, dict(cfg.params))).to_dict()
         device = resolve_device(cfg.train.device)

@@ -186,11 +186,19 @@ class Session:
         )
 
     def _place_data(self) -> None:
+        from explorer.data import memory_budget
+
         data = self.data
         self.train, self.val = data.train, data.val
         if self.device.type != "cpu":  # the uint8 cache is small; keep it on the device
             self.train, self.val = self.train.to(self.device), self.val.to(self.device)
-        self.prenormalized = not self.cfg.data.augment.enabled and self.train.x.numel() * 4 <= PRENORMALIZE_LIMIT_BYTES
+        # the float copy (4 bytes a pixel) must fit the limit and, with the uint8 splits, the data memory budget
+        n_train, n_val = self.train.x.numel(), self.val.x.numel()
+        self.prenormalized = (
+            not self.cfg.data.augment.enabled
+            and n_train * 4 <= PRENORMALIZE_LIMIT_BYTES
+            and n_train * 5 + n_val <= memory_budget(self.cfg.data.memory_budget)
+        )
         if self.prenormalized:  # (N, H, W, C) float, normalised; batches still cut along W
             pre = data.preprocess
             x = pre.normalize(pre.to_unit(self.train.x)).permute(0, 2, 3, 1).contiguous()

@@ -410,6 +410,7 @@ class Trainer:
             "epochs": state.epoch,
             "best_epoch": state.best_epoch or state.epoch,
             "train_seconds": round(state.train_seconds, 3),
+            "data_seconds": round(s.data.seconds, 3),
             "samples_per_second": round(state.samples_seen / state.train_seconds, 2) if state.train_seconds else 0.0,
             "device": describe_device(s.device),
             "train_samples": len(s.train),

@@ -71,6 +71,7 @@ class CaptionTask(Task):
             max_pixels=cfg.max_pixels,
             problems=problems,
             progress=progress,
+            data=cfg,
         )
         paths = [str(s.path) for s in images.samples]
         refs = [by_image[p] for p in paths]

@@ -62,6 +62,7 @@ class ClassifyTask(Task):
             max_pixels=cfg.max_pixels,
             problems=problems,
             progress=progress,
+            data=cfg,
         )
         targets = [s.target for s in images.samples]
         labels = _checked_labels(targets, labels, source.origin)

@@ -91,6 +91,7 @@ class SequenceTask(Task):
             max_pixels=cfg.max_pixels,
             problems=problems,
             progress=progress,
+            data=cfg,
         )
         texts = [s.target for s in images.samples]
         charset = list(labels) if labels is not None else self.labels_from_targets(texts)

@@ -1,0 +1,130 @@
+"""The engine over the decoded-image cache: runs record data_seconds, re-runs decode nothing,
+splits beyond the memory budget stay on disk with the same pixels and statistics."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from explorer.cli import main
+from explorer.data import loading, open_source
+from explorer.engine.config import DataConfig
+from explorer.engine.tasks import get_task
+from explorer.engine.tasks._prepare import Geometry, load
+from tests.datasets import write_two_class_folder
+
+
+def _aged(root: Path) -> Path:
+    """Files written a while ago (the cache does not trust time stamps of files written just now)."""
+    old = time.time() - 3600
+    for p in root.rglob("*.png"):
+        os.utime(p, (old, old))
+    return root
+
+
+def test_a_run_records_data_seconds_and_a_rerun_decodes_nothing(tmp_path: Path, monkeypatch) -> None:
+    data = _aged(write_two_class_folder(tmp_path / "data", n=12, size=16, rgb=True))
+    args = ["train", str(data), "--arch", "cnn", "--set", "channels=4", "--epochs", "1", "--batch-size", "8"]
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    assert main([*args, *cache, "--out", str(tmp_path / "r1"), "--quiet"]) == 0
+    first = json.loads((tmp_path / "r1" / "metrics.json").read_text())
+    assert isinstance(first["data_seconds"], float) and first["data_seconds"] > 0
+    assert list((tmp_path / "cache").glob("*/*.json"))
+
+    def refuse(*_a, **_k):
+        raise AssertionError("decoded although the cache holds the file")
+
+    monkeypatch.setattr(loading, "read_image", refuse)
+    assert main([*args, *cache, "--out", str(tmp_path / "r2"), "--quiet"]) == 0
+    second = json.loads((tmp_path / "r2" / "metrics.json").read_text())
+    assert (second["train_samples"], second["val_samples"]) == (first["train_samples"], first["val_samples"])
+    config = json.loads((tmp_path / "r2" / "config.json").read_text())
+    assert config["data"]["cache_dir"] == str(tmp_path / "cache")
+
+
+def test_no_cache_writes_nothing(tmp_path: Path) -> None:
+    data = _aged(write_two_class_folder(tmp_path / "data", n=6, size=8))
+    rc = main(
+        ["train", str(data), "--set", "channels=4", "--epochs", "1", "--no-cache", "--out", str(tmp_path / "r")]
+        + ["--cache-dir", str(tmp_path / "cache"), "--quiet"]
+    )
+    assert rc == 0 and not (tmp_path / "cache").exists()
+
+
+def _file_backed(t: torch.Tensor) -> str | None:
+    """The mapping (from /proc/self/maps) holding ``t``'s storage, if it is a file."""
+    ptr = t.data_ptr()
+    with open("/proc/self/maps", encoding="utf-8") as f:
+        for line in f:
+            parts = line.split(maxsplit=5)
+            lo, hi = (int(v, 16) for v in parts[0].split("-"))
+            if lo <= ptr < hi:
+                return parts[5].strip() if len(parts) > 5 and parts[5].startswith("/") else None
+    return None
+
+
+def test_a_split_beyond_the_memory_budget_stays_on_disk_with_the_same_pixels(tmp_path: Path) -> None:
+    root = _aged(write_two_class_folder(tmp_path / "data", n=60, size=64, rgb=True))  # 1.4 MiB decoded
+    source = open_source(str(root))
+    task = get_task("classify")
+    base = dict(height=64, width=64, cache_dir=str(tmp_path / "cache"))
+    in_memory = task.prepare(source, DataConfig(**base, cache=False), seed=0)
+    budgeted = task.prepare(source, DataConfig(**base, memory_budget=1), seed=0)  # 1 MiB
+    assert torch.equal(budgeted.train.x, in_memory.train.x) and torch.equal(budgeted.val.x, in_memory.val.x)
+    assert budgeted.preprocess == in_memory.preprocess  # the cache's exact sums give the same statistics
+    if sys.platform.startswith("linux"):
+        assert ".spill-" in (_file_backed(budgeted.train.x) or "")  # 1.1 MiB of training images: on disk
+        assert _file_backed(budgeted.val.x) is None  # 0.3 MiB of validation images: fit what is left
+        assert _file_backed(in_memory.train.x) is None
+
+    images = load(
+        source.samples,
+        Geometry(64, 64, "auto", "auto"),
+        origin="",
+        max_pixels=1 << 24,
+        problems=[],
+        data=DataConfig(**base, memory_budget=1),
+    )
+    assert images.mapped and images.sums is not None
+    ids = np.arange(len(images.samples))[::-1]
+    x, _ = images.take(ids)
+    assert images.spilled == [x.numel()] and torch.equal(x, images.images[torch.from_numpy(ids.copy())])
+
+
+def test_the_float_copy_respects_the_memory_budget(tmp_path: Path) -> None:
+    from explorer.engine.config import RunConfig
+    from explorer.engine.session import Session
+
+    root = _aged(write_two_class_folder(tmp_path / "data", n=40, size=32))
+    source = open_source(str(root))
+    task = get_task("classify")
+    sessions = []
+    for budget in (0, 1):  # automatic (fits) and 1 MiB: 64 training images of 32x32 as float need 256 KiB ...
+        cfg = RunConfig.from_dict(
+            {
+                "arch": "cnn",
+                "params": {"channels": [4]},
+                "data": {"cache_dir": str(tmp_path / "c"), "memory_budget": budget},
+            }
+        )
+        data = task.prepare(source, cfg.data, seed=0)
+        sessions.append(Session(cfg, None, task, data, None).prenormalized)
+    assert sessions == [True, True]
+    cfg = RunConfig.from_dict({"arch": "cnn", "params": {"channels": [4]}, "data": {"memory_budget": 1}})
+    big = _aged(write_two_class_folder(tmp_path / "big", n=40, size=128))  # ... at 128x128, 4 MiB: over 1 MiB
+    data = task.prepare(open_source(str(big)), cfg.data, seed=0)
+    assert not Session(cfg, None, task, data, None).prenormalized
+
+
+@pytest.mark.parametrize("mib", [0, 3])
+def test_memory_budget_setting(mib: int) -> None:
+    from explorer.data import memory_budget
+
+    assert memory_budget(mib) == (3 << 20 if mib else memory_budget(0)) and memory_budget(0) > 0
