@@ -147,7 +147,16 @@ class Trainer:
         self.control.set_phase(PREPARING)
         try:
             with self.writer:
-                yield from self._run()
+                events = self._run()
+                try:
+                    for ev in events:  # every event also goes to the run's event log (followers)
+                        self.writer.log(ev)
+                        yield ev
+                except Exception as e:
+                    self.writer.log(Finished(status="failed", message=str(e), metrics={}, run_dir=self._run_dir()))
+                    raise
+                finally:
+                    events.close()
         finally:
             self.control.set_phase(FINISHED)
 
