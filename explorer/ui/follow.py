@@ -217,7 +217,8 @@ class RunFollower(QObject):
         # an external writer that vanished without a Finished (killed, its machine gone)
         if (
             self.process is None
-            and self.state in ("running", "stopping")
+            and self.last_finished is None
+            and self.state in ("starting", "running", "stopping")
             and self._quiet_ticks >= 4
             and reader.seen_events
             and not reader.writer_alive()

@@ -235,6 +235,8 @@ class TrainPanel(QWidget):
         self.error_banner = Banner("error")
         self.info_banner = Banner("info")
         self.launcher = ProcessLauncher()
+        self._train_action = train_action  # a training in a separate process may start when Train may
+        train_action.changed.connect(self._on_train_action_changed)
         self.curves = CurvesView()
         self.probe = ProbeView()
         top = QWidget()
@@ -274,6 +276,10 @@ class TrainPanel(QWidget):
             self.settings.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4
         )
         return scroll
+
+    @Slot()
+    def _on_train_action_changed(self) -> None:
+        self.launcher.setEnabled(self._train_action.isEnabled())
 
     # -- runs --------------------------------------------------------------------------------------
     @Slot()

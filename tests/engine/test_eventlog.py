@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from explorer.engine import (
     DataReady,
@@ -33,8 +30,6 @@ from explorer.engine.eventlog import (
     follow,
 )
 from tests.datasets import write_two_class_folder
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _probe(step: int, path: str = "a.png") -> ProbeReport:
@@ -255,26 +250,3 @@ def test_a_trainers_log_replays_the_events_it_yielded(tmp_path: Path) -> None:
         _key(e) for e in logged[1:] if not isinstance(e, ProbeReport)
     ]
     assert len(list((run / runfolder.PROBES).glob("live_*.npz"))) <= LIVE_PROBES_KEPT
-
-
-@pytest.mark.slow
-def test_a_cli_run_followed_from_another_process_gives_its_events(tmp_path: Path) -> None:
-    """A CLI training in a subprocess; the reader starts before the run folder exists."""
-    data = write_two_class_folder(tmp_path / "data", n=16, size=16)
-    run = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "explorer", "train", str(data), "--arch", "cnn", "--set", "channels=8"]
-    cmd += ["--epochs", "2", "--batch-size", "8", "--device", "cpu", "--out", str(run), "--quiet"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        got = list(follow(run, interval=0.05, timeout=120))
-    finally:
-        out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0, err.decode()
-    types = [type(e) for e in got]
-    assert types[0] is LogStarted and types[-1] is Finished
-    assert [e.epoch for e in got if isinstance(e, EpochReport)] == [1, 2]
-    assert any(isinstance(e, StepReport) for e in got)
-    fin = got[-1]
-    assert fin.status == "completed" and fin.run_dir == str(run)
-    assert fin.metrics == json.loads((run / runfolder.METRICS).read_text())
