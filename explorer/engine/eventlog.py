@@ -79,6 +79,7 @@ _TYPES: dict[str, type] = {
     for cls in (LogStarted, Status, DataReady, ModelReady, StepReport, EpochReport, ProbeReport, Finished)
 }
 _PROBE_ARRAYS = ("image", "probabilities")
+_FIELDS = {name: frozenset(f.name for f in dataclasses.fields(cls)) for name, cls in _TYPES.items()}
 
 
 # -- one event <-> one line -----------------------------------------------------------------------
@@ -104,7 +105,7 @@ def record_to_event(
     cls = _TYPES.get(rec.get("type")) if isinstance(rec, dict) else None
     if cls is None:
         return None
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = _FIELDS[cls.__name__]
     kwargs = {k: v for k, v in rec.items() if k in names}
     try:
         if cls is DataReady:

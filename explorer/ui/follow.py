@@ -32,7 +32,7 @@ __all__ = ["RunFollower", "train_command", "POLL_MS"]
 
 POLL_MS = 250  # how often the log is read while the run is going
 IDLE_POLL_MS = 1000  # after it finished (a resume or an overwrite may follow)
-_READ_BYTES = 1 << 20  # at most this much of the log per tick (a long log is caught up over ticks)
+_READ_BYTES = 256 << 10  # at most this much of the log per tick (~1,300 lines; a long log takes several)
 _STOP_ESCALATE_MS = (15000, 10000)  # SIGINT -> SIGTERM -> SIGKILL
 _SETSID = "import os, sys; os.setsid(); os.execv(sys.argv[1], sys.argv[1:])"
 
@@ -212,6 +212,8 @@ class RunFollower(QObject):
             self.probe.emit(p)
         if events:
             self._quiet_ticks = 0
+            if len(events) > 100:  # catching up with a long log: the next part at the next turn
+                QTimer.singleShot(0, self.poll)
             return len(events)
         self._quiet_ticks += 1
         # an external writer that vanished without a Finished (killed, its machine gone)
