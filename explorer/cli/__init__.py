@@ -58,7 +58,7 @@ def _main(argv: Sequence[str] | None) -> int:
     if args.command is None:
         return cmd_gui(None)
     if args.command == "gui":
-        return cmd_gui(args.path)
+        return cmd_gui(args.path, args.follow)
 
     out, err = SafeStream(sys.stdout), SafeStream(sys.stderr)
     t0 = time.perf_counter()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any, TextIO
 
 from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, check_data_path
@@ -135,10 +136,13 @@ def cmd_bench(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
-def cmd_gui(path: str | None) -> int:
+def cmd_gui(path: str | None, follow: str | None = None) -> int:
+    if follow is not None and Path(follow).exists() and not Path(follow).is_dir():
+        sys.stderr.write(f"--follow {follow}: is a file; give the run folder another process is writing\n")
+        return EXIT_USAGE
     try:
         from explorer.ui.app import run_app
     except ImportError as e:
         sys.stderr.write(f"the desktop app is not available: {e}\n")
         return EXIT_FAILED
-    return run_app(path)
+    return run_app(path, follow)

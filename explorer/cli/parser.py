@@ -88,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     _bench(sub)
     g = sub.add_parser("gui", help="open the app (optionally with a project or a folder)")
     g.add_argument("path", nargs="?")
+    g.add_argument(
+        "--follow",
+        metavar="RUN_DIR",
+        help="show live the run another process writes in RUN_DIR (a CLI or torchrun training); it may start later",
+    )
     return p
 
 

@@ -35,13 +35,19 @@ from typing import Any
 
 from .runfolder import CHECKPOINT, CONFIG, WEIGHTS, RunFolderError
 
-__all__ = ["RunLock", "Destination", "is_run_folder", "lock_path", "recover", "recover_now"]
+__all__ = ["RunLock", "Destination", "is_run_folder", "lock_path", "recover", "recover_now", "staging_folders"]
 
 _RUN_FILES = (CONFIG, WEIGHTS, CHECKPOINT)
 
 
 def lock_path(run_dir: Path) -> Path:
     return run_dir.parent / f".{run_dir.name}.lock"
+
+
+def staging_folders(dest: Path) -> list[Path]:
+    """The staging folders of new runs for ``dest`` (a training's, or a killed one's leftovers)."""
+    parent = dest.parent
+    return sorted(parent.glob(f".{dest.name}.new-*")) if parent.is_dir() else []
 
 
 def is_run_folder(path: Path) -> bool:

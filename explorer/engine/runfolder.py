@@ -9,6 +9,7 @@ Layout (every file written atomically)::
     checkpoint.safetensors  resumable state: model, optimizer, RNG, counters (JSON in its metadata)
     problems.txt            one line per unusable input file
     probes/                 one probe snapshot per epoch (epoch_0003.npz + .json; see engine.replay)
+    events.jsonl            the trainer's events as they happen, for followers (see engine.eventlog)
 
 Nothing is unpickled when loading: weights and checkpoints are safetensors, the
 rest is JSON.
@@ -43,6 +44,7 @@ __all__ = [  # (the saving and checking helpers first)
     "CHECKPOINT",
     "PROBLEMS",
     "PROBES",
+    "EVENTS",
     "RUN_FORMAT",
     "RunFolderError",
     "save_checkpoint",
@@ -67,6 +69,7 @@ HISTORY = "history.json"
 CHECKPOINT = "checkpoint.safetensors"
 PROBLEMS = "problems.txt"
 PROBES = "probes"
+EVENTS = "events.jsonl"
 RUN_FORMAT = "model-explorer-run"
 RUN_VERSION = 1
 

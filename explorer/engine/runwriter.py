@@ -5,6 +5,8 @@ a new run is written in a staging folder published after its first complete epoc
 a resumed run is written in place. :meth:`save_epoch` turns an ``OSError`` (a full disk,
 a folder made read-only) into :class:`SaveFailed`, after which nothing more is written,
 so the folder keeps config, weights, checkpoint and history of the last saved epoch.
+:meth:`log` appends each event the trainer yields to the run's event log (:mod:`.eventlog`),
+in the folder the run is in (the staging folder first, so a follower sees the first steps).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import checkpoint
+from .eventlog import EventLog
 from .ownership import Destination, RunLock, describe_holder, recover
 
 if TYPE_CHECKING:
@@ -45,6 +48,8 @@ class RunWriter:
         self.broken = False  # a save failed: write nothing more
         self.saves = 0  # epoch saves completed by this training
         self.notes: list[str] = []
+        self.events: EventLog | None = None  # the event log, opened at the first event
+        self._log_failed = False
 
     def __enter__(self) -> RunWriter:
         if self.lock is None:
@@ -66,6 +71,8 @@ class RunWriter:
 
     def __exit__(self, *exc: object) -> None:
         try:
+            if self.events is not None:
+                self.events.close()
             if self.destination is not None:
                 self.destination.discard()
         finally:
@@ -105,6 +112,19 @@ class RunWriter:
         except OSError as e:
             self.broken = True
             raise SaveFailed(epoch, e) from None
+
+    def log(self, event: object) -> None:
+        """Appends ``event`` to the run's event log; a failure stops the log (and becomes a note)."""
+        folder = self.write_dir
+        if folder is None or self._log_failed:
+            return
+        try:
+            if self.events is None:
+                self.events = EventLog(folder, resumed=self.resume)
+            self.events.append(event, folder)  # type: ignore[arg-type]
+        except OSError as e:
+            self._log_failed = True
+            self.notes.append(f"could not write the event log: {describe_os_error(e)}")
 
     def write(self, what: str, action: object) -> None:
         """Runs a late write (weights and metrics at the end); a failure becomes a note."""

@@ -161,7 +161,16 @@ class Trainer:
         try:
             self.dist.start()
             with self.writer:
-                yield from self._run()
+                events = self._run()
+                try:
+                    for ev in events:  # every event also goes to the run's event log (followers)
+                        self.writer.log(ev)
+                        yield ev
+                except Exception as e:
+                    self.writer.log(Finished(status="failed", message=str(e), metrics={}, run_dir=self._run_dir()))
+                    raise
+                finally:
+                    events.close()
         finally:
             self.control.set_phase(FINISHED)
             if joined:

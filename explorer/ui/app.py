@@ -39,10 +39,11 @@ def ensure_app() -> QApplication:
     return app
 
 
-def run_app(path: str | None = None) -> int:
-    """Opens the main window (with a project, data folder, manifest or ``sample:NAME``) and runs
-    until the window closes, File > Quit, or SIGTERM. Returns the exit code."""
-    return _run(path)
+def run_app(path: str | None = None, follow: str | None = None) -> int:
+    """Opens the main window (with a project, data folder, manifest or ``sample:NAME``; following
+    the run folder ``follow``) and runs until the window closes, File > Quit, or SIGTERM. Returns
+    the exit code."""
+    return _run(path, (lambda w: w.follow_run(follow)) if follow else None)
 
 
 def _run(path: str | None = None, ready: Callable[[MainWindow], Any] | None = None) -> int:

@@ -113,6 +113,12 @@ class MainWindow(ProjectFlows, TrainingFlow, QMainWindow):
         self.act_export = self._action(
             "&Export Model…", self.export_model, "Ctrl+E", "Save the selected run's weights with their JSON description"
         )
+        self.act_follow = self._action(
+            "&Follow Run…",
+            self.choose_follow_run,
+            None,
+            "Show live a run another process is writing (a CLI, torchrun or cluster training)",
+        )
         self.act_quit = self._action("&Quit", self.close, K.Quit, "Quit Model Explorer")
         self.act_quit.setMenuRole(QAction.MenuRole.QuitRole)
 
@@ -186,7 +192,7 @@ class MainWindow(ProjectFlows, TrainingFlow, QMainWindow):
             a = self.samples_menu.addAction(name)
             a.triggered.connect(lambda _=False, n=name: self.load_sample(n))
         f.addSeparator()
-        f.addActions([self.act_open_model, self.act_export])
+        f.addActions([self.act_open_model, self.act_export, self.act_follow])
         f.addSeparator()
         self.recent_menu = f.addMenu("&Recent Projects")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
@@ -263,6 +269,7 @@ class MainWindow(ProjectFlows, TrainingFlow, QMainWindow):
         c.stateChanged.connect(self._on_state)
         c.stateChanged.connect(self.train_panel.run_progress.on_controller_state)
         c.idle.connect(self._on_idle)
+        self._wire_follower()
 
     # -- layout persistence ------------------------------------------------------------------------
     def _splitters(self) -> list[QSplitter]:
@@ -381,6 +388,8 @@ class MainWindow(ProjectFlows, TrainingFlow, QMainWindow):
         self._shut_down = True
         if not self.controller.shutdown(30000):
             self.log_view.log("training did not stop within 30 s")
+        if not self.follower.shutdown(30000):
+            self.log_view.log("the training process did not stop within 30 s")
         self.thumbs.close()
         self.arch_panel.shutdown()
         self.inspector.shutdown()

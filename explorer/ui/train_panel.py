@@ -7,6 +7,7 @@ panel's buttons share) and forwards the controller's events here.
 from __future__ import annotations
 
 import math
+import os
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QAction
@@ -15,14 +16,16 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QProgressBar,
+    QPushButton,
     QScrollArea,
+    QSpinBox,
     QSplitter,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from explorer.engine import DataReady, EpochReport, Finished, ModelReady, Status, StepReport
+from explorer.engine import DataReady, EpochReport, Finished, ModelReady, Status, StepReport, available_devices
 from explorer.engine.tasks import Task, get_task
 
 from .curves import CurvesView
@@ -31,7 +34,7 @@ from .session import ProjectSession
 from .style import icon
 from .train_settings import TrainSettings
 
-__all__ = ["TrainPanel", "Banner", "format_eta"]
+__all__ = ["TrainPanel", "Banner", "ProcessLauncher", "format_eta"]
 
 
 def format_eta(seconds: float) -> str:
@@ -174,6 +177,46 @@ class RunProgress(QWidget):
         return summary
 
 
+class ProcessLauncher(QWidget):
+    """ "Train on N GPUs" (or N CPU processes): the same training in a separate process that the
+    window follows through the run's event log (see :mod:`explorer.ui.follow`)."""
+
+    launchRequested = Signal(int)  # the number of processes
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        gpu = "cuda" in available_devices()
+        self.unit = "GPU" if gpu else "process"
+        self.count = QSpinBox()
+        self.count.setRange(1, 64 if gpu else max(1, os.cpu_count() or 1))
+        self.count.setValue(1)
+        self.count.setToolTip("How many training processes (torchrun, one per GPU; gloo processes on a CPU machine)")
+        self.button = QPushButton()
+        self.button.setToolTip(
+            "Train in a separate process (the app follows its run folder); Stop stops it, and the run stays resumable"
+        )
+        self.button.clicked.connect(self._clicked)
+        self.count.valueChanged.connect(self._update_text)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.button)
+        lay.addWidget(self.count)
+        lay.addStretch(1)
+        self._update_text()
+
+    @Slot()
+    def _update_text(self) -> None:
+        n = self.count.value()
+        if self.unit == "GPU":
+            self.button.setText(f"Train on {n} GPU{'s' if n != 1 else ''}")
+        else:
+            self.button.setText(f"Train in {n} separate process{'es' if n != 1 else ''}")
+
+    @Slot()
+    def _clicked(self) -> None:
+        self.launchRequested.emit(self.count.value())
+
+
 class TrainPanel(QWidget):
     trainRequested = Signal()
 
@@ -191,12 +234,15 @@ class TrainPanel(QWidget):
         self.run_progress = RunProgress((train_action, pause_action, stop_action))
         self.error_banner = Banner("error")
         self.info_banner = Banner("info")
+        self.launcher = ProcessLauncher()
+        self._train_action = train_action  # a training in a separate process may start when Train may
+        train_action.changed.connect(self._on_train_action_changed)
         self.curves = CurvesView()
         self.probe = ProbeView()
         top = QWidget()
         tl = QVBoxLayout(top)
         tl.setContentsMargins(0, 0, 0, 0)
-        for w in (self.error_banner, self.info_banner, self.run_progress):
+        for w in (self.error_banner, self.info_banner, self.run_progress, self.launcher):
             tl.addWidget(w)
         tl.addWidget(self.curves, 1)
         self.right_splitter = QSplitter(Qt.Orientation.Vertical)
@@ -217,6 +263,7 @@ class TrainPanel(QWidget):
             rp.buttons, rp.state_label, rp.progress, rp.detail_label,
         )  # fmt: skip
         self._labels: list[str] = []
+        self._task: Task | None = None  # the task of the run on screen (it may not be the project's)
         session.projectReplaced.connect(self.reset)
 
     def _settings_scroll(self) -> QScrollArea:
@@ -230,6 +277,10 @@ class TrainPanel(QWidget):
         )
         return scroll
 
+    @Slot()
+    def _on_train_action_changed(self) -> None:
+        self.launcher.setEnabled(self._train_action.isEnabled())
+
     # -- runs --------------------------------------------------------------------------------------
     @Slot()
     def reset(self) -> None:
@@ -241,13 +292,16 @@ class TrainPanel(QWidget):
         self.probe.clear()
         self.probe.set_labels([])
         self._labels = []
+        self._task = None
         self.run_progress.reset()
 
-    def begin_run(self, run_name: str) -> None:
+    def begin_run(self, run_name: str, epochs: int | None = None) -> None:
+        """A new run on screen (``epochs``: its length when it is not the project's own run)."""
         self.error_banner.hide()
         self.info_banner.hide()
-        self.curves.reset(self.session.project.config.train.epochs)
-        self.curves.set_task(self.session.project.task_object)
+        self.curves.reset(epochs or self.session.project.config.train.epochs)
+        self._task = self.session.project.task_object
+        self.curves.set_task(self._task)
         self.probe.clear()
         self.run_progress.begin(run_name)
 
@@ -283,6 +337,8 @@ class TrainPanel(QWidget):
         )
 
     def _on_data(self, ev: DataReady) -> None:
+        self._task = get_task(ev.task)
+        self.curves.set_task(self._task)
         self._labels = list(ev.labels)
         self.probe.set_labels(ev.labels)
         c, h, w = ev.input_shape
@@ -295,7 +351,7 @@ class TrainPanel(QWidget):
         )
 
     def _on_finished(self, ev: Finished) -> None:
-        self.run_progress.on_finished(ev, self.session.project.task_object)
+        self.run_progress.on_finished(ev, self._task or self.session.project.task_object)
         if ev.status == "early_stopped":
             self.info_banner.show_message(f"Stopped early: {ev.message}")
         elif ev.status not in ("completed", "stopped"):
