@@ -10,23 +10,38 @@ turn one into what :class:`explorer.engine.Trainer` takes.
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from explorer.data import DataError, Problem, Sample, Source, materialize_sample
 from explorer.engine import ConfigError, RunConfig
-from explorer.engine.atomic import read_json, write_json
+from explorer.engine.atomic import write_json
 from explorer.engine.tasks import DEFAULT_TASK, Task, find_task
+from models import list_models
 
-__all__ = ["PROJECT_FORMAT", "PROJECT_SUFFIX", "Project", "ProjectError", "RunRecord", "default_config"]
+__all__ = [
+    "MAX_PROJECT_BYTES",
+    "PROJECT_FORMAT",
+    "PROJECT_SUFFIX",
+    "Project",
+    "ProjectError",
+    "RunRecord",
+    "default_config",
+    "read_project_file",
+]
 
 PROJECT_FORMAT = "model-explorer-project"
 PROJECT_VERSION = 1
 PROJECT_SUFFIX = ".mexp"
 SAMPLE_PREFIX = "sample:"
+#: a project file larger than this is refused unread (300,000 samples take about 40 MB)
+MAX_PROJECT_BYTES = 256 * 2**20
 
 
 class ProjectError(ValueError):
@@ -66,17 +81,36 @@ class RunRecord:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], base: Path | None) -> RunRecord:
+    def from_dict(
+        cls, d: Mapping[str, Any], base: Path | None, where: str = "project", field: str = "runs[0]"
+    ) -> RunRecord:
+        """Raises ProjectError naming ``where`` and the field (``runs[2].dir``)."""
+        if not isinstance(d, Mapping):
+            _fail(where, field, f"expected an object, got {_kind(d)}")
+        if "dir" not in d:
+            _fail(where, f"{field}.dir", "missing (the run's folder)")
+        text = {k: _text(d, k, default, where, f"{field}.{k}") for k, default in _RUN_TEXT.items()}
+        metrics = d.get("metrics")
+        if metrics is None:
+            metrics = {}
+        if not isinstance(metrics, Mapping):
+            _fail(where, f"{field}.metrics", f"expected an object, got {_kind(metrics)}")
+        if not text["dir"]:
+            _fail(where, f"{field}.dir", "empty (the run's folder)")
         return cls(
-            dir=_abs(str(d["dir"]), base),
-            name=str(d.get("name", "")),
-            arch=str(d.get("arch", "")),
-            task=str(d.get("task", DEFAULT_TASK)),
-            status=str(d.get("status", "")),
-            created=str(d.get("created", "")),
-            message=str(d.get("message", "")),
-            metrics=dict(d.get("metrics") or {}),
+            dir=_abs(text["dir"], base),
+            name=text["name"],
+            arch=text["arch"],
+            task=text["task"],
+            status=text["status"],
+            created=text["created"],
+            message=text["message"],
+            metrics={str(k): _metric(v) for k, v in metrics.items()},
         )
+
+
+#: a run record's text fields and their defaults
+_RUN_TEXT = {"dir": "", "name": "", "arch": "", "task": DEFAULT_TASK, "status": "", "created": "", "message": ""}
 
 
 @dataclass
@@ -239,32 +273,57 @@ class Project:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], base: Path | None = None, where: str = "project") -> Project:
+        """Reads a project document, every field checked.
+
+        Raises:
+            ProjectError: naming ``where`` and the field (``samples[12]``, ``config.train.lr``).
+        """
         if not isinstance(d, Mapping) or d.get("format") != PROJECT_FORMAT:
             raise ProjectError(f"{where}: not a Model Explorer project (format != {PROJECT_FORMAT!r})")
-        if int(d.get("version", 0)) > PROJECT_VERSION:
-            raise ProjectError(f"{where}: written by a newer Model Explorer (version {d['version']})")
+        version = d.get("version", 0)
+        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            _fail(where, "version", f"expected a whole number >= 0, got {_shown(version)}")
+        if version > PROJECT_VERSION:
+            raise ProjectError(f"{where}: written by a newer Model Explorer (version {version})")
+        config = d.get("config")
+        if config is None:
+            config = {}
+        if not isinstance(config, Mapping):
+            _fail(where, "config", f"expected an object, got {_kind(config)}")
+        arch = config.get("arch", RunConfig.arch)
+        if not isinstance(arch, str) or arch not in list_models():
+            _fail(
+                where,
+                "config.arch",
+                f"{_shown(arch)} is not an architecture of this version ({', '.join(list_models())})",
+            )
         try:
-            config = RunConfig.from_dict(d.get("config") or {})
-            sources = [str(s) for s in d.get("sources", [])]
-            roots = _sample_roots(sources)
-            samples = [(_abs(str(p), base, roots), str(t)) for p, t in d.get("samples", [])]
-            problems = [(_abs(str(p), base, roots), str(r)) for p, r in d.get("problems", [])]
-            runs = [RunRecord.from_dict(r, base) for r in d.get("runs", [])]
+            run_config = RunConfig.from_dict(config)
         except ConfigError as e:
-            raise ProjectError(f"{where}: bad config ({e})") from None
-        except (TypeError, ValueError, KeyError) as e:
-            raise ProjectError(f"{where}: damaged project ({type(e).__name__}: {e})") from None
-        return cls(
-            name=str(d.get("name", "Untitled")),
-            task=str(d.get("task", DEFAULT_TASK)),
-            classes=[str(c) for c in d.get("classes", [])],
+            _fail(where, f"config.{e.key}" if e.key else "config", str(e).removeprefix(f"{e.key}: "))
+        except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as e:
+            _fail(where, "config", f"unreadable ({type(e).__name__}: {e})")
+        sources = _texts(d, "sources", where)
+        roots = _sample_roots(sources)
+        classes = list(dict.fromkeys(_texts(d, "classes", where)))  # a class listed twice is one class
+        samples = [(_abs(p, base, roots), t) for p, t in _pairs(d, "samples", where)]
+        problems = [(_abs(p, base, roots), r) for p, r in _pairs(d, "problems", where)]
+        runs = [RunRecord.from_dict(r, base, where, f"runs[{i}]") for i, r in enumerate(_list(d, "runs", where))]
+        project = cls(
+            name=_text(d, "name", "Untitled", where, "name"),
+            task=_text(d, "task", DEFAULT_TASK, where, "task"),
+            classes=classes,
             samples=samples,
             sources=sources,
             problems=problems,
-            config=config,
-            params_by_arch={str(k): dict(v) for k, v in (d.get("params_by_arch") or {}).items()},
+            config=run_config,
+            params_by_arch=_params_by_arch(d, where),
             runs=runs,
         )
+        if project.has_classes:  # a sample's class is one of the classes
+            known = set(classes)
+            project.classes += list(dict.fromkeys(t for _, t in samples if t not in known))
+        return project
 
     def save(self, path: str | os.PathLike[str]) -> None:
         path = Path(path)
@@ -275,14 +334,178 @@ class Project:
         """Reads a project file; built-in samples it uses are regenerated if missing.
 
         Raises:
-            ProjectError: the file is unreadable, not a project, or damaged.
+            ProjectError: the file is missing, not a regular file (a FIFO or device is never
+                opened), too large, not UTF-8 JSON, not a project, or damaged; the message names
+                the file and the field.
         """
         path = Path(path)
-        try:
-            d = read_json(path)
-        except (OSError, UnicodeDecodeError, ValueError) as e:
-            raise ProjectError(f"{path}: cannot read ({e})") from None
-        return cls.from_dict(d, Path(os.path.abspath(path)).parent, str(path))
+        return cls.from_dict(read_project_file(path), Path(os.path.abspath(path)).parent, str(path))
+
+
+def read_project_file(path: str | os.PathLike[str], max_bytes: int | None = None) -> Any:
+    """The JSON document in a project file, read safely.
+
+    ``stat`` first: a folder, FIFO, socket or device is refused unopened (reading a FIFO would block
+    for ever), as is a file over ``max_bytes`` (default :data:`MAX_PROJECT_BYTES`). The file is
+    opened non-blocking and checked again (it may have been swapped since), then read with the
+    cap. Bytes that are not UTF-8, invalid JSON and nesting too deep for the parser are messages.
+
+    Raises:
+        ProjectError: naming the file and the reason.
+    """
+    limit = MAX_PROJECT_BYTES if max_bytes is None else max_bytes
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise ProjectError(f"{path}: cannot read ({e.strerror or e})") from None
+    _check_kind(path, st.st_mode, st.st_size, limit)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            _check_kind(path, st.st_mode, st.st_size, limit)
+            data = f.read(limit + 1)
+    except OSError as e:
+        raise ProjectError(f"{path}: cannot read ({e.strerror or e})") from None
+    if len(data) > limit:
+        raise ProjectError(f"{path}: too large for a project file (over {limit // 2**20} MiB)")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ProjectError(f"{path}: cannot read (not UTF-8 text: byte {e.start} is invalid)") from None
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as e:
+        raise ProjectError(
+            f"{path}: cannot read (invalid JSON at line {e.lineno}, column {e.colno}: {e.msg})"
+        ) from None
+    except RecursionError:
+        raise ProjectError(f"{path}: cannot read (JSON nested too deeply)") from None
+    except ValueError as e:  # an integer too long to convert
+        raise ProjectError(f"{path}: cannot read ({e})") from None
+
+
+def _check_kind(path: str | os.PathLike[str], mode: int, size: int, limit: int) -> None:
+    if stat.S_ISDIR(mode):
+        raise ProjectError(f"{path}: a folder, not a project file")
+    if not stat.S_ISREG(mode):
+        raise ProjectError(f"{path}: not a regular file (a FIFO, socket or device is never opened as a project)")
+    if size > limit:
+        raise ProjectError(
+            f"{path}: too large for a project file ({size / 2**20:,.0f} MiB; the limit is {limit // 2**20} MiB)"
+        )
+
+
+def _no_constant(_name: str) -> None:
+    """NaN and Infinity are not JSON (this app never writes them); read as null, then checked as such."""
+    return None
+
+
+# -- field checks: each failure names the file and the field ---------------------------------------
+
+
+def _fail(where: str, field: str, message: str) -> NoReturn:
+    raise ProjectError(f"{where}: field '{field}': {message}")
+
+
+def _kind(v: Any) -> str:
+    return {dict: "an object", list: "a list", str: "text", bool: "true/false", type(None): "null"}.get(
+        type(v), "a number" if isinstance(v, int | float) else type(v).__name__
+    )
+
+
+def _shown(v: Any) -> str:
+    text = json.dumps(v) if isinstance(v, int | float | str | bool | type(None)) else _kind(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _text(d: Mapping[str, Any], key: str, default: str, where: str, field: str) -> str:
+    v = d.get(key)
+    if v is None:
+        return default
+    if not isinstance(v, str):
+        _fail(where, field, f"expected text, got {_kind(v)}")
+    return v
+
+
+def _list(d: Mapping[str, Any], key: str, where: str) -> list[Any]:
+    v = d.get(key)
+    if v is None:
+        return []
+    if not isinstance(v, list):
+        _fail(where, key, f"expected a list, got {_kind(v)}")
+    return v
+
+
+def _texts(d: Mapping[str, Any], key: str, where: str) -> list[str]:
+    items = _list(d, key, where)
+    for i, v in enumerate(items):
+        if not isinstance(v, str):
+            _fail(where, f"{key}[{i}]", f"expected text, got {_kind(v)}")
+    return items
+
+
+def _pairs(d: Mapping[str, Any], key: str, where: str) -> list[tuple[str, str]]:
+    """``[[path, text], ...]`` (samples, problems)."""
+    items = _list(d, key, where)
+    for i, v in enumerate(items):
+        if not (isinstance(v, list) and len(v) == 2 and isinstance(v[0], str) and isinstance(v[1], str)):
+            _fail(
+                where,
+                f"{key}[{i}]",
+                f"expected [path, text], got {_shown(v) if not isinstance(v, list) else _shown_list(v)}",
+            )
+        if not v[0]:
+            _fail(where, f"{key}[{i}]", "the path is empty")
+    return [(p, t) for p, t in items]
+
+
+def _shown_list(v: list[Any]) -> str:
+    return "[" + ", ".join(_shown(x) for x in v[:3]) + (", ..." if len(v) > 3 else "") + "]"
+
+
+#: the largest number a parameter form shows (Qt spin boxes hold 32-bit integers)
+_MAX_PARAM = 2**31 - 1
+
+
+def _params_by_arch(d: Mapping[str, Any], where: str) -> dict[str, dict[str, Any]]:
+    """Parameter edits per family, as the forms left them (validated when a run starts, so a
+    half-typed value is kept); only their shape is checked here: plain values the forms can show."""
+    v = d.get("params_by_arch")
+    if v is None:
+        return {}
+    if not isinstance(v, Mapping):
+        _fail(where, "params_by_arch", f"expected an object, got {_kind(v)}")
+    out: dict[str, dict[str, Any]] = {}
+    for arch, params in v.items():
+        if not isinstance(params, Mapping):
+            _fail(where, f"params_by_arch.{arch}", f"expected an object, got {_kind(params)}")
+        for name, value in params.items():
+            for x in value if isinstance(value, list) else [value]:
+                if not _plain(x):
+                    _fail(where, f"params_by_arch.{arch}.{name}", f"not a value a parameter can have ({_shown(x)})")
+        out[str(arch)] = dict(params)
+    return out
+
+
+def _plain(x: Any) -> bool:
+    if isinstance(x, bool) or x is None or isinstance(x, str):
+        return True
+    if isinstance(x, int):
+        return abs(x) <= _MAX_PARAM
+    return isinstance(x, float) and math.isfinite(x) and abs(x) <= _MAX_PARAM
+
+
+def _metric(v: Any) -> Any:
+    """A run's cached figure as the runs list shows it: numbers stay numbers (non-finite ones become
+    None), other values become text, so a damaged figure never breaks the list."""
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return v
+    if isinstance(v, int | float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, Mapping):
+        return {str(k): _metric(x) for k, x in v.items()}
+    return str(v)
 
 
 def _sample_roots(sources: Iterable[str]) -> dict[str, Path]:

@@ -45,7 +45,8 @@ def load_any(session: ProjectSession, path: str) -> str:
     p = Path(path)
     if path.startswith("sample:"):
         return session.load_sample(path.split(":", 1)[1]).summary()
-    if p.is_file() and (p.suffix.lower() in (PROJECT_SUFFIX, ".json")):
+    # a .mexp of any kind goes to the project reader, which refuses a FIFO or device unopened
+    if p.suffix.lower() == PROJECT_SUFFIX or (p.is_file() and p.suffix.lower() == ".json"):
         session.open_project(p)
         return f"opened {p}"
     if not p.exists():
@@ -110,7 +111,7 @@ class ProjectFlows(_Base):
             self.session.open_project(path)
         except ProjectError as e:
             remove_recent_project(path)
-            QMessageBox.warning(self, "Cannot open project", str(e))
+            self.warn_project(e)
             return False
         self.tabs.setCurrentIndex(3 if self.session.project.runs else 0)
         return True
@@ -119,11 +120,18 @@ class ProjectFlows(_Base):
         """What ``model-explorer gui PATH`` opens: a project, a data folder, a manifest or sample:NAME."""
         try:
             msg = load_any(self.session, path)
-        except (ProjectError, DataError) as e:
+        except ProjectError as e:
+            self.warn_project(e)
+            return
+        except DataError as e:
             self.show_message(f"cannot open {path}: {e}")
             return
         self.show_message(msg)
         self.tabs.setCurrentIndex(3 if self.session.project.runs and not self.session.project.samples else 0)
+
+    def warn_project(self, error: ProjectError) -> None:
+        """The dialog for a project file that cannot be opened (the message names the file and field)."""
+        QMessageBox.warning(self, "Cannot open project", str(error))
 
     @Slot()
     def save_project(self) -> bool:

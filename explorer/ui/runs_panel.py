@@ -53,11 +53,11 @@ def run_summary(run: RunRecord) -> str:
         lines.append(f"Validation {head.name} <b>{head.cell(m)}</b> on {m.get('val_samples', '?')} images{cer}")
     if "epochs" in m:
         lines.append(
-            f"{m['epochs']} epochs (best {m.get('best_epoch', '?')}), {m.get('train_seconds', 0):.1f} s, "
-            f"{m.get('samples_per_second', 0):,.0f} samples/s on {m.get('device', '?')}"
+            f"{m['epochs']} epochs (best {m.get('best_epoch', '?')}), {_num(m.get('train_seconds', 0), '.1f')} s, "
+            f"{_num(m.get('samples_per_second', 0), ',.0f')} samples/s on {m.get('device', '?')}"
         )
     if "num_parameters" in m:
-        lines.append(f"{m['num_parameters']:,} parameters")
+        lines.append(f"{_num(m['num_parameters'], ',')} parameters")
     per = m.get("val_per_class")
     if isinstance(per, dict) and per:
         parts = []
@@ -69,6 +69,11 @@ def run_summary(run: RunRecord) -> str:
         lines.append(f"<span style='color:#8e1c1c'>{run.message}</span>")
     lines.append(f"<span style='color:#78909c'>{run.dir}</span>")
     return "<br>".join(lines)
+
+
+def _num(v: object, spec: str) -> str:
+    """A figure as ``spec`` formats it; "?" for one that is not a number (a damaged record)."""
+    return format(v, spec) if isinstance(v, int | float) and not isinstance(v, bool) else "?"
 
 
 def _task_of(run: RunRecord) -> Task | None:

@@ -1,0 +1,264 @@
+"""Hostile and damaged project files: a message naming the file (and the field), never a
+traceback or a hang.
+
+The file-level checks are Qt-free (:func:`explorer.ui.project.read_project_file`,
+:meth:`Project.from_dict`); the window tests check that File > Open and ``gui PROJECT`` turn
+them into a dialog, and that every field of a valid ``.mexp``, mutated, either opens in the
+window with no exception escaping a view or is refused with a message naming file and field.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtWidgets import QMessageBox
+
+from explorer.engine import RunConfig
+from explorer.ui.project import MAX_PROJECT_BYTES, Project, ProjectError, RunRecord, read_project_file
+from explorer.ui.project_flows import load_any
+from explorer.ui.session import ProjectSession
+from tests.ui.helpers import make_window
+
+_DELETE = object()
+#: deleted, wrong types, out of range, NaN, huge (as tests/engine/test_fuzz_run.py)
+MUTATIONS: list[Any] = [_DELETE, "x", [], {}, None, -1, math.nan, 10**30, True, ["x", 1]]
+
+
+def _paths(obj: Any, prefix: tuple = (), depth: int = 3) -> Iterator[tuple]:
+    """Every key path of ``obj`` down to ``depth`` levels (list items: the first one)."""
+    if depth < 0:
+        return
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield (*prefix, k)
+            yield from _paths(v, (*prefix, k), depth - 1)
+    elif isinstance(obj, list) and obj:
+        yield (*prefix, 0)
+        yield from _paths(obj[0], (*prefix, 0), depth - 1)
+
+
+def _mutated(doc: Any, path: tuple, value: Any) -> Any:
+    doc = copy.deepcopy(doc)
+    parent = doc
+    for key in path[:-1]:
+        parent = parent[key]
+    if value is _DELETE:
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = value
+    return doc
+
+
+def _field_names(path: tuple) -> tuple[str, ...]:
+    """How a message may name the field at ``path``: ``samples[0]``, ``config.train.lr``,
+    ``runs[0].metrics`` or an enclosing field (a bad sample is named as ``samples[0]``)."""
+    names, text = [], ""
+    for key in path:
+        text = f"{text}[{key}]" if isinstance(key, int) else (f"{text}.{key}" if text else str(key))
+        names.append(text)
+    return tuple(names)
+
+
+def _valid_project(root: Path) -> dict[str, Any]:
+    p = Project(name="demo", classes=["cat", "dog"])
+    p.add_samples([(str(root / "images" / "a.png"), "cat"), (str(root / "images" / "b.png"), "dog")])
+    p.sources = [str(root / "images")]
+    p.add_problems([(str(root / "images" / "c.png"), "cannot be decoded")])
+    p.config = RunConfig(arch="cnn")
+    p.config.train.epochs = 3
+    p.params_by_arch["cnn"] = {"channels": [8, 16], "dropout": 0.1}
+    metrics = {
+        "val_accuracy": 0.5,
+        "epochs": 3,
+        "best_epoch": 2,
+        "train_seconds": 1.5,
+        "samples_per_second": 20.0,
+        "num_parameters": 1234,
+        "device": "cpu",
+        "val_samples": 2,
+        "val_per_class": {"cat": {"recall": 0.5}},
+    }
+    p.runs.append(RunRecord(dir=str(root / "runs" / "r1"), name="r1", arch="cnn", status="completed", metrics=metrics))
+    path = root / "demo.mexp"
+    p.save(path)
+    return json.loads(path.read_text())
+
+
+def _cases(doc: dict[str, Any]) -> Iterator[tuple[str, tuple, Any]]:
+    for path in _paths(doc):
+        for value in MUTATIONS:
+            if path == ("format",) and value is not _DELETE:
+                continue  # any other format is "not a project": covered once below
+            shown = "<deleted>" if value is _DELETE else repr(value)[:20]
+            yield f"{'.'.join(map(str, path))} = {shown}", path, _mutated(doc, path, value)
+
+
+# -- the file itself: Qt-free ---------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_a_fifo_named_like_a_project_is_refused_unopened(tmp_path: Path) -> None:
+    fifo = tmp_path / "p.mexp"
+    os.mkfifo(fifo)
+    result: list[BaseException | None] = []
+
+    def load() -> None:
+        try:
+            Project.load(fifo)
+            result.append(None)
+        except BaseException as e:  # noqa: BLE001 - handed to the test thread
+            result.append(e)
+
+    t = threading.Thread(target=load, daemon=True)
+    t.start()
+    t.join(5.0)
+    if t.is_alive():  # unblock the reader so the test process can end, then fail
+        with open(fifo, "w") as w:
+            w.write("{}")
+        pytest.fail("opening a FIFO named p.mexp hung")
+    assert isinstance(result[0], ProjectError)
+    assert str(fifo) in str(result[0]) and "not a regular file" in str(result[0])
+    with pytest.raises(ProjectError, match="a folder"):
+        Project.load(tmp_path)
+    with pytest.raises(ProjectError, match="cannot read"):
+        Project.load(tmp_path / "missing.mexp")
+
+
+def test_bytes_that_are_not_a_project_are_messages(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.mexp"
+    cases = {
+        b"\xff\xfe\x00garbage": "not UTF-8",
+        b"{not json": "invalid JSON at line 1",
+        b"[" * 100_000: "nested too deeply",
+        b'{"format": "model-explorer-project", "version": ' + b"9" * 10_000 + b"}": "cannot read",
+        b"[]": "not a Model Explorer project",
+        b"": "invalid JSON",
+    }
+    for data, expected in cases.items():
+        bad.write_bytes(data)
+        with pytest.raises(ProjectError, match=expected) as e:
+            Project.load(bad)
+        assert str(bad) in str(e.value)
+    # a huge file is refused by its size, unread (sparse: costs no disk)
+    with open(bad, "wb") as f:
+        f.truncate(MAX_PROJECT_BYTES + 1)
+    with pytest.raises(ProjectError, match="too large"):
+        Project.load(bad)
+    bad.write_text('{"format": "model-explorer-project", "name": "' + "x" * 2000 + '"}')
+    with pytest.raises(ProjectError, match="too large"):
+        read_project_file(bad, max_bytes=1000)
+
+
+def test_every_field_mutated_loads_or_names_the_file_and_field(tmp_path: Path) -> None:
+    doc = _valid_project(tmp_path)
+    path = tmp_path / "fuzz.mexp"
+    loaded = refused = 0
+    for case, field, mutated in _cases(doc):
+        path.write_text(json.dumps(mutated))
+        try:
+            Project.load(path)
+            loaded += 1
+        except ProjectError as e:
+            msg = str(e)
+            assert msg.startswith(f"{path}: "), (case, msg)
+            if "not a Model Explorer project" not in msg and "newer Model Explorer" not in msg:
+                assert any(
+                    f"'{n}'" in msg or f"field '{n}." in msg or f"field '{n}[" in msg for n in _field_names(field)
+                ), (case, msg)
+            refused += 1
+    assert loaded > 50 and refused > 100, (loaded, refused)
+
+
+def test_damaged_values_are_refused_with_their_field(tmp_path: Path) -> None:
+    doc = _valid_project(tmp_path)
+    path = tmp_path / "d.mexp"
+    cases = [
+        (("config", "arch"), "no-such-family", "field 'config.arch'"),
+        (("config", "train", "epochs"), 0, "field 'config.train.epochs'"),
+        (("config", "train", "lr"), "fast", "field 'config.train.lr'"),
+        (("samples", 0), ["a.png"], "field 'samples[0]'"),
+        (("samples", 0), ["", "cat"], "field 'samples[0]': the path is empty"),
+        (("runs", 0, "dir"), 7, "field 'runs[0].dir'"),
+        (("params_by_arch", "cnn", "channels"), [8, 10**12], "field 'params_by_arch.cnn.channels'"),
+        (("version",), 1.5, "field 'version'"),
+    ]
+    for field, value, expected in cases:
+        path.write_text(json.dumps(_mutated(doc, field, value)))
+        with pytest.raises(ProjectError, match=expected.replace("[", r"\[").replace("]", r"\]")) as e:
+            Project.load(path)
+        assert str(path) in str(e.value)
+    # tolerated: a class listed twice is one; a sample's unknown class is added; NaN figures become null
+    ok = _mutated(doc, ("classes",), ["cat", "cat"])
+    ok["samples"].append(["images/z.png", "bird"])
+    ok["runs"][0]["metrics"]["train_seconds"] = math.nan
+    path.write_text(json.dumps(ok))
+    p = Project.load(path)
+    assert p.classes == ["cat", "dog", "bird"] and p.counts() == {"cat": 1, "dog": 1, "bird": 1}
+    assert p.runs[0].metrics["train_seconds"] is None
+
+
+# -- the window: a dialog, no exception from any view -----------------------------------------------
+
+
+def _capture_warnings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    shown: list[str] = []
+
+    def warning(_parent: object, _title: str, text: str, *_a: object, **_k: object) -> QMessageBox.StandardButton:
+        shown.append(text)
+        return QMessageBox.StandardButton.Ok
+
+    monkeypatch.setattr(QMessageBox, "warning", staticmethod(warning))
+    return shown
+
+
+@pytest.mark.gui
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_file_open_and_gui_path_show_a_dialog_for_a_fifo(qtbot, tmp_path: Path, monkeypatch) -> None:
+    shown = _capture_warnings(monkeypatch)
+    fifo = tmp_path / "p.mexp"
+    os.mkfifo(fifo)
+    w = make_window(qtbot)
+    assert not w.open_project(str(fifo))  # File > Open, Open Recent
+    w.open_path(str(fifo))  # model-explorer gui p.mexp
+    w.import_paths([str(fifo)])  # dropped on the window
+    assert len(shown) == 3 and all(str(fifo) in s and "not a regular file" in s for s in shown), shown
+    with pytest.raises(ProjectError, match="not a regular file"):
+        load_any(ProjectSession(), str(fifo))
+
+
+@pytest.mark.gui
+@pytest.mark.slow  # ~35 s: about 800 cases, each opened in the window and shown on three screens
+def test_every_field_mutated_opens_in_the_window_or_shows_a_dialog(qtbot, tmp_path: Path, monkeypatch) -> None:
+    shown = _capture_warnings(monkeypatch)
+    doc = _valid_project(tmp_path)
+    path = tmp_path / "fuzz.mexp"
+    w = make_window(qtbot)
+    opened, escaped = 0, []
+    for case, field, mutated in _cases(doc):
+        path.write_text(json.dumps(mutated))
+        shown.clear()
+        with qtbot.capture_exceptions() as errors:
+            ok = w.open_project(str(path))
+            w.tabs.setCurrentIndex(0)  # every screen shows the project once
+            w.tabs.setCurrentIndex(1)
+            w.tabs.setCurrentIndex(3)
+            w.runs_panel.table.selectRow(0)
+        if errors:
+            escaped.append(f"{case}: {type(errors[0][1]).__name__}: {errors[0][1]}")
+            continue
+        if ok:
+            opened += 1
+            assert not shown, (case, shown)
+        else:
+            assert len(shown) == 1 and shown[0].startswith(f"{path}: "), (case, shown)
+            assert "not a Model Explorer project" in shown[0] or any(n in shown[0] for n in _field_names(field))
+    assert not escaped, "\n".join(escaped)
+    assert opened > 50
