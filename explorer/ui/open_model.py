@@ -326,7 +326,11 @@ class OpenModelPanel(QWidget):
             return
         self.results += results
         self.table.add_results(self.run, results)
-        self.hint.setText(f"{self.table.rowCount()} image(s) predicted. Add more, or drop files and folders here.")
+        more = " Select one or several and click Inspect (or double-click one) to look inside the model."
+        self.hint.setText(
+            f"{self.table.rowCount()} image(s) predicted. Add more, or drop files and folders here."
+            + (more if self.inspect_btn.isVisibleTo(self) else "")
+        )
 
     @Slot()
     def clear_predictions(self) -> None:

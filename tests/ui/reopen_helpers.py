@@ -90,10 +90,13 @@ def _client(jobs: list[tuple[str, list[str]]]) -> list[list[dict[str, Any]]]:
     """A new process, a new application: for each (bundle, images), a new Open Model window
     opens the bundle and predicts the images."""
     import explorer.ui  # noqa: F401  (Qt-binding work-around first)
-    from explorer.ui.app import ensure_app
+
+    # isort: split
+    from PySide6.QtWidgets import QApplication
+
     from explorer.ui.open_model import OpenModelWindow
 
-    app = ensure_app()
+    app = QApplication(sys.argv[:1])  # only what the window needs: the main window is not imported
 
     def wait(cond, what: str, timeout: float = 120.0) -> None:  # noqa: ANN001
         t0 = time.monotonic()

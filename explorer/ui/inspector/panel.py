@@ -198,6 +198,7 @@ class InspectorPanel(QWidget):
         self.replay_row.setVisible(on)
         for i in range(1, self.tabs.count()):
             self.tabs.setTabVisible(i, on)
+        self.tabs.tabBar().setVisible(on)  # one view left: no tab bar
         if not on:
             self.tabs.setCurrentWidget(self.compare)
 

@@ -66,7 +66,8 @@ class ThumbnailStrip(QListWidget):
         self.setFlow(QListView.Flow.LeftToRight)
         self.setWrapping(False)
         self.setIconSize(QSize(THUMB_PX, THUMB_PX))
-        self.setGridSize(QSize(THUMB_PX + 16, THUMB_PX + 30))
+        self.setGridSize(QSize(THUMB_PX + 40, THUMB_PX + 30))
+        self.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # "trian…_294.png": the part that differs stays
         self.setFixedHeight(THUMB_PX + 52)
         self.setMovement(QListView.Movement.Static)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
