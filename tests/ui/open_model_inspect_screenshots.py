@@ -88,7 +88,10 @@ def main() -> int:
         wait_for(lambda: win.run is not None and win.tabs.isTabEnabled(1))  # noqa: B023
         win.panel.add_images([str(p) for p in images])
         wait_for(lambda: win.panel.table.rowCount() == len(images) and not win.panel.busy)  # noqa: B023
-        win.panel.table.selectRow(0)
+        # the image the model is surest of (the longest text read, for a text reader)
+        results = win.panel.results
+        row = max(range(len(results)), key=lambda i: (len(results[i].get("text", "")), results[i].get("confidence", 0)))
+        win.panel.table.selectRow(row)
         if family == "cnn":
             shot(win, out, "open_model_inspect_predict")
         win.panel.inspect_btn.click()
@@ -96,12 +99,16 @@ def main() -> int:
 
         def painted() -> bool:
             nonlocal view
-            view = win.inspector.compare.views.get(str(images[0]))  # noqa: B023
+            view = win.inspector.compare.views.get(results[row]["path"])  # noqa: B023
             return view is not None and view.painted >= 1 and bool(view.sections) and not view._to_build
 
         wait_for(painted)
         pump(1500)
         shot(win, out, f"open_model_inspect_{family}")
+        if len(sys.argv) > 1:  # the last section too, for a look (not kept in docs/)
+            view.scroll.ensureWidgetVisible(view.sections[-1])
+            pump(1500)
+            shot(win, Path(tempfile.gettempdir()), f"open_model_inspect_{family}_last")
         win.close()
         pump(200)
     return 0
