@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from pathlib import Path
@@ -73,6 +74,24 @@ class Run:
         fit_state(model, state_dict, path)
         self.model: nn.Module = model.to(self.device).eval()
         self._task: Task | None = None
+        self._final_epoch: int | None = None
+        #: held while the model runs (predict, probes): a window may predict on one thread and
+        #: inspect on another, and a probe's Grad-CAM hooks must never meet a prediction
+        self.lock = threading.RLock()
+
+    # -- what it was loaded from ----------------------------------------------------------
+    @property
+    def run_dir(self) -> Path | None:
+        """The run folder, or None for an exported bundle or a state dict: what needs the run's
+        history, epoch snapshots or data (curves, epoch replay, evaluation) is there only then."""
+        return self.path if self.path.is_dir() else None
+
+    @property
+    def final_epoch(self) -> int:
+        """Epochs in the run folder's history (0 for a bundle, which keeps no history)."""
+        if self._final_epoch is None:
+            self._final_epoch = len(runfolder.read_history(self.path)) if self.run_dir is not None else 0
+        return self._final_epoch
 
     # -- shape & metadata ---------------------------------------------------------------
     @property
@@ -139,7 +158,7 @@ class Run:
             batch, widths, ok, errors = self.load_uint8(chunk)
             preds: list[dict[str, Any]] = []
             if ok:
-                with torch.no_grad():
+                with self.lock, torch.no_grad():
                     x = self.input_spec.to_tensor(batch.to(self.device))
                     preds = task.predict(self.model, x, widths, self.labels, beam=beam)
             row = {p: j for j, p in enumerate(ok)}

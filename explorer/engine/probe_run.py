@@ -6,6 +6,7 @@ trainer's live probes send (:func:`explorer.engine.hooks.probe`), from a
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -29,9 +30,15 @@ def probe_run(run: Any, path: str | os.PathLike[str], epoch: int = 0, with_gradc
     return probe_image(run, np.asarray(img), str(path), epoch, with_gradcam)
 
 
-@torch.no_grad()
 def probe_image(run: Any, image: np.ndarray, path: str, epoch: int = 0, with_gradcam: bool = True) -> ProbeReport:
-    """:func:`probe_run` of an already decoded uint8 (H, W, C) image."""
+    """:func:`probe_run` of an already decoded uint8 (H, W, C) image. Holds the run's ``lock``
+    (where it has one) so a prediction on another thread never runs into the probe's hooks."""
+    with getattr(run, "lock", None) or nullcontext():
+        return _probe_image(run, image, path, epoch, with_gradcam)
+
+
+@torch.no_grad()
+def _probe_image(run: Any, image: np.ndarray, path: str, epoch: int, with_gradcam: bool) -> ProbeReport:
     model = run.model.eval()
     img = torch.from_numpy(np.ascontiguousarray(image)).unsqueeze(0).to(run.device)
     x = run.input_spec.to_tensor(img)

@@ -1,9 +1,12 @@
 """File > Open Model: a run folder, an exported bundle or a state dict, loaded in a worker thread,
-described, and used to predict images the user adds (button or drop).
+described, used to predict images the user adds (button or drop), and inspected.
 
-:class:`OpenModelPanel` exposes the loaded :class:`~explorer.engine.Run` as ``run`` (an inspector
-can be attached to it); every refusal of :func:`~explorer.engine.load_run` (a crafted pickle,
-mismatched weights...) is shown as a message, never a traceback.
+:class:`OpenModelPanel` exposes the loaded :class:`~explorer.engine.Run` as ``run``; every refusal
+of :func:`~explorer.engine.load_run` (a crafted pickle, mismatched weights...) is shown as a
+message, never a traceback. :class:`OpenModelWindow` puts it beside an
+:class:`~explorer.ui.inspector.InspectorPanel` pointed at the same loaded model
+(:meth:`~explorer.ui.inspector.InspectorPanel.set_model`): "Inspect" (or a double click on a
+prediction) shows every view of the inspector for that image, computed by the opened model.
 """
 
 from __future__ import annotations
@@ -24,21 +27,24 @@ from PySide6.QtWidgets import (
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from explorer.data import IMAGE_EXTENSIONS
 from explorer.engine import Run, load_run, runfolder
 from explorer.engine.api import MODEL_FILE_SUFFIXES
 
 from .dataset_views import IMAGE_FILTER
+from .inspector import InspectorPanel
+from .inspector.strip import image_paths
 from .threads import new_thread
 
 __all__ = [
     "MODEL_FILTER",
     "ModelWorker",
     "OpenModelPanel",
+    "OpenModelWindow",
     "describe_run",
     "image_paths",
     "model_path",
@@ -71,18 +77,6 @@ def open_model_dialog(parent: QWidget | None = None, start: str | None = None) -
         return None
     p = model_path(chosen[0])
     return str(p)
-
-
-def image_paths(paths: list[str | os.PathLike[str]]) -> list[str]:
-    """Image files among ``paths``, folders walked (sorted)."""
-    out: list[str] = []
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            out += sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file())
-        elif p.suffix.lower() in IMAGE_EXTENSIONS:
-            out.append(str(p))
-    return out
 
 
 def _numbers(values: Any) -> str:
@@ -154,6 +148,7 @@ class PredictionTable(QTableWidget):
         self.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.setAlternatingRowColors(True)
         self.setWordWrap(False)
+        self.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
 
     def set_columns(self, columns: tuple[str, ...]) -> None:
         self.setRowCount(0)
@@ -175,10 +170,16 @@ class PredictionTable(QTableWidget):
                 cells = task.prediction_cells(r)
             for j, text in enumerate((Path(r["path"]).name, *cells)):
                 item = QTableWidgetItem(str(text) if text != "" or j != 1 else NOTHING_READ)
+                item.setData(Qt.ItemDataRole.UserRole, r["path"])
                 if text == "" and j == 1:
                     item.setForeground(Qt.GlobalColor.gray)
                 item.setToolTip(r.get("error") or task.format_prediction(r) if j else r["path"])
                 self.setItem(row, j, item)
+
+    def selected_paths(self) -> list[str]:
+        """The image paths of the selected rows, top to bottom."""
+        rows = sorted({i.row() for i in self.selectedIndexes()})
+        return [self.item(r, 0).data(Qt.ItemDataRole.UserRole) for r in rows if self.item(r, 0) is not None]
 
 
 class OpenModelPanel(QWidget):
@@ -186,6 +187,8 @@ class OpenModelPanel(QWidget):
 
     modelLoaded = Signal(object)  # Run
     loadFailed = Signal(str)  # the message shown
+    imagesAdded = Signal(list)  # images the user added (button or drop)
+    inspectRequested = Signal(list)  # images to look inside the model with ("Inspect", a double click)
     _loadRequested = Signal(str)
     _predictRequested = Signal(int, object)
 
@@ -195,6 +198,7 @@ class OpenModelPanel(QWidget):
         self.setAcceptDrops(True)
         self.run: Run | None = None
         self.path: str | None = None
+        self.results: list[dict[str, Any]] = []  # every prediction shown, as predict() gave it
         self.message_box: QMessageBox | None = None
         self._request = 0
         self._pending = 0
@@ -210,6 +214,9 @@ class OpenModelPanel(QWidget):
         self._worker.predicted.connect(self._on_predicted)
         self.add_btn.clicked.connect(self.choose_images)
         self.clear_btn.clicked.connect(self.clear_predictions)
+        self.inspect_btn.clicked.connect(lambda: self.inspectRequested.emit(self.table.selected_paths()))
+        self.table.itemSelectionChanged.connect(self._on_selection)
+        self.table.cellDoubleClicked.connect(lambda row, _col: self.inspectRequested.emit(self._row_paths(row)))
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)  # the thread never outlives the application
@@ -224,6 +231,13 @@ class OpenModelPanel(QWidget):
         self.add_btn.setEnabled(False)
         self.clear_btn = QPushButton("Clear")
         self.clear_btn.setEnabled(False)
+        self.inspect_btn = QPushButton("Inspect")
+        self.inspect_btn.setToolTip(
+            "Look inside the model with the selected images (or double-click one): feature maps, states, "
+            "attention, Grad-CAM..."
+        )
+        self.inspect_btn.setEnabled(False)
+        self.inspect_btn.hide()  # shown where an inspector is attached (OpenModelWindow)
         self.hint = QLabel("Open a model (File > Open Model…), then add images or drop files and folders here.")
         self.hint.setProperty("role", "hint")
         self.hint.setWordWrap(True)
@@ -231,6 +245,7 @@ class OpenModelPanel(QWidget):
         btns = QHBoxLayout()
         btns.addWidget(self.add_btn)
         btns.addWidget(self.clear_btn)
+        btns.addWidget(self.inspect_btn)
         btns.addStretch(1)
         lay = QVBoxLayout(self)
         lay.addWidget(self.title)
@@ -288,11 +303,14 @@ class OpenModelPanel(QWidget):
         if files:
             self.add_images(files)
 
-    def add_images(self, paths: list[str | os.PathLike[str]]) -> int:
-        """Predicts the images among ``paths`` (folders walked); returns how many were sent."""
-        images = image_paths(paths)
+    def add_images(self, paths: list[str | os.PathLike[str]], announce: bool = True) -> int:
+        """Predicts the images among ``paths`` (folders walked); returns how many were sent.
+        ``imagesAdded`` follows unless ``announce`` is False."""
+        images = image_paths(list(paths))
         if self.run is None or not images:
             return 0
+        if announce:
+            self.imagesAdded.emit(images)
         self._pending += 1
         self.hint.setText(f"Predicting {len(images)} image(s)…")
         self._predictRequested.emit(self._request, images)
@@ -306,12 +324,26 @@ class OpenModelPanel(QWidget):
         if isinstance(results, str):
             self.hint.setText(f"Prediction failed: {results}")
             return
+        self.results += results
         self.table.add_results(self.run, results)
-        self.hint.setText(f"{self.table.rowCount()} image(s) predicted. Add more, or drop files and folders here.")
+        more = " Select one or several and click Inspect (or double-click one) to look inside the model."
+        self.hint.setText(
+            f"{self.table.rowCount()} image(s) predicted. Add more, or drop files and folders here."
+            + (more if self.inspect_btn.isVisibleTo(self) else "")
+        )
 
     @Slot()
     def clear_predictions(self) -> None:
         self.table.setRowCount(0)
+        self.results = []
+
+    def _row_paths(self, row: int) -> list[str]:
+        item = self.table.item(row, 0)
+        return [item.data(Qt.ItemDataRole.UserRole)] if item is not None else []
+
+    @Slot()
+    def _on_selection(self) -> None:
+        self.inspect_btn.setEnabled(bool(self.table.selected_paths()))
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
         if self.run is not None and event.mimeData().hasUrls():
@@ -343,21 +375,53 @@ class OpenModelPanel(QWidget):
 
 
 class OpenModelWindow(QWidget):
-    """A top-level window around an :class:`OpenModelPanel` (one per opened model)."""
+    """A top-level window for one opened model: "Predict" (an :class:`OpenModelPanel`) and
+    "Inspect" (an :class:`~explorer.ui.inspector.InspectorPanel` on the same loaded model).
+    Images added on either side are predicted and offered for inspection."""
 
     def __init__(self, path: str | os.PathLike[str], parent: QWidget | None = None) -> None:
         super().__init__(parent, Qt.WindowType.Window)
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.setWindowTitle(f"Model — {Path(path).name}")
         self.panel = OpenModelPanel(self)
-        QVBoxLayout(self).addWidget(self.panel)
-        self.resize(900, 600)
+        self.panel.inspect_btn.show()
+        self.inspector = InspectorPanel(parent=self)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.panel, "Predict")
+        self.tabs.addTab(self.inspector, "Inspect")
+        self.tabs.setTabEnabled(1, False)  # until the model is loaded
+        self.tabs.setTabToolTip(1, "Every view of the inspector for the images you add, from this model")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.tabs)
+        self.panel.modelLoaded.connect(self._on_loaded)
+        self.panel.imagesAdded.connect(lambda paths: self.inspector.add_images(paths, announce=False))
+        self.inspector.imagesAdded.connect(lambda paths: self.panel.add_images(paths, announce=False))
+        self.panel.inspectRequested.connect(self.inspect)
+        self.resize(1200, 860)
         self.panel.open_model(path)
 
     @property
     def run(self) -> Run | None:
         return self.panel.run
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+    @Slot(object)
+    def _on_loaded(self, run: Run) -> None:
+        self.inspector.set_model(run)
+        self.tabs.setTabEnabled(1, True)
+
+    @Slot(list)
+    def inspect(self, paths: list[str]) -> None:
+        """Shows the "Inspect" tab looking at ``paths`` (side by side when several)."""
+        if self.run is None or not paths:
+            return
+        self.tabs.setCurrentWidget(self.inspector)
+        self.inspector.inspect(paths)
+
+    def shutdown(self) -> None:
         self.panel.shutdown()
+        self.inspector.shutdown()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        self.shutdown()
         super().closeEvent(event)

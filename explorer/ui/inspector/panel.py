@@ -6,6 +6,12 @@ images to the training controller (``set_probe_paths``) and draws the reports th
 (:meth:`InspectorPanel.show_report`); after training, and for a reopened run, it probes the run's
 model itself on a worker thread (:func:`explorer.engine.probe_run.probe_run`). The replay slider
 shows the probe snapshot kept for any epoch (:mod:`explorer.engine.replay`).
+
+:meth:`InspectorPanel.set_model` points it at a model already loaded by
+:func:`~explorer.engine.load_run` (File > Open Model): a run folder, or an exported bundle or state
+dict, which has no history, snapshots or data; the user adds or drops the images to look at, and
+the views that need a run folder (epoch replay, evaluation, runs side by side) are hidden with a
+line saying why.
 """
 
 from __future__ import annotations
@@ -15,20 +21,40 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Slot
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSlider, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from explorer.engine import ProbeReport, replay
 
 from .compare import CompareArea
 from .jobs import Jobs
-from .strip import ThumbnailStrip, load_thumbnails
+from .strip import ThumbnailStrip, image_paths, load_thumbnails
 
 __all__ = ["InspectorPanel"]
 
 
+#: why the run-folder views are not there for a model opened from an export or a state dict
+NO_RUN_FOLDER = (
+    "Opened from {name}, which holds the final model only: epoch replay, evaluation on the validation "
+    "images and runs side by side need the run folder (its history, epoch snapshots and data)."
+)
+
+
 class InspectorPanel(QWidget):
     """``controller``: the training controller (``set_probe_paths``, ``is_running``), or None."""
+
+    #: images the user added to look at (button or drop), after :meth:`set_model`
+    imagesAdded = Signal(list)
 
     def __init__(self, controller: Any = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -59,15 +85,30 @@ class InspectorPanel(QWidget):
         self.live_button = QPushButton("Newest")
         self.live_button.setToolTip("Back to the newest model (live while training)")
         self.live_button.clicked.connect(self.show_newest)
-        replay_row = QHBoxLayout()
+        self.replay_row = QWidget()
+        replay_row = QHBoxLayout(self.replay_row)
+        replay_row.setContentsMargins(0, 0, 0, 0)
         replay_row.addWidget(self.epoch_label)
         replay_row.addWidget(self.slider, 1)
         replay_row.addWidget(self.live_button)
+        self.add_btn = QPushButton("Add images…")
+        self.add_btn.setToolTip("Images to look inside the model with (or drop files and folders here)")
+        self.add_btn.clicked.connect(self.choose_images)
+        self.folder_note = QLabel("")
+        self.folder_note.setProperty("role", "hint")
+        self.folder_note.setWordWrap(True)
+        self.images_row = QWidget()
+        images_row = QHBoxLayout(self.images_row)
+        images_row.setContentsMargins(0, 0, 0, 0)
+        images_row.addWidget(self.add_btn)
+        images_row.addWidget(self.folder_note, 1)
+        self.images_row.hide()  # a model opened with set_model: the user brings the images
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.images_row)
         layout.addWidget(self.strip)
-        layout.addLayout(replay_row)
+        layout.addWidget(self.replay_row)
         layout.addWidget(self.status)
         layout.addWidget(self.tabs, 1)
         self._add_tabs()
@@ -110,6 +151,8 @@ class InspectorPanel(QWidget):
         its model, labels and validation images, loaded on a worker thread."""
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.run = None
+        self.images_row.hide()
+        self._show_folder_views(True)
         self.refresh_epochs()
         if self.run_dir is None:
             return
@@ -122,6 +165,99 @@ class InspectorPanel(QWidget):
 
     def set_controller(self, controller: Any) -> None:
         self.controller = controller
+
+    def set_model(self, run: Any) -> None:
+        """Looks inside an already loaded :class:`~explorer.engine.Run` (File > Open Model). The
+        user adds or drops images (:meth:`add_images`); a run folder's validation images are
+        offered too, and its epoch replay and evaluation work as after training; a bundle or a
+        state dict has none of those, and a line says so."""
+        self.run = run
+        self.run_dir = getattr(run, "run_dir", None)
+        self.replayed = None
+        self._next()  # probes of a model before are dropped
+        self.compare.set_paths([])
+        self.strip.set_candidates([])
+        self.set_labels(run.labels)
+        self.images_row.show()
+        self.setAcceptDrops(True)
+        self._show_folder_views(self.run_dir is not None)
+        self.refresh_epochs()
+        if self.run_dir is None:
+            self.folder_note.setText(NO_RUN_FOLDER.format(name=Path(run.path).name))
+            self.status.setText("Add images (or drop them here), then click one to look inside the model.")
+            return
+        self.folder_note.setText("")
+        self.status.setText(f"loading the validation images of {self.run_dir.name}…")
+        self.runs_compare.add_run(self.run_dir)
+        if "evaluation" in self.extra_tabs:
+            self.evaluation.set_run(run)
+        self.jobs.submit(lambda: _candidates(run), self._on_candidates, self._on_error)
+
+    def _show_folder_views(self, on: bool) -> None:
+        """Epoch replay, evaluation and runs side by side: only for a run folder."""
+        self.replay_row.setVisible(on)
+        for i in range(1, self.tabs.count()):
+            self.tabs.setTabVisible(i, on)
+        self.tabs.tabBar().setVisible(on)  # one view left: no tab bar
+        if not on:
+            self.tabs.setCurrentWidget(self.compare)
+
+    def _on_candidates(self, loaded: tuple[list[str], list]) -> None:
+        paths, thumbs = loaded
+        self.strip.add_candidates(thumbs)
+        self.status.setText(
+            f"{len(paths)} validation images of {self.run_dir.name if self.run_dir else ''}; add your own, "
+            "click one to look inside"
+        )
+
+    # -- images the user brings (after set_model) -------------------------------------------------
+    @Slot()
+    def choose_images(self) -> None:
+        from ..dataset_views import IMAGE_FILTER
+
+        files, _ = QFileDialog.getOpenFileNames(self, "Add images to look at", str(Path.home()), IMAGE_FILTER)
+        if files:
+            self.add_images(files)
+
+    def add_images(self, paths: Sequence[str | os.PathLike[str]], announce: bool = True) -> list[str]:
+        """Offers the images among ``paths`` (folders walked) in the strip and looks at the first
+        new one when nothing is shown yet; ``imagesAdded`` follows unless ``announce`` is False.
+        Returns the images."""
+        images = image_paths(list(paths))
+        if not images:
+            return []
+        self.strip.add_candidates([(p, None) for p in images])  # at once; thumbnails follow
+        self.jobs.submit(lambda: load_thumbnails(images), self.strip.add_candidates)
+        if announce:
+            self.imagesAdded.emit(images)
+        if self.run is not None and not self.compare.paths() and not self._training():
+            self.strip.show_paths(images[:1])
+        return images
+
+    def inspect(self, paths: Sequence[str]) -> None:
+        """Looks at ``paths`` (side by side when several), adding those not offered yet."""
+        paths = [str(p) for p in paths]
+        new = [p for p in paths if p not in self.strip.paths()]
+        if new:
+            self.strip.add_candidates([(p, None) for p in new])
+            self.jobs.submit(lambda: load_thumbnails(new), self.strip.add_candidates)
+        self.strip.show_paths(paths)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt
+        if self.images_row.isVisibleTo(self) and event.mimeData().hasUrls():
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:  # noqa: N802, ANN001 - Qt
+        self.dragEnterEvent(event)
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if self.images_row.isVisibleTo(self) and self.add_images(paths):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
 
     # -- epochs --------------------------------------------------------------------------------
     def refresh_epochs(self) -> None:
@@ -206,7 +342,8 @@ class InspectorPanel(QWidget):
         if gen == self._generation and self.replayed is None:
             self.probed += 1
             self.compare.show_report(report)
-            self.status.setText(f"the trained model ({self.run_dir.name if self.run_dir else ''})")
+            name = self.run_dir.name if self.run_dir else Path(getattr(self.run, "path", "")).name
+            self.status.setText(f"what the trained model ({name}) computes for the images shown")
 
     def _on_run_loaded(self, loaded: tuple[Any, list[str], list]) -> None:
         run, paths, thumbs = loaded
@@ -245,15 +382,21 @@ class InspectorPanel(QWidget):
 
 def _open_run(run_dir: Path) -> tuple[Any, list[str], list]:
     """Worker thread: the run, its validation images and their thumbnails."""
-    from explorer.data import DataError
     from explorer.engine.api import load_run
-    from explorer.engine.probe_run import validation_paths
-    from explorer.engine.runfolder import read_history
 
     run = load_run(run_dir)
-    run.final_epoch = len(read_history(run_dir))
+    return (run, *_candidates(run))
+
+
+def _candidates(run: Any) -> tuple[list[str], list]:
+    """Worker thread: a run folder's validation images and their thumbnails (none for a bundle)."""
+    from explorer.data import DataError
+    from explorer.engine.probe_run import validation_paths
+
+    if getattr(run, "run_dir", None) is None:
+        return [], []
     try:
         paths = validation_paths(run)
     except DataError:
         paths = []
-    return run, paths, load_thumbnails(paths)
+    return paths, load_thumbnails(paths)

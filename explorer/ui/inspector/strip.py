@@ -4,6 +4,7 @@ compare them side by side. Emits ``chosen(paths)``: the pinned images, then the 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -11,10 +12,24 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QListView, QListWidget, QListWidgetItem
 
-__all__ = ["ThumbnailStrip", "load_thumbnails", "THUMB_PX", "MAX_CANDIDATES"]
+from explorer.data import IMAGE_EXTENSIONS
+
+__all__ = ["ThumbnailStrip", "image_paths", "load_thumbnails", "THUMB_PX", "MAX_CANDIDATES"]
 
 THUMB_PX = 64
 MAX_CANDIDATES = 300
+
+
+def image_paths(paths: list[str | os.PathLike[str]]) -> list[str]:
+    """Image files among ``paths``, folders walked (sorted)."""
+    out: list[str] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            out += sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file())
+        elif p.suffix.lower() in IMAGE_EXTENSIONS:
+            out.append(str(p))
+    return out
 
 
 def load_thumbnails(paths: list[str], px: int = THUMB_PX) -> list[tuple[str, np.ndarray | None]]:
@@ -51,7 +66,8 @@ class ThumbnailStrip(QListWidget):
         self.setFlow(QListView.Flow.LeftToRight)
         self.setWrapping(False)
         self.setIconSize(QSize(THUMB_PX, THUMB_PX))
-        self.setGridSize(QSize(THUMB_PX + 16, THUMB_PX + 30))
+        self.setGridSize(QSize(THUMB_PX + 40, THUMB_PX + 30))
+        self.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # "trian…_294.png": the part that differs stays
         self.setFixedHeight(THUMB_PX + 52)
         self.setMovement(QListView.Movement.Static)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
@@ -64,16 +80,34 @@ class ThumbnailStrip(QListWidget):
     def set_candidates(self, thumbs: list[tuple[str, np.ndarray | None]]) -> None:
         self.blockSignals(True)
         self.clear()
-        for path, rgb in thumbs:
-            item = QListWidgetItem(_icon(rgb), os.path.basename(path))
-            item.setData(Qt.ItemDataRole.UserRole, path)
-            item.setToolTip(path if rgb is not None else f"{path}: cannot be read")
-            if self.checkable:
-                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-                item.setCheckState(Qt.CheckState.Unchecked)
-            self.addItem(item)
         self.blockSignals(False)
+        self.add_candidates(thumbs)
         self.setVisible(bool(thumbs))
+
+    def add_candidates(self, thumbs: list[tuple[str, np.ndarray | None]]) -> None:
+        """Appends images (an image already offered gets the new thumbnail, not a second entry);
+        nothing is chosen or emitted."""
+        self.blockSignals(True)
+        for path, rgb in thumbs:
+            item = self._item(path)
+            if item is None:
+                item = QListWidgetItem(os.path.basename(path))
+                item.setData(Qt.ItemDataRole.UserRole, path)
+                if self.checkable:
+                    item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+                    item.setCheckState(Qt.CheckState.Unchecked)
+                self.addItem(item)
+            item.setIcon(_icon(rgb))
+            item.setToolTip(path if rgb is not None else f"{path}: cannot be read")
+        self.blockSignals(False)
+        if thumbs:
+            self.show()
+
+    def _item(self, path: str) -> QListWidgetItem | None:
+        for i in range(self.count()):
+            if self.item(i).data(Qt.ItemDataRole.UserRole) == path:
+                return self.item(i)
+        return None
 
     def paths(self) -> list[str]:
         return [self.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.count())]
@@ -86,9 +120,27 @@ class ThumbnailStrip(QListWidget):
         ]
 
     def pin(self, path: str, on: bool = True) -> None:
+        item = self._item(path)
+        if item is not None:
+            item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+
+    def show_paths(self, paths: list[str]) -> None:
+        """Looks at exactly ``paths`` (offered images): several side by side (all but the last
+        pinned, the others unpinned), one ``chosen`` signal."""
+        if not paths:
+            return
+        self.blockSignals(True)
         for i in range(self.count()):
-            if self.item(i).data(Qt.ItemDataRole.UserRole) == path:
-                self.item(i).setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+            item = self.item(i)
+            keep = item.data(Qt.ItemDataRole.UserRole) in paths[:-1]
+            if self.checkable:
+                item.setCheckState(Qt.CheckState.Checked if keep else Qt.CheckState.Unchecked)
+        self.blockSignals(False)
+        target = self._item(paths[-1])
+        if target is not None:
+            self.setCurrentItem(target)
+            self.scrollToItem(target)
+        self.choose(paths[-1])
 
     def choose(self, path: str) -> None:
         """As a click on ``path``'s thumbnail."""

@@ -112,7 +112,8 @@ class OutputPanel(QWidget):
     def update_from(self, ctx) -> None:  # noqa: ANN001
         r = ctx.report
         kind = (r.output_info or {}).get("kind")
-        self.where.setText(f"<b>{html.escape(Path(r.path).name)}</b> (epoch {r.epoch}, step {r.global_step})")
+        when = f"epoch {r.epoch}, step {r.global_step}" if r.epoch or r.global_step else "the opened model's weights"
+        self.where.setText(f"<b>{html.escape(Path(r.path).name)}</b> ({when})")
         self.bars_plot.setVisible(kind == "logits")
         self.ctc.setVisible(kind == "ctc_frames")
         if kind == "logits":
