@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel
 
 from explorer.engine import ProbeReport
@@ -46,7 +48,7 @@ def test_cnn_feature_maps_are_the_activations(qtbot) -> None:
     for s in fm:
         a = r.intermediates[s.keys[0]]
         expected = stretched_rgb(a[: s.grid.n])
-        assert all(np.array_equal(item.image, e) for item, e in zip(s.grid.items, expected))
+        assert len(s.grid.tiles) == len(expected) and all(np.array_equal(t, e) for t, e in zip(s.grid.tiles, expected))
         assert s.title.text() == f"<b>{r.info[s.keys[0]]['title']}</b>"
     assert view.output.bars_plot.isVisible() and "the model says" in view.output.text.text()
 
@@ -106,7 +108,7 @@ def test_convlstm_spatial_states_and_gates_show_one_step_with_a_slider(qtbot) ->
         a = r.intermediates[k]
         assert s.shown is not None and np.array_equal(s.shown, a[0, : s.grid.n])
         expected = heatmap_rgb(a[0, : s.grid.n], levels_for(a, r.info[k].get("range")))
-        assert all(np.array_equal(item.image, e) for item, e in zip(s.grid.items, expected))
+        assert len(s.grid.tiles) == len(expected) and all(np.array_equal(t, e) for t, e in zip(s.grid.tiles, expected))
 
 
 def test_captioner_attention_is_drawn_per_word_over_the_image_never_as_a_conv_layer(qtbot) -> None:
@@ -173,12 +175,35 @@ def test_undeclared_intermediates_are_not_guessed(qtbot) -> None:
 def test_the_view_keeps_its_items_while_the_model_stays_the_same(qtbot) -> None:
     r, labels = reports.cnn()
     view = painted(qtbot, r, labels)
-    items = [id(i) for s in view.sections for i in getattr(getattr(s, "grid", None), "items", [])]
+    items = [id(getattr(getattr(s, "grid", None), "item", None)) for s in view.sections]
     other = {k: a * 2.0 for k, a in r.intermediates.items()}
     view.set_report(dataclasses.replace(r, intermediates=other, global_step=4))
     qtbot.waitUntil(lambda: view.painted >= 2, timeout=5000)
-    assert [id(i) for s in view.sections for i in getattr(getattr(s, "grid", None), "items", [])] == items
+    assert [id(getattr(getattr(s, "grid", None), "item", None)) for s in view.sections] == items
     assert isinstance(view.caption, QLabel)
+
+
+def test_a_channel_grid_is_one_atlas_image_and_a_click_enlarges_the_tile_under_it(qtbot) -> None:
+    r, labels = reports.cnn()
+    view = painted(qtbot, r, labels)
+    s = sections_of(view, FeatureMapSection)[-1]
+    g = s.grid
+    h, w = g.tiles[0].shape[:2]
+    img = g.item.image
+    assert [i for i in g.vb.addedItems if hasattr(i, "image")] == [g.item]  # one image for every tile
+    rows = (g.n + g.cols - 1) // g.cols
+    assert img.shape == (rows * (h + g.gap) - g.gap, g.cols * (w + g.gap) - g.gap, 3)
+    assert (img[h : h + g.gap] == 255).all() and (img[:, w : w + g.gap] == 255).all()  # white gaps
+    assert g.tile_at(w + 0.5 * g.gap, 1) is None  # in a gap
+    k = g.cols + 2  # second row, third column
+    assert g.tile_at(2 * (w + g.gap) + w / 2, (h + g.gap) + h / 2) == k
+    scene = g.vb.mapViewToScene(pg.Point(2 * (w + g.gap) + w / 2, (h + g.gap) + h / 2))
+    qtbot.mouseClick(g.viewport(), Qt.MouseButton.LeftButton, pos=g.mapFromScene(scene))
+    qtbot.waitUntil(lambda: s.enlarged.isVisible(), timeout=3000)
+    assert s.enlarged_index == k and f"channel {k}" in s.enlarged_label.text()
+    assert np.array_equal(s.enlarged.item.image, stretched_rgb(r.intermediates[s.keys[0]])[k])
+    s.enlarge(k)  # the same tile again: closed
+    assert not s.enlarged.isVisible() and s.enlarged_index is None
 
 
 def test_the_words_come_from_the_declared_tokens_when_the_report_has_none(qtbot) -> None:

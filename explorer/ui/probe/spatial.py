@@ -10,7 +10,7 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider
 
-from .feature_maps import ITEMS_PER_STEP, MAX_MAPS, ChannelGrid
+from .feature_maps import MAX_MAPS, ChannelGrid
 from .paint import Section, Selector, cmap_for, colorize, levels_for, lut, to_u8
 from .plan import option_label
 
@@ -49,12 +49,6 @@ class SpatialStateSection(Section):
         self.step = 0
         #: called with (time step, the input box it read) when the slider moves (the image marks it)
         self.on_hover = None
-
-    def build_step(self) -> bool:
-        if self.grid.complete:
-            return False
-        self.grid.add_items(ITEMS_PER_STEP)
-        return True
 
     def select(self, key: str) -> None:
         self.selected = key
