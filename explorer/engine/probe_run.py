@@ -58,6 +58,7 @@ def probe_image(run: Any, image: np.ndarray, path: str, epoch: int = 0, with_gra
         info=info,
         output_info=output_info,
         tokens=tokens,
+        candidates=run.task_object.probe_candidates(model, x, run.labels),
     )
 
 

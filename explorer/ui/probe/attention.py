@@ -7,7 +7,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QButtonGroup, QGridLayout, QPushButton, QWidget
 
-from .paint import OVERLAY_CMAP, TOGGLE_QSS, Section, colorize, lut, to_u8
+from .paint import OVERLAY_CMAP, TOGGLE_QSS, BarLevels, FixedRange, Section, colorize, lut, to_u8
 
 __all__ = ["AttentionSection", "upsample", "overlay"]
 
@@ -66,6 +66,8 @@ class AttentionSection(Section):
             interactive=False, pen="#90a4ae",
         )  # fmt: skip
         self.view.addItem(self.bar, row=0, col=1)
+        self._range = FixedRange(self.vb)
+        self._bar = BarLevels(self.bar)
         self.body.addWidget(self.view)
         self._maps: np.ndarray | None = None
         self._image: np.ndarray | None = None
@@ -105,7 +107,7 @@ class AttentionSection(Section):
             self._words_layout.addWidget(b, i // WORDS_PER_ROW, i % WORDS_PER_ROW)
             self.buttons.append(b)
         if not words:
-            self.note.setText("no words emitted yet")
+            self.set_note("no words emitted yet")
 
     def _paint(self) -> None:
         maps, image = self._maps, self._image
@@ -118,10 +120,10 @@ class AttentionSection(Section):
         self.shown_map = maps[i]
         rgb, levels = overlay(image, maps[i], self._grid)
         self.item.setImage(rgb, levels=None, autoLevels=False)
-        self.vb.setRange(xRange=(0, rgb.shape[1]), yRange=(0, rgb.shape[0]), padding=0)
-        self.bar.setLevels(levels)
+        self._range.fit(rgb.shape[1], rgb.shape[0])
+        self._bar.set(levels)
         gh, gw = self._grid
-        self.note.setText(
+        self.set_note(
             f"word {i + 1} of {maps.shape[0]}, '{self.words[i]}': its attention over the {gh} × {gw} encoder "
             f"grid (y × x), each cell drawn over the image region it covers; colour 0 … {levels[1]:.3g} "
             "(this word's largest weight; the weights of a word sum to 1)"

@@ -168,7 +168,7 @@ class FeatureMapSection(Section):
         super().__init__(keys, info[keys[0]]["title"])
         n = min(c, MAX_MAPS)
         shown = f"channels 0-{n - 1} of {c}" if c > n else f"{c} channels"
-        self.note.setText(
+        self.set_note(
             f"{shown}, one tile each (row by row), y × x = {h} × {w}; colour: each tile from its own "
             "minimum (dark) to maximum (yellow)"
         )
@@ -223,7 +223,7 @@ class FilterSection(FeatureMapSection):
         Section.__init__(self, keys, info[keys[0]]["title"])
         cols = min(i, COLUMNS)
         n = min(o * i, MAX_MAPS)
-        self.note.setText(
+        self.set_note(
             f"{o} filters × {i} input channels, ky × kx = {kh} × {kw}; tiles in (filter, input channel) "
             f"order, first {n}; colour: each tile from its own minimum to maximum weight"
         )
