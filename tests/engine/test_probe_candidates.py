@@ -47,8 +47,7 @@ def _teacher_forced_logp(net: torch.nn.Module, x: torch.Tensor, words: list[str]
 @pytest.mark.parametrize("seed", [0, 1])
 def test_probe_candidates_are_the_beam_search_scored_by_teacher_forcing(seed: int) -> None:
     net = _trained_captioner()
-    task = get_task("caption")
-    task.extra["max_len"] = 5
+    task = get_task("caption", {"max_len": 5})
     x = torch.randn(1, 1, 32, 48, generator=torch.Generator().manual_seed(seed))
     cands = task.probe_candidates(net, x, VOCAB)
     assert cands is not None and 1 < len(cands) <= PROBE_BEAM

@@ -11,8 +11,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel
 
 from explorer.engine import ProbeReport
+from explorer.engine.tasks.caption import PROBE_BEAM
 from explorer.ui.probe import ProbeView
-from explorer.ui.probe.attention import AttentionSection, overlay
+from explorer.ui.probe.attention import PLAY_MS, AttentionSection, overlay
 from explorer.ui.probe.feature_maps import FeatureMapSection, stretched_rgb
 from explorer.ui.probe.outputs import ctc_class_names
 from explorer.ui.probe.paint import heatmap_rgb, levels_for
@@ -128,6 +129,39 @@ def test_captioner_attention_is_drawn_per_word_over_the_image_never_as_a_conv_la
         assert np.array_equal(att.item.image, overlay(r.image, maps[i], grid)[0])
     assert view.output.text.isVisible() and r.text in view.output.text.text()
     assert sections_of(view, RecurrentSection)  # the decoder's states reach the app
+
+
+def test_beam_candidates_are_listed_with_their_scores_and_show_their_words_attention(qtbot) -> None:
+    r, labels = reports.captioner()
+    assert r.candidates and len(r.candidates) == PROBE_BEAM
+    view = painted(qtbot, r, labels)
+    (att,) = sections_of(view, AttentionSection)
+    assert att.beam.isVisible() and len(att.candidate_rows) == PROBE_BEAM
+    for row, c in zip(att.candidate_rows, r.candidates):
+        assert row.startswith(f"{c['score']:+.3f}") and " ".join(c["words"]) in row
+    k = len(r.candidates) - 1
+    att.beam.itemClicked.emit(att.beam.item(k))
+    c = r.candidates[k]
+    assert att.candidate == k and [b.text() for b in att.buttons] == c["words"]
+    if c["words"]:
+        assert np.array_equal(att.shown_map, c["alphas"][0])
+    att.beam.itemClicked.emit(att.beam.item(att.beam.count() - 1))  # the forward pass again
+    assert att.candidate is None and [b.text() for b in att.buttons] == r.tokens
+
+
+def test_play_steps_through_the_words_and_stops_at_the_last(qtbot) -> None:
+    r, labels = reports.captioner()
+    view = painted(qtbot, r, labels)
+    (att,) = sections_of(view, AttentionSection)
+    assert len(att.words) >= 2
+    att.select(0)
+    att.play_button.click()
+    assert att.play_button.isChecked()
+    qtbot.waitUntil(lambda: att.selected == 1, timeout=3 * PLAY_MS)
+    maps = r.intermediates[att.keys[0]]
+    assert np.array_equal(att.shown_map, maps[1]) and att.buttons[1].isChecked()
+    qtbot.waitUntil(lambda: not att.play_button.isChecked(), timeout=(len(att.words) + 2) * PLAY_MS)
+    assert att.selected == len(att.words) - 1
 
 
 def test_a_report_is_drawn_by_its_declared_kind_not_by_its_key_names(qtbot) -> None:
