@@ -285,13 +285,17 @@ def beam_search(
 ) -> list[dict[str, Any]]:
     """Beam search for one image (feats (1, P, D), proj its attention projection): up to ``k``
     hypotheses, each finishing at END or after ``max_len`` steps (the live beam shrinks as
-    hypotheses finish), best first: ``{"tokens", "score", "alphas" (n_tokens, P)}``."""
+    hypotheses finish), best first: ``{"tokens", "score", "alphas" (n_tokens, P), "logp", "ended"}``;
+    ``logp`` is the sum of the log-probabilities of the emitted words (END included when
+    ``ended``), ``score`` its ranking value (:func:`normalised`)."""
     p = feats.shape[1]
     out = [
         {
             "tokens": f["tokens"],
             "score": normalised(f["logp"], f["steps"], length_norm),
             "alphas": torch.stack(f["alphas"]).float().cpu() if f["alphas"] else torch.zeros(0, p),
+            "logp": float(f["logp"]),
+            "ended": bool(f["end"]),
         }
         for f in _beam_one(dec, feats, proj, max_len, k)
     ]

@@ -232,7 +232,8 @@ class Captioner(ExplorerModel):
 
         Returns:
             per image, up to ``beam`` candidates, best first: ``{"tokens": [ids without
-            START/END], "score": float, "alphas": Tensor (n_tokens, P)}``.
+            START/END], "score": float, "alphas": Tensor (n_tokens, P), "logp": float (the sum of
+            the emitted words' log-probabilities, END included when "ended"), "ended": bool}``.
         """
         if beam < 1:
             raise ValueError(f"beam must be >= 1, got {beam}")
@@ -248,7 +249,8 @@ class Captioner(ExplorerModel):
             n = int(g["length"][i])
             steps = n + int(bool(g["ended"][i]))
             logp = float(g["logp"][i, :steps].sum()) if steps else 0.0
-            best = {"tokens": g["words"][i, :n].tolist(), "score": normalised(logp, steps, length_norm)}
+            best = {"tokens": g["words"][i, :n].tolist(), "score": normalised(logp, steps, length_norm), "logp": logp}
+            best["ended"] = bool(g["ended"][i])
             out.append([{**best, "alphas": g["alphas"][i, :n].float().cpu()}])
         return out
 

@@ -86,6 +86,7 @@ class ProbeReport:
     info: dict[str, dict] = field(default_factory=dict)  # name -> Intermediate.to_dict(): what each entry is
     output_info: dict | None = None  # Intermediate.to_dict() of the model's output (kind logits / ctc_frames / ...)
     tokens: list[str] | None = None  # caption tasks: the emitted words, one per attention map
+    candidates: list[dict] | None = None  # caption tasks: beam candidates (Task.probe_candidates), best first
 
 
 @dataclass(frozen=True)

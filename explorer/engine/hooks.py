@@ -191,6 +191,7 @@ def probe(s: Session, epoch: int, path: str, img: torch.Tensor, with_gradcam: bo
         info=info,
         output_info=output_info,
         tokens=tokens,
+        candidates=s.task.probe_candidates(s.model, x, s.data.labels),
     )
 
 

@@ -65,6 +65,7 @@ def _probe_image(run: Any, image: np.ndarray, path: str, epoch: int, with_gradca
         info=info,
         output_info=output_info,
         tokens=tokens,
+        candidates=run.task_object.probe_candidates(model, x, run.labels),
     )
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from explorer.engine import ProbeReport, gradcam
+from explorer.engine.tasks import get_task
 from models import build_model
 
 __all__ = ["VOCAB", "CHARSET", "probe_report", "noise", "picture", "digits", "REPORTS"]
@@ -106,7 +107,9 @@ def captioner() -> tuple[ProbeReport, list[str]]:
     r = probe_report(net, picture(32, 32), labels=VOCAB)
     tok = next(k for k, d in r.info.items() if d["kind"] == "tokens")
     words = [VOCAB[int(i)] for i in r.intermediates[tok]]
-    return dataclasses.replace(r, tokens=words, text=" ".join(words)), VOCAB
+    x = torch.from_numpy(picture(32, 32)).permute(2, 0, 1)[None].float() / 255.0
+    cands = get_task("caption", {"max_len": 8}).probe_candidates(net.eval(), x, VOCAB)  # as the trainer's probe
+    return dataclasses.replace(r, tokens=words, text=" ".join(words), candidates=cands), VOCAB
 
 
 def patch_rnn() -> tuple[ProbeReport, list[str]]:

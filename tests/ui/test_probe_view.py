@@ -5,12 +5,15 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel
 
 from explorer.engine import ProbeReport
+from explorer.engine.tasks.caption import PROBE_BEAM
 from explorer.ui.probe import ProbeView
-from explorer.ui.probe.attention import AttentionSection, overlay
+from explorer.ui.probe.attention import PLAY_MS, AttentionSection, overlay
 from explorer.ui.probe.feature_maps import FeatureMapSection, stretched_rgb
 from explorer.ui.probe.outputs import ctc_class_names
 from explorer.ui.probe.paint import heatmap_rgb, levels_for
@@ -46,7 +49,7 @@ def test_cnn_feature_maps_are_the_activations(qtbot) -> None:
     for s in fm:
         a = r.intermediates[s.keys[0]]
         expected = stretched_rgb(a[: s.grid.n])
-        assert all(np.array_equal(item.image, e) for item, e in zip(s.grid.items, expected))
+        assert len(s.grid.tiles) == len(expected) and all(np.array_equal(t, e) for t, e in zip(s.grid.tiles, expected))
         assert s.title.text() == f"<b>{r.info[s.keys[0]]['title']}</b>"
     assert view.output.bars_plot.isVisible() and "the model says" in view.output.text.text()
 
@@ -106,7 +109,7 @@ def test_convlstm_spatial_states_and_gates_show_one_step_with_a_slider(qtbot) ->
         a = r.intermediates[k]
         assert s.shown is not None and np.array_equal(s.shown, a[0, : s.grid.n])
         expected = heatmap_rgb(a[0, : s.grid.n], levels_for(a, r.info[k].get("range")))
-        assert all(np.array_equal(item.image, e) for item, e in zip(s.grid.items, expected))
+        assert len(s.grid.tiles) == len(expected) and all(np.array_equal(t, e) for t, e in zip(s.grid.tiles, expected))
 
 
 def test_captioner_attention_is_drawn_per_word_over_the_image_never_as_a_conv_layer(qtbot) -> None:
@@ -126,6 +129,39 @@ def test_captioner_attention_is_drawn_per_word_over_the_image_never_as_a_conv_la
         assert np.array_equal(att.item.image, overlay(r.image, maps[i], grid)[0])
     assert view.output.text.isVisible() and r.text in view.output.text.text()
     assert sections_of(view, RecurrentSection)  # the decoder's states reach the app
+
+
+def test_beam_candidates_are_listed_with_their_scores_and_show_their_words_attention(qtbot) -> None:
+    r, labels = reports.captioner()
+    assert r.candidates and len(r.candidates) == PROBE_BEAM
+    view = painted(qtbot, r, labels)
+    (att,) = sections_of(view, AttentionSection)
+    assert att.beam.isVisible() and len(att.candidate_rows) == PROBE_BEAM
+    for row, c in zip(att.candidate_rows, r.candidates):
+        assert row.startswith(f"{c['score']:+.3f}") and " ".join(c["words"]) in row
+    k = len(r.candidates) - 1
+    att.beam.itemClicked.emit(att.beam.item(k))
+    c = r.candidates[k]
+    assert att.candidate == k and [b.text() for b in att.buttons] == c["words"]
+    if c["words"]:
+        assert np.array_equal(att.shown_map, c["alphas"][0])
+    att.beam.itemClicked.emit(att.beam.item(att.beam.count() - 1))  # the forward pass again
+    assert att.candidate is None and [b.text() for b in att.buttons] == r.tokens
+
+
+def test_play_steps_through_the_words_and_stops_at_the_last(qtbot) -> None:
+    r, labels = reports.captioner()
+    view = painted(qtbot, r, labels)
+    (att,) = sections_of(view, AttentionSection)
+    assert len(att.words) >= 2
+    att.select(0)
+    att.play_button.click()
+    assert att.play_button.isChecked()
+    qtbot.waitUntil(lambda: att.selected == 1, timeout=3 * PLAY_MS)
+    maps = r.intermediates[att.keys[0]]
+    assert np.array_equal(att.shown_map, maps[1]) and att.buttons[1].isChecked()
+    qtbot.waitUntil(lambda: not att.play_button.isChecked(), timeout=(len(att.words) + 2) * PLAY_MS)
+    assert att.selected == len(att.words) - 1
 
 
 def test_a_report_is_drawn_by_its_declared_kind_not_by_its_key_names(qtbot) -> None:
@@ -173,12 +209,35 @@ def test_undeclared_intermediates_are_not_guessed(qtbot) -> None:
 def test_the_view_keeps_its_items_while_the_model_stays_the_same(qtbot) -> None:
     r, labels = reports.cnn()
     view = painted(qtbot, r, labels)
-    items = [id(i) for s in view.sections for i in getattr(getattr(s, "grid", None), "items", [])]
+    items = [id(getattr(getattr(s, "grid", None), "item", None)) for s in view.sections]
     other = {k: a * 2.0 for k, a in r.intermediates.items()}
     view.set_report(dataclasses.replace(r, intermediates=other, global_step=4))
     qtbot.waitUntil(lambda: view.painted >= 2, timeout=5000)
-    assert [id(i) for s in view.sections for i in getattr(getattr(s, "grid", None), "items", [])] == items
+    assert [id(getattr(getattr(s, "grid", None), "item", None)) for s in view.sections] == items
     assert isinstance(view.caption, QLabel)
+
+
+def test_a_channel_grid_is_one_atlas_image_and_a_click_enlarges_the_tile_under_it(qtbot) -> None:
+    r, labels = reports.cnn()
+    view = painted(qtbot, r, labels)
+    s = sections_of(view, FeatureMapSection)[-1]
+    g = s.grid
+    h, w = g.tiles[0].shape[:2]
+    img = g.item.image
+    assert [i for i in g.vb.addedItems if hasattr(i, "image")] == [g.item]  # one image for every tile
+    rows = (g.n + g.cols - 1) // g.cols
+    assert img.shape == (rows * (h + g.gap) - g.gap, g.cols * (w + g.gap) - g.gap, 3)
+    assert (img[h : h + g.gap] == 255).all() and (img[:, w : w + g.gap] == 255).all()  # white gaps
+    assert g.tile_at(w + 0.5 * g.gap, 1) is None  # in a gap
+    k = g.cols + 2  # second row, third column
+    assert g.tile_at(2 * (w + g.gap) + w / 2, (h + g.gap) + h / 2) == k
+    scene = g.vb.mapViewToScene(pg.Point(2 * (w + g.gap) + w / 2, (h + g.gap) + h / 2))
+    qtbot.mouseClick(g.viewport(), Qt.MouseButton.LeftButton, pos=g.mapFromScene(scene))
+    qtbot.waitUntil(lambda: s.enlarged.isVisible(), timeout=3000)
+    assert s.enlarged_index == k and f"channel {k}" in s.enlarged_label.text()
+    assert np.array_equal(s.enlarged.item.image, stretched_rgb(r.intermediates[s.keys[0]])[k])
+    s.enlarge(k)  # the same tile again: closed
+    assert not s.enlarged.isVisible() and s.enlarged_index is None
 
 
 def test_the_words_come_from_the_declared_tokens_when_the_report_has_none(qtbot) -> None:

@@ -323,6 +323,11 @@ class Task:
         """(probabilities, text) of the first image of a ``forward_intermediates`` output."""
         return torch.softmax(out.float(), dim=-1)[0].cpu().numpy().copy(), None
 
+    def probe_candidates(self, model: nn.Module, x: torch.Tensor, labels: list[str]) -> list[dict[str, Any]] | None:
+        """Alternatives to the probe's output for the first image of ``x`` (a captioner's beam
+        candidates, best first); None when the task has none."""
+        return None
+
     # -- use ---------------------------------------------------------------------------------
     def predict(
         self, model: nn.Module, x: torch.Tensor, widths: torch.Tensor, labels: list[str], beam: int = 0

@@ -37,6 +37,7 @@ from .base import Evaluation, Headline, InspectRequest, PreparedData, Split, Tas
 __all__ = ["CaptionTask", "DEFAULT_MAX_LEN"]
 
 DEFAULT_MAX_LEN = 30  # words per caption kept for training (longer ones are cut)
+PROBE_BEAM = 3  # beam candidates shown with a probe of the captioner
 LINE_ASPECT = 2.0  # median width / height at or above which images are read as lines
 PLACEHOLDER_CAPTION = "a small red circle above a large blue square"  # preview vocabulary before any data
 
@@ -348,6 +349,23 @@ class CaptionTask(Task):
             words = vocab.decode(best["tokens"])
             alphas = best["alphas"][: len(words)].float().cpu().reshape(len(words), gh, gw).numpy()
             out.append({"words": words, "grids": alphas})
+        return out
+
+    @torch.no_grad()
+    def probe_candidates(self, model: nn.Module, x: torch.Tensor, labels: list[str]) -> list[dict[str, Any]] | None:
+        """The beam search's ``PROBE_BEAM`` candidates for the first image, best first: ``words``,
+        ``score`` (the ranking score, length-normalised), ``logp`` (the sum of the words'
+        log-probabilities, END included when ``ended``) and ``alphas`` (n_words, gh, gw)."""
+        vocab = Vocabulary(list(labels))
+        gh, gw = model.grid_size(*x.shape[-2:])
+        out = []
+        for c in model.generate(x[:1], max_len=self.extra["max_len"] + 1, beam=PROBE_BEAM)[0]:
+            words = vocab.decode(c["tokens"])
+            alphas = c["alphas"][: len(words)].float().cpu().reshape(len(words), gh, gw).numpy()
+            out.append(
+                {"words": words, "score": float(c["score"]), "logp": float(c["logp"]), "ended": bool(c["ended"]),
+                 "alphas": alphas}
+            )  # fmt: skip
         return out
 
     def probe_output(self, out: torch.Tensor, labels: list[str]) -> tuple[np.ndarray, str | None]:

@@ -15,7 +15,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QButtonGroup, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QWidget
 
 from .attention import upsample
-from .paint import OVERLAY_CMAP, TOGGLE_QSS, Section, colorize, lut, to_u8
+from .paint import OVERLAY_CMAP, TOGGLE_QSS, BarLevels, FixedRange, Section, colorize, lut, to_u8
 from .plan import keys_of_kind
 
 __all__ = ["GradCamSection", "blend", "target_text"]
@@ -71,12 +71,15 @@ class _Overlay(pg.GraphicsLayoutWidget):
             interactive=False, pen="#90a4ae",
         )  # fmt: skip
         self.addItem(self.bar, row=0, col=1)
+        self._range = FixedRange(self.vb)
+        self._bar = BarLevels(self.bar)
 
     def paint_rgb(self, rgb: np.ndarray, levels: tuple[float, float]) -> None:
         self.item.setImage(rgb, levels=None, autoLevels=False)
-        self.vb.setRange(xRange=(0, rgb.shape[1]), yRange=(0, rgb.shape[0]), padding=0)
-        self.bar.setLevels(levels)
-        self.setVisible(True)
+        self._range.fit(rgb.shape[1], rgb.shape[0])
+        self._bar.set(levels)
+        if not self.isVisible():
+            self.setVisible(True)
 
 
 class GradCamSection(Section):
@@ -168,7 +171,7 @@ class GradCamSection(Section):
         extra = ctx.report.info[self.keys[0]].get("extra", {})
         self._paint_attention(ctx, extra, i, alpha)
         layer = ctx.report.info[self.keys[0]].get("layer")
-        self.note.setText(
+        self.set_note(
             f"map {i + 1} of {maps.shape[0]}: {self.buttons[i].toolTip()}; gradient-weighted activation of "
             f"layer '{layer}', ReLU'd and scaled to 0 … 1, at the input's {cam.shape[0]} × {cam.shape[1]} px (y × x)"
         )

@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..style import COLORS
-from .paint import HeatmapPlot, Section
+from .paint import HeatmapPlot, Section, set_text
 
 __all__ = ["CtcPlot", "CtcSection", "OutputPanel", "ctc_class_names"]
 
@@ -146,5 +146,6 @@ class OutputPanel(QWidget):
         if self.text.property("size") != size:
             self.text.setProperty("size", size)
             self.text.setStyleSheet(f"font-size: {size}px; font-weight: 600;")
-        self.text.setText(text)
-        self.text.show()
+        set_text(self.text, text)
+        if self.text.isHidden():
+            self.text.show()

@@ -28,6 +28,9 @@ __all__ = [
     "HeatmapPlot",
     "Selector",
     "Section",
+    "set_text",
+    "FixedRange",
+    "BarLevels",
 ]
 
 MAPS_CMAP = "viridis"  # sequential: feature maps, gates in (0, 1), probabilities
@@ -85,6 +88,42 @@ def cmap_for(levels: tuple[float, float]) -> str:
 def heatmap_rgb(a: np.ndarray, levels: tuple[float, float]) -> np.ndarray:
     """(rows, cols) values -> (rows, cols, 3) RGB bytes with the colour map ``levels`` implies."""
     return colorize(to_u8(a, levels), lut(cmap_for(levels)))
+
+
+def set_text(label: QLabel, text: str) -> None:
+    """Sets a label's text only when it differs (each setText re-lays out the scrolled list)."""
+    if label.text() != text:
+        label.setText(text)
+
+
+class FixedRange:
+    """Remembers the extent a view box was last fitted to, so it is fitted only when it changes."""
+
+    def __init__(self, vb: pg.ViewBox) -> None:
+        self.vb = vb
+        self.extent: tuple[int, int] | None = None
+
+    def fit(self, w: int, h: int) -> None:
+        if (w, h) != self.extent:
+            self.extent = (w, h)
+            self.vb.setRange(xRange=(0, w), yRange=(0, h), padding=0)
+
+
+class BarLevels:
+    """A colour bar whose levels (and colour map) are set only when they change."""
+
+    def __init__(self, bar: pg.ColorBarItem) -> None:
+        self.bar = bar
+        self.levels: tuple[float, float] | None = None
+        self.cmap: str | None = None
+
+    def set(self, levels: tuple[float, float], cmap: str | None = None) -> None:
+        if cmap is not None and cmap != self.cmap:
+            self.cmap = cmap
+            self.bar.setColorMap(pg.colormap.get(cmap))
+        if levels != self.levels:
+            self.levels = levels
+            self.bar.setLevels(levels)
 
 
 class HeatmapPlot(pg.GraphicsLayoutWidget):
@@ -151,6 +190,10 @@ class Section(QWidget):
         self.body.setSpacing(2)
         self.body.addWidget(self.title)
         self.body.addWidget(self.note)
+
+    def set_note(self, text: str) -> None:
+        """The note line; Qt is told only when it changes (a relayout of the whole list otherwise)."""
+        set_text(self.note, text)
 
     def build_step(self) -> bool:
         """Builds a little more; False when complete."""

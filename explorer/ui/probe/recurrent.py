@@ -84,4 +84,4 @@ class RecurrentSection(Section):
         t, u = a.shape
         bounded = "the declared range" if d.get("range") is not None else "symmetric, at least ±1"
         hint = "; hover a time step to see on the image what it read" if d.get("regions") else ""
-        self.note.setText(f"{t} time steps × {u} units; colour levels {levels[0]:g} … {levels[1]:g} ({bounded}){hint}")
+        self.set_note(f"{t} time steps × {u} units; colour levels {levels[0]:g} … {levels[1]:g} ({bounded}){hint}")

@@ -10,8 +10,8 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider
 
-from .feature_maps import ITEMS_PER_STEP, MAX_MAPS, ChannelGrid
-from .paint import Section, Selector, cmap_for, colorize, levels_for, lut, to_u8
+from .feature_maps import MAX_MAPS, ChannelGrid
+from .paint import Section, Selector, cmap_for, colorize, levels_for, lut, set_text, to_u8
 from .plan import option_label
 
 __all__ = ["SpatialStateSection"]
@@ -50,12 +50,6 @@ class SpatialStateSection(Section):
         #: called with (time step, the input box it read) when the slider moves (the image marks it)
         self.on_hover = None
 
-    def build_step(self) -> bool:
-        if self.grid.complete:
-            return False
-        self.grid.add_items(ITEMS_PER_STEP)
-        return True
-
     def select(self, key: str) -> None:
         self.selected = key
         self.buttons[key].setChecked(True)
@@ -85,7 +79,7 @@ class SpatialStateSection(Section):
         d = self._info[self.selected]
         a = self._arrays[self.selected]
         self.step = t = min(self.slider.value(), a.shape[0] - 1)
-        self.step_label.setText(f"time step {t + 1} of {a.shape[0]}")
+        set_text(self.step_label, f"time step {t + 1} of {a.shape[0]}")
         levels = levels_for(a, d.get("range"))  # over all steps: colours mean the same on every step
         self.shown = maps = np.asarray(a[t, : self.grid.n], dtype=np.float32)
         self.grid.show_rgb(colorize(to_u8(maps, levels), lut(cmap_for(levels))))
@@ -94,7 +88,7 @@ class SpatialStateSection(Section):
         n = self.grid.n
         shown = f"channels 0-{n - 1} of {c}" if c > n else f"{c} channels"
         bounded = "the declared range" if d.get("range") is not None else "symmetric, at least ±1, over all steps"
-        self.note.setText(
+        self.set_note(
             f"{shown} at one time step, one tile each (row by row), y × x = {h} × {w}; "
             f"colour levels {levels[0]:g} … {levels[1]:g} ({bounded}), the same for every tile"
         )

@@ -23,7 +23,7 @@ from .attention import AttentionSection
 from .feature_maps import FeatureMapSection, FilterSection
 from .gradcam import GradCamSection
 from .outputs import CtcSection, OutputPanel
-from .paint import Section
+from .paint import FixedRange, Section
 from .plan import Planned, keys_of_kind, plan_sections
 from .recurrent import RecurrentSection
 from .spatial import SpatialStateSection
@@ -94,6 +94,7 @@ class ProbeView(QWidget):
         self._image_vb.setMenuEnabled(False)
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self._image_vb.addItem(self.image_item)
+        self._image_range = FixedRange(self._image_vb)
         self.region = QGraphicsRectItem()  # the input box the hovered time step read
         self.region.setPen(pg.mkPen("#ff1744", width=2, cosmetic=True))
         self.region.setZValue(10)
@@ -182,7 +183,7 @@ class ProbeView(QWidget):
         img = r.image[..., 0] if r.image.ndim == 3 and r.image.shape[2] == 1 else r.image
         self.image_item.setImage(np.ascontiguousarray(img), levels=None, autoLevels=False)  # uint8: shown as is
         h, w = img.shape[:2]
-        self._image_vb.setRange(xRange=(0, w), yRange=(0, h), padding=0)
+        self._image_range.fit(w, h)
         width = int(min(2.5 * IMAGE_PX, max(IMAGE_PX, IMAGE_PX * w / max(h, 1))))  # text lines get wider
         if self.image_view.width() != width:
             self.image_view.setFixedSize(width, IMAGE_PX)
