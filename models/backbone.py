@@ -155,6 +155,8 @@ class Backbone(ExplorerModel):
     MobileNet/EfficientNet give every ``features.N`` block. All are (B, C, H, W).
     """
 
+    channels_last = True
+
     def __init__(self, p: BackboneParams, *, in_channels: int, num_outputs: int, image_size: tuple[int, int | None]):
         super().__init__()
         self.params = p

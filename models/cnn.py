@@ -136,6 +136,8 @@ class ConvBlock(nn.Sequential):
 class CNN(ExplorerModel):
     """Conv blocks (``features.N``) followed by a dense head (``head``)."""
 
+    channels_last = True
+
     def __init__(self, p: CNNParams, *, in_channels: int, num_outputs: int, image_size: tuple[int, int | None]) -> None:
         super().__init__()
         self.params = p

@@ -129,8 +129,8 @@ def cmd_bench(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.write(
             f"{result['arch']} on {result['data']} ({result['train_samples']} images, {result['epochs']} epochs, "
             f"batch {result['batch_size']}, {result['device']}):\n"
-            f"  bare PyTorch loop  {result['bare_seconds']:.3f} s\n"
-            f"  engine             {result['engine_seconds']:.3f} s\n"
+            f"  bare PyTorch loop  {result['bare_seconds']:.3f} s  {result['bare_samples_per_second']:.0f} img/s\n"
+            f"  engine             {result['engine_seconds']:.3f} s  {result['engine_samples_per_second']:.0f} img/s\n"
             f"  ratio bare/engine  {result['ratio']:.3f}\n"
         )
     return EXIT_OK

@@ -21,7 +21,7 @@ from torch import nn
 from models import build_model, model_params
 
 from .config import ConfigError, RunConfig, TrainConfig
-from .device import resolve_device
+from .device import autocast_dtype, fits_on_device, memory_format, resolve_device
 from .distributed import SINGLE, Distributed
 from .resources import check_step_fits
 from .runcheck import check_param_groups
@@ -100,6 +100,8 @@ class Session:
 
         torch.manual_seed(tc.seed)
         self.model = self._build_model(kwargs).to(device)
+        self.memory_format = memory_format(self.model, device)  # channels-last where the model declares it
+        self.model = self.model.to(memory_format=self.memory_format)
         self.optimizer = build_optimizer(self.model, tc)
         self.shuffle_gen = torch.Generator().manual_seed(tc.seed)
         self.aug_gen = torch.Generator(device=device).manual_seed(tc.seed + 1)
@@ -178,8 +180,8 @@ class Session:
             self.state.best_val_loss = float(loss) if isinstance(loss, int | float) else math.inf
 
     def _set_precision(self) -> None:
-        use_amp = self.tc.amp and self.device.type == "cuda"
-        amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+        dtype = autocast_dtype(self.device, self.tc.amp)
+        use_amp, amp_dtype = dtype is not None, dtype or torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
         self.autocast: Callable[[], AbstractContextManager[Any]] = (
             (lambda: torch.autocast("cuda", dtype=amp_dtype)) if use_amp else nullcontext
@@ -190,7 +192,9 @@ class Session:
 
         data = self.data
         self.train, self.val = data.train, data.val
-        if self.device.type != "cpu":  # the uint8 cache is small; keep it on the device
+        # The uint8 cache is small: kept on the device, unless it would crowd the model out
+        # (then batches go through pinned memory, see step.batch_inputs).
+        if self.device.type != "cpu" and fits_on_device(self.train.x.numel() + self.val.x.numel(), self.device):
             self.train, self.val = self.train.to(self.device), self.val.to(self.device)
         # the float copy (4 bytes a pixel) must fit the limit and, with the uint8 splits, the data memory budget
         n_train, n_val = self.train.x.numel(), self.val.x.numel()

@@ -12,6 +12,7 @@ import torch
 
 from explorer.data import augment_batch
 
+from .device import to_device
 from .schedule import lr_factor
 
 if TYPE_CHECKING:
@@ -45,10 +46,16 @@ def _set_learning_rate(s: Session) -> None:
 
 
 def batch_inputs(s: Session, idx: torch.Tensor) -> tuple[torch.Tensor, Any]:
-    """The normalised (B, C, H, W) batch ``idx`` of the training split and its targets."""
-    if s.device.type != "cpu":
+    """The normalised (B, C, H, W) batch ``idx`` of the training split and its targets.
+
+    The split lives on the device (gathered there) or, when it does not fit, on the host:
+    then the batch is gathered on the host and copied through pinned memory, non-blocking."""
+    on_host = s.train.x.device.type == "cpu"
+    if not on_host:
         idx = idx.to(s.device, non_blocking=True)
     xb, yb = s.task.batch(s.train, idx)
+    if on_host and s.device.type != "cpu":
+        xb, yb = to_device((xb, yb), s.device)
     pre = s.data.preprocess
     if s.prenormalized:
         # A channels-last view, as the uint8 path gives: CPU convolutions run faster on it.
@@ -58,6 +65,8 @@ def batch_inputs(s: Session, idx: torch.Tensor) -> tuple[torch.Tensor, Any]:
         if s.cfg.data.augment.enabled:
             xb = augment_batch(xb, s.cfg.data.augment, s.aug_gen)
         xb = pre.normalize(xb)
+    if s.memory_format is torch.channels_last:  # as the model's weights (CUDA, conv families)
+        xb = xb.contiguous(memory_format=torch.channels_last)
     return xb, yb
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QEventLoop, Qt, QTimer
 
-__all__ = ["bench_ui", "VIEW_KINDS"]
+__all__ = ["bench_ui", "cli_throughput", "VIEW_KINDS"]
 
 TICK_MS = 10
 VIEW_KINDS = ("feature_maps", "filters", "hidden_states", "gates", "spatial_states", "attention", "ctc", "gradcam")
@@ -126,7 +126,7 @@ def _train_with_views(
     """(tick lateness ms, paint ms per kind, the Finished event) of one run with the inspector open;
     ``cpu`` collects each paint's GUI-thread CPU ms."""
     from .inspector import InspectorPanel
-    from .worker import TrainingController
+    from .worker import TrainingController, gui_friendly_threads
 
     controller = TrainingController()
     panel = InspectorPanel(controller)
@@ -158,7 +158,7 @@ def _train_with_views(
         timer.start()
         switch.start()
         last = time.perf_counter()
-        controller.start(cfg, run_dir)
+        controller.start(cfg, run_dir, cpu_threads=gui_friendly_threads())  # as the app trains
         loop.exec()
         timer.stop()
         switch.stop()
@@ -170,6 +170,42 @@ def _train_with_views(
     panel.close()
     panel.deleteLater()
     return late, times, fin
+
+
+def _throughput(cfg: Any, run_dir: str, app_sps: float) -> dict[str, float]:
+    """``cli_samples_per_second`` (the same run as the CLI trains it) and ``throughput_ratio``
+    (app / CLI; the app meets its goal at >= 0.9)."""
+    cli = cli_throughput(cfg, run_dir)
+    return {"cli_samples_per_second": round(cli, 1), "throughput_ratio": round(app_sps / cli, 3) if cli > 0 else 0.0}
+
+
+def cli_throughput(cfg: Any, run_dir: str) -> float:
+    """Samples/s of ``cfg`` trained as ``model-explorer train`` does: in the calling thread, with
+    PyTorch's default CPU threads, the default GIL switch interval and no live probes."""
+    import copy
+    import sys
+
+    import torch
+
+    from explorer.engine import Finished, Trainer
+
+    from .worker import gui_friendly_threads
+
+    cli_cfg = copy.deepcopy(cfg)
+    cli_cfg.train.probe_interval = 0.0  # the CLI's default: nobody watches
+    threads, switch = torch.get_num_threads(), sys.getswitchinterval()
+    torch.set_num_threads(gui_friendly_threads())  # PyTorch's default, as the CLI runs
+    try:
+        fin = None
+        for ev in Trainer(cli_cfg, run_dir).run():
+            if isinstance(ev, Finished):
+                fin = ev
+    finally:
+        torch.set_num_threads(threads)
+        sys.setswitchinterval(switch)
+    if fin is None or fin.status not in ("completed", "early_stopped"):
+        raise RuntimeError(f"the CLI-style run {fin.status if fin else 'ended'}: {fin.message if fin else ''}")
+    return float(fin.metrics.get("samples_per_second", 0.0))
 
 
 def bench_ui(
@@ -187,7 +223,9 @@ def bench_ui(
     (:func:`explorer.engine.probe_cost.probe_overhead`, one repeat, same settings).
 
     Returns:
-        ``stall_p50_ms``, ``stall_p99_ms``, ``stall_max_ms``, ``samples_per_second``, ``views``
+        ``stall_p50_ms``, ``stall_p99_ms``, ``stall_max_ms``, ``samples_per_second`` (the app's),
+        ``cli_samples_per_second`` and ``throughput_ratio`` (:func:`cli_throughput`: the same run
+        trained as the CLI does, right after; app / CLI), ``views``
         (kind -> {``paints``, ``p50_ms``, ``p99_ms``, ``cpu_p99_ms``}, for every kind painted; p50 / p99
         are wall time on the GUI thread, ``cpu_p99_ms`` its CPU time, which leaves out the waits a
         busy machine adds) and
@@ -214,6 +252,7 @@ def bench_ui(
             "stall_p99_ms": round(float(np.percentile(a, 99)), 2),
             "stall_max_ms": round(float(a.max()), 2),
             "samples_per_second": round(float(fin.metrics.get("samples_per_second", 0.0)), 1),
+            **_throughput(cfg, os.path.join(home, "cli-run"), float(fin.metrics.get("samples_per_second", 0.0))),
             "views": {
                 k: {
                     "paints": len(times[k]),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import threading
 import time
 import traceback
@@ -35,7 +36,7 @@ from models import ParamError
 
 from .threads import new_thread
 
-__all__ = ["TrainingWorker", "TrainingController", "describe_error"]
+__all__ = ["TrainingWorker", "TrainingController", "describe_error", "gui_friendly_threads", "TRAINING_SWITCH_INTERVAL"]
 
 
 def _cpu_threads(n: int | None) -> int:
@@ -52,8 +53,44 @@ def _cpu_threads(n: int | None) -> int:
 
 
 def gui_friendly_threads() -> int:
-    """CPU threads for training in the app: every core but one, which stays with the window."""
-    return max(1, (os.cpu_count() or 1) - 1)
+    """CPU threads for training in the app: as many as the CLI trains with (PyTorch's default,
+    one per core). Leaving a core to the window (the former choice) cost a third of the
+    throughput on 2 cores, while the window barely needs one: it paints a probe a second and
+    wakes for input; the short GIL switch interval below keeps it responsive
+    (``docs/inspector_bench.md``, "Throughput")."""
+    return _default_threads()
+
+
+def _default_threads() -> int:
+    import torch
+
+    global _DEFAULT_THREADS
+    if _DEFAULT_THREADS is None:  # read once, before any run changed it
+        _DEFAULT_THREADS = torch.get_num_threads()
+    return _DEFAULT_THREADS
+
+
+_DEFAULT_THREADS: int | None = None
+
+#: The GIL switch interval while the app trains (Python's default is 5 ms): when the window
+#: wants the GIL while the training thread runs Python between two PyTorch calls, it waits at
+#: most this long, so input and paints are not held up by a stream of 5 ms waits.
+TRAINING_SWITCH_INTERVAL = 0.001
+
+
+class _SwitchInterval:
+    """Sets the process's GIL switch interval while training runs (None: unchanged)."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds, self.before = seconds, sys.getswitchinterval()
+
+    def __enter__(self) -> None:
+        if self.seconds is not None:
+            sys.setswitchinterval(self.seconds)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.seconds is not None:
+            sys.setswitchinterval(self.before)
 
 
 def _is_out_of_memory(e: BaseException) -> bool:
@@ -94,10 +131,12 @@ class TrainingWorker(QObject):
         *,
         report_interval: float = 0.2,
         cpu_threads: int | None = None,
+        switch_interval: float | None = TRAINING_SWITCH_INTERVAL,
     ) -> None:
         super().__init__()
         self.config = config
         self.cpu_threads = cpu_threads
+        self.switch_interval = switch_interval
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.source = source
         self.report_interval = report_interval
@@ -124,6 +163,7 @@ class TrainingWorker(QObject):
     # -- the worker thread ------------------------------------------------------------------------
     @Slot()
     def run(self) -> None:
+        _default_threads()  # before the first run changes it
         threads_before = _cpu_threads(self.cpu_threads)
         try:
             trainer = Trainer(
@@ -133,11 +173,13 @@ class TrainingWorker(QObject):
                 report_interval=self.report_interval,
                 control=self.control,
             )
-            for ev in trainer.run():
-                if isinstance(ev, ProbeReport):
-                    self._keep_probe(ev)
-                else:
-                    self.event.emit(ev)
+            with _SwitchInterval(self.switch_interval):
+                for ev in trainer.run():
+                    if isinstance(ev, ProbeReport):
+                        self._keep_probe(ev)
+                    else:
+                        self.event.emit(ev)
+                    time.sleep(0)  # a report point: hand the GIL to the window if it waits
         except Exception as e:  # noqa: BLE001 - every failure becomes a message; the app stays up
             if not isinstance(e, (ParamError, ConfigError, DataError, TrainingError)) and not _is_out_of_memory(e):
                 self.log.emit(traceback.format_exc())
@@ -244,13 +286,22 @@ class TrainingController(QObject):
         *,
         report_interval: float = 0.2,
         cpu_threads: int | None = None,
+        switch_interval: float | None = TRAINING_SWITCH_INTERVAL,
     ) -> None:
-        """Trains in a new thread. ``cpu_threads``: PyTorch CPU threads while it runs (None: as is)."""
+        """Trains in a new thread. ``cpu_threads``: PyTorch CPU threads while it runs (None: as is);
+        ``switch_interval``: the GIL switch interval while it runs (None: as is)."""
         if self._thread is not None:
             raise RuntimeError("a training run is already in progress")
         self.last_finished = None
         self.stop_requested_at = None
-        worker = TrainingWorker(config, run_dir, source, report_interval=report_interval, cpu_threads=cpu_threads)
+        worker = TrainingWorker(
+            config,
+            run_dir,
+            source,
+            report_interval=report_interval,
+            cpu_threads=cpu_threads,
+            switch_interval=switch_interval,
+        )
         worker.control.set_probe_paths(self._probe_paths)
         thread = new_thread("training", stop=worker.control.request_stop)
         worker.moveToThread(thread)

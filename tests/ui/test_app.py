@@ -70,6 +70,8 @@ def test_bench_ui_measures_stalls_while_the_worker_trains(qapp, two_class: Path)
         "stall_p99_ms",
         "stall_max_ms",
         "samples_per_second",
+        "cli_samples_per_second",
+        "throughput_ratio",
         "arch",
         "data",
         "epochs",
@@ -79,4 +81,5 @@ def test_bench_ui_measures_stalls_while_the_worker_trains(qapp, two_class: Path)
     }
     assert 0 <= result["stall_p50_ms"] <= result["stall_p99_ms"] <= result["stall_max_ms"]
     assert result["samples_per_second"] > 0
+    assert result["cli_samples_per_second"] > 0 and result["throughput_ratio"] > 0  # figures, not goals: timing
     assert running_threads() == []
