@@ -148,3 +148,29 @@ def test_a_writer_gone_without_finishing_shows_as_a_failed_run(qtbot, tmp_path: 
     assert w.follower.state == "idle" and w.act_train.isEnabled()
     assert w.train_panel.state_label.text() == "Training failed."
     w.follower.unfollow()
+
+
+def test_gui_follow_opens_the_app_following_the_run(qapp, tmp_path: Path) -> None:
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from explorer.engine import Finished
+    from explorer.engine.eventlog import EventLog
+    from explorer.ui import app as app_module
+    from explorer.ui.main_window import MainWindow
+
+    run = tmp_path / "run"
+    run.mkdir()
+    log = EventLog(run, resumed=False)
+    log.append(Finished("completed", "", {"val_accuracy": 0.75}, None), run)
+    log.close()
+    seen: dict[str, object] = {}
+
+    def look() -> None:
+        w = next(x for x in QApplication.topLevelWidgets() if isinstance(x, MainWindow))
+        seen["run"], seen["finished"] = w.follower.run_dir, w.follower.last_finished
+        w.act_quit.trigger()
+
+    QTimer.singleShot(1500, look)
+    assert app_module.run_app(None, follow=str(run)) == 0
+    assert seen["run"] == run and seen["finished"] == Finished("completed", "", {"val_accuracy": 0.75}, None)
