@@ -426,6 +426,7 @@ def test_a_full_disk_stops_the_run_and_keeps_one_complete_epoch(
     assert sorted(p.name for p in run.iterdir()) == [
         "checkpoint.safetensors",
         "config.json",
+        "events.jsonl",
         "history.json",
         "problems.txt",
         "weights.safetensors",

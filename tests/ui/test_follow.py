@@ -117,3 +117,60 @@ def test_stop_ends_the_separate_process_and_the_run_stays_resumable(qtbot, two_c
     run = Path(w.session.project.runs[-1].dir)
     assert (run / runfolder.CHECKPOINT).is_file()  # resumable
     w.follower.unfollow()
+
+
+def test_gui_follow_refuses_a_file_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from explorer.cli import main
+    from explorer.cli.common import EXIT_USAGE
+
+    f = tmp_path / "metrics.json"
+    f.write_text("{}")
+    assert main(["gui", "--follow", str(f)]) == EXIT_USAGE
+    assert f"--follow {f}: is a file" in capsys.readouterr().err
+
+
+def test_a_writer_gone_without_finishing_shows_as_a_failed_run(qtbot, tmp_path: Path) -> None:
+    from explorer.engine import Status
+    from explorer.engine.eventlog import EventLog
+
+    run = tmp_path / "run"
+    run.mkdir()
+    log = EventLog(run, resumed=False)  # a writer killed mid-run: its log ends without a Finished, no lock
+    log.append(Status("reading data"), run)
+    log.append(StepReport(1, 3, 1, 4, 1, 0.9, 0.5, 0.01, 100.0, 0.1, 1.0), run)
+    log.close()
+    w = make_window(qtbot)
+    with qtbot.waitSignal(w.follower.finished, timeout=10000) as blocker:
+        assert w.follow_run(run)
+        assert w.follower.state == "running"
+    fin = blocker.args[0]
+    assert fin.status == "failed" and "ended without finishing" in fin.message and fin.run_dir == str(run)
+    assert w.follower.state == "idle" and w.act_train.isEnabled()
+    assert w.train_panel.state_label.text() == "Training failed."
+    w.follower.unfollow()
+
+
+def test_gui_follow_opens_the_app_following_the_run(qapp, tmp_path: Path) -> None:
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from explorer.engine import Finished
+    from explorer.engine.eventlog import EventLog
+    from explorer.ui import app as app_module
+    from explorer.ui.main_window import MainWindow
+
+    run = tmp_path / "run"
+    run.mkdir()
+    log = EventLog(run, resumed=False)
+    log.append(Finished("completed", "", {"val_accuracy": 0.75}, None), run)
+    log.close()
+    seen: dict[str, object] = {}
+
+    def look() -> None:
+        w = next(x for x in QApplication.topLevelWidgets() if isinstance(x, MainWindow))
+        seen["run"], seen["finished"] = w.follower.run_dir, w.follower.last_finished
+        w.act_quit.trigger()
+
+    QTimer.singleShot(1500, look)
+    assert app_module.run_app(None, follow=str(run)) == 0
+    assert seen["run"] == run and seen["finished"] == Finished("completed", "", {"val_accuracy": 0.75}, None)
