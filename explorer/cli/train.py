@@ -220,14 +220,54 @@ def cmd_train(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return _launch(args.nproc_per_node, getattr(args, "train_argv", []))
     dist = from_env()
     dist.start()
+    previous = _end_on_sigterm(dist, err) if dist.enabled else None
     try:
         return _train(args, dist, out, err)
     except Exception as e:
+        if dist.enabled and _lost_contact(e):
+            err.write(
+                f"model-explorer train: rank {dist.rank} of {dist.world_size} lost contact with the other "
+                f"processes (one failed or was ended: see its message). {_KEEPS}\n"
+            )
+            return EXIT_FAILED
         if not dist.is_main:
             return _other_rank_failed(dist, e, err)
         raise
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         dist.stop()
+
+
+_KEEPS = "The run folder keeps its last completed epoch; train --resume RUN_DIR continues it."
+
+
+def _lost_contact(e: Exception) -> bool:
+    """A collective failed because another process went away: torch.distributed's errors, and
+    gloo's, which reach Python as a RuntimeError from its transport."""
+    import torch.distributed as torch_dist
+
+    if isinstance(e, torch_dist.DistError):
+        return True
+    text = str(e)
+    return isinstance(e, RuntimeError) and "gloo" in text and "Connection closed by peer" in text
+
+
+def _end_on_sigterm(dist: Any, err: TextIO) -> Any:
+    """torchrun ends the other processes with SIGTERM when one fails: rank 0 says so, and every
+    rank leaves through its ``finally`` blocks (the run folder's lock, the process group)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        if dist.is_main:
+            err.write(
+                f"model-explorer train: rank {dist.rank} of {dist.world_size} was ended by torchrun "
+                f"(another process failed or the job was stopped). {_KEEPS}\n"
+            )
+        raise SystemExit(128 + signal.SIGTERM)
+
+    return signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def _train(args: argparse.Namespace, dist: Any, out: TextIO, err: TextIO) -> int:

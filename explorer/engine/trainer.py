@@ -298,7 +298,7 @@ class Trainer:
             s.model.load_state_dict(s.last_good)
             return "failed", f"training stopped: {e}. {self.writer.where(s.state.epoch)} Free some space and resume."
         except Exception as e:
-            if not is_out_of_memory(e):
+            if not is_out_of_memory(e) or s.dist.enabled:  # distributed: the rank fails, torchrun ends the others
                 raise
             return "failed", self._out_of_memory(s, epoch, e)
         return "completed", ""

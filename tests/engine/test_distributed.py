@@ -200,15 +200,19 @@ def test_a_two_process_run_resumes_in_one_process(ddp_run, tmp_path: Path, capsy
     assert meta["world_size"] == 1 and meta["state"]["global_step"] == 4 * steps
 
 
-# Rank 1 asks to stop (as Ctrl-C does) right after global step STOP_AT_STEP; rank 0 does not.
-STOP_DRIVER = r"""
+# `train` in which rank 1 (and only rank 1) asks to stop, as Ctrl-C does, right after global
+# step AT_STEP, or fails (an unexpected error) there.
+DRIVER = r"""
 import os, signal, sys
 from explorer.engine import trainer
 real_step = trainer.train_step
 def step(s, idx):
     out = real_step(s, idx)
-    if s.dist.rank == 1 and s.state.global_step == int(os.environ["STOP_AT_STEP"]):
-        os.kill(os.getpid(), signal.SIGINT)
+    if s.dist.rank == 1 and s.state.global_step == int(os.environ["AT_STEP"]):
+        if os.environ["WHAT"] == "stop":
+            os.kill(os.getpid(), signal.SIGINT)
+        else:
+            raise RuntimeError("disk on fire")
     return out
 trainer.train_step = step
 from explorer.cli import main
@@ -216,19 +220,23 @@ raise SystemExit(main(sys.argv[1:]))
 """
 
 
+def _drive(what: str, data: Path, run: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """3 epochs of 2 processes; 64 training images, 32 per rank, 4 steps per epoch: rank 1
+    stops or fails in the first step of epoch 2."""
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(driver)]
+    cmd += ["train", str(data), "--epochs", "3", "--batch-size", "8", "--device", "cpu", "--out", str(run)]
+    env = {**_env(), "AT_STEP": "5", "WHAT": what}
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240, cwd=ROOT)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to the own process")
 def test_a_stop_on_one_rank_stops_all_and_the_run_resumes_exactly(ddp_run, tmp_path: Path) -> None:
     data, reference, _ = ddp_run
-    driver = tmp_path / "driver.py"
-    driver.write_text(STOP_DRIVER)
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(driver)]
-    cmd += ["train", str(data), "--epochs", "3", "--batch-size", "8", "--device", "cpu", "--out", str(run)]
-    # 64 training images, 32 per rank, 4 steps per epoch: the stop comes in the first step of epoch 2
-    stopped = subprocess.run(
-        cmd, env={**_env(), "STOP_AT_STEP": "5"}, capture_output=True, text=True, timeout=240, cwd=ROOT
-    )
+    stopped = _drive("stop", data, run, tmp_path)
     assert stopped.returncode != 0  # torchrun reports the workers' status 130 (interrupted)
     assert stopped.stderr.count("stopped by request during epoch 2") == 1, stopped.stderr
     assert [h["epoch"] for h in json.loads((run / HISTORY).read_text())] == [1]
@@ -265,3 +273,15 @@ def test_two_processes_reach_the_digits_acceptance_accuracy(tmp_path: Path, caps
     print(f"\n2-process cnn: held-out accuracy {report['accuracy']:.4f}, {metrics['train_seconds']:.1f}s training")
     assert report["samples"] == 450
     assert report["accuracy"] >= 0.97
+
+
+@pytest.mark.slow
+def test_a_failed_rank_ends_the_run_with_a_message(ddp_run, tmp_path: Path) -> None:
+    data, _, _ = ddp_run
+    run = tmp_path / "run"
+    failed = _drive("fail", data, run, tmp_path)
+    assert failed.returncode != 0
+    assert "rank 1 of 2 failed" in failed.stderr and "disk on fire" in failed.stderr, failed.stderr
+    # rank 0 says why it ends too: contact lost, or ended by torchrun
+    assert "rank 0 of 2" in failed.stderr and "train --resume RUN_DIR continues it" in failed.stderr
+    assert [h["epoch"] for h in json.loads((run / HISTORY).read_text())] == [1]
