@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from explorer.engine import load_run
-from explorer.engine.probe_run import probe_run
+from explorer.engine import load_run, replay
+from explorer.engine.probe_run import probe_run, validation_paths
 from explorer.ui.open_model import OpenModelWindow
 from explorer.ui.probe.attention import AttentionSection
 from explorer.ui.probe.feature_maps import FeatureMapSection, stretched_rgb
@@ -171,9 +171,12 @@ def test_a_run_folder_opened_keeps_replay_and_evaluation(qtbot, trained) -> None
     win = _window(qtbot, t.run_dir)
     ins = win.inspector
     assert ins.replay_row.isVisibleTo(ins) and all(ins.tabs.isTabVisible(i) for i in range(ins.tabs.count()))
-    assert ins.epochs == [] or ins.epochs[-1] >= 1
-    assert ins.folder_note.text() == ""
-    qtbot.waitUntil(lambda: len(ins.strip.paths()) > 0, timeout=60_000)  # its validation images are offered
+    assert ins.folder_note.text() == "" and ins.run_dir == t.run_dir
+    assert ins.epochs == replay.list_epochs(t.run_dir) and ins.evaluation.run is win.run
+    want = validation_paths(win.run)
+    qtbot.waitUntil(lambda: ins.strip.paths() == want, timeout=60_000)  # its validation images are offered
+    evaluated = f"{len(want)} validation images: "  # the evaluation ran, on the same images
+    qtbot.waitUntil(lambda: ins.evaluation.status.text().startswith(evaluated), timeout=60_000)
     win.close()
     qtbot.waitUntil(lambda: not ins.jobs.pool.activeThreadCount(), timeout=60_000)
 

@@ -152,6 +152,7 @@ class InspectorPanel(QWidget):
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.run = None
         self.images_row.hide()
+        self.setAcceptDrops(False)  # a training run's images come from its data, drops go to the window
         self._show_folder_views(True)
         self.refresh_epochs()
         if self.run_dir is None:
