@@ -52,7 +52,7 @@ def _kind_of(section: Any) -> str | None:
         gate = d["kind"] in ("gate", "cell_state") or d.get("gate") is not None
         return "gates" if gate else ("hidden_states" if isinstance(section, RecurrentSection) else "spatial_states")
     if isinstance(section, OutputPanel):
-        return "ctc" if section.ctc.isVisible() else None
+        return "ctc" if section.ctc_shown else None
     names = {FeatureMapSection: "feature_maps", FilterSection: "filters", CtcSection: "ctc", GradCamSection: "gradcam"}
     for cls, name in names.items():
         if isinstance(section, cls):

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .paint import OVERLAY_CMAP, TOGGLE_QSS, BarLevels, FixedRange, Section, colorize, lut, to_u8
+from .paint import OVERLAY_CMAP, TOGGLE_QSS, BarLevels, ColorBar, FixedRange, Section, colorize, lut, to_u8
 
 __all__ = ["AttentionSection", "upsample", "overlay"]
 
@@ -84,14 +84,10 @@ class AttentionSection(Section):
         self.view = pg.GraphicsLayoutWidget()
         self.view.setBackground("w")
         self.view.setFixedHeight(230)
-        self.vb = self.view.addViewBox(row=0, col=0, lockAspect=True, enableMouse=False, invertY=True)
-        self.vb.setMenuEnabled(False)
+        self.vb = self.view.addViewBox(row=0, col=0, lockAspect=True, enableMouse=False, invertY=True, enableMenu=False)
         self.item = pg.ImageItem(axisOrder="row-major")
         self.vb.addItem(self.item)
-        self.bar = pg.ColorBarItem(
-            values=(0.0, 1.0), width=12, colorMap=pg.colormap.get(OVERLAY_CMAP), label="attention weight",
-            interactive=False, pen="#90a4ae",
-        )  # fmt: skip
+        self.bar = ColorBar("attention weight", OVERLAY_CMAP)
         self.view.addItem(self.bar, row=0, col=1)
         self._range = FixedRange(self.vb)
         self._bar = BarLevels(self.bar)

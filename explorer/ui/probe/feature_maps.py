@@ -15,7 +15,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel
 
-from .paint import MAPS_CMAP, Section, colorize, lut, normalize_maps
+from .paint import MAPS_CMAP, ColorBar, Section, colorize, lut, normalize_maps
 
 __all__ = ["ChannelGrid", "FeatureMapSection", "FilterSection", "MAX_MAPS", "atlas"]
 
@@ -55,8 +55,7 @@ class ChannelGrid(pg.GraphicsLayoutWidget):
         self.gap = gap = max(1, int(round(0.08 * max(h, w))))
         self.setBackground("w")
         self.ci.setContentsMargins(0, 0, 0, 0)
-        self.vb = self.addViewBox(row=0, col=0, lockAspect=True, enableMouse=False, invertY=True)
-        self.vb.setMenuEnabled(False)
+        self.vb = self.addViewBox(row=0, col=0, lockAspect=True, enableMouse=False, invertY=True, enableMenu=False)
         span = (cols * (w + gap) - gap, rows * (h + gap) - gap)
         self.vb.setRange(xRange=(0, span[0]), yRange=(0, span[1]), padding=0)
         self.item = pg.ImageItem(axisOrder="row-major")
@@ -106,10 +105,7 @@ class ChannelGrid(pg.GraphicsLayoutWidget):
 
     def add_bar(self, label: str) -> None:
         """A colour bar right of the tiles, for grids whose tiles share one set of levels."""
-        self.bar = pg.ColorBarItem(
-            values=(0.0, 1.0), width=12, colorMap=pg.colormap.get(MAPS_CMAP), label=label, interactive=False,
-            pen="#90a4ae",
-        )  # fmt: skip
+        self.bar = ColorBar(label)
         self.addItem(self.bar, row=0, col=1)
         self._levels: tuple[float, float] | None = None
         self.ci.setContentsMargins(0, 8, 0, 8)
@@ -118,7 +114,7 @@ class ChannelGrid(pg.GraphicsLayoutWidget):
     def set_bar(self, levels: tuple[float, float], cmap: str) -> None:
         if levels != self._levels:
             self._levels = levels
-            self.bar.setColorMap(pg.colormap.get(cmap))
+            self.bar.setColorMap(cmap)
             self.bar.setLevels(levels)
 
     def show_rgb(self, rgb: np.ndarray) -> None:
@@ -135,8 +131,7 @@ class Enlarged(pg.GraphicsLayoutWidget):
         h, w = hw
         self.setBackground("w")
         self.ci.setContentsMargins(2, 4, 4, 4)
-        self.plot = pi = self.addPlot(row=0, col=0)
-        pi.setMenuEnabled(False)
+        self.plot = pi = self.addPlot(row=0, col=0, enableMenu=False)
         pi.setMouseEnabled(x=False, y=False)
         pi.hideButtons()
         pi.setAspectLocked(True)
@@ -183,18 +178,22 @@ class FeatureMapSection(Section):
         self.enlarged_label = QLabel("")
         self.enlarged_label.setProperty("role", "hint")
         self.enlarged_label.hide()
-        self.enlarged = Enlarged(hw)
+        self._hw_tile = hw
+        self.enlarged: Enlarged | None = None  # built on the first click (a plot costs ~20 ms to build)
         self.body.addWidget(self.enlarged_label)
-        self.body.addWidget(self.enlarged)
         self.grid.on_click = self.enlarge
 
     def enlarge(self, index: int | None) -> None:
         """Shows tile ``index`` large below the grid (None, or the shown one again: closes it)."""
         if index is None or index == self.enlarged_index:
             self.enlarged_index = None
-            self.enlarged.hide()
+            if self.enlarged is not None:
+                self.enlarged.hide()
             self.enlarged_label.hide()
             return
+        if self.enlarged is None:
+            self.enlarged = Enlarged(self._hw_tile)
+            self.body.addWidget(self.enlarged)
         self.enlarged_index = index
         self._paint_enlarged()
         self.enlarged.show()
@@ -202,7 +201,7 @@ class FeatureMapSection(Section):
 
     def _paint_enlarged(self) -> None:
         i = self.enlarged_index
-        if i is None or self.grid.shown is None:
+        if i is None or self.grid.shown is None or self.enlarged is None:
             return
         self.enlarged.item.setImage(self.grid.shown[i], levels=None, autoLevels=False)
         self.enlarged_label.setText(f"{self._tile_name(i)}, enlarged (click it in the grid again to close)")

@@ -15,7 +15,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QButtonGroup, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QWidget
 
 from .attention import upsample
-from .paint import OVERLAY_CMAP, TOGGLE_QSS, BarLevels, FixedRange, Section, colorize, lut, to_u8
+from .paint import OVERLAY_CMAP, TOGGLE_QSS, BarLevels, ColorBar, FixedRange, Section, colorize, lut, to_u8
 from .plan import keys_of_kind
 
 __all__ = ["GradCamSection", "blend", "target_text"]
@@ -62,14 +62,10 @@ class _Overlay(pg.GraphicsLayoutWidget):
         self.setBackground("w")
         self.setFixedHeight(VIEW_PX)
         self.ci.setContentsMargins(2, 8, 4, 8)
-        self.vb = self.addViewBox(row=0, col=0, lockAspect=True, enableMouse=False, invertY=True)
-        self.vb.setMenuEnabled(False)
+        self.vb = self.addViewBox(row=0, col=0, lockAspect=True, enableMouse=False, invertY=True, enableMenu=False)
         self.item = pg.ImageItem(axisOrder="row-major")
         self.vb.addItem(self.item)
-        self.bar = pg.ColorBarItem(
-            values=(0.0, 1.0), width=12, colorMap=pg.colormap.get(OVERLAY_CMAP), label=bar_label,
-            interactive=False, pen="#90a4ae",
-        )  # fmt: skip
+        self.bar = ColorBar(bar_label, OVERLAY_CMAP)
         self.addItem(self.bar, row=0, col=1)
         self._range = FixedRange(self.vb)
         self._bar = BarLevels(self.bar)

@@ -81,10 +81,9 @@ class OutputPanel(QWidget):
         self.text.setTextFormat(Qt.TextFormat.PlainText)  # captions may hold "<unk>"
         self.text.setStyleSheet("font-size: 17px; font-weight: 600;")
         self.text.hide()
-        self.bars_plot = pg.PlotWidget()
+        self.bars_plot = pg.PlotWidget(enableMenu=False)
         self.bars_plot.setFixedHeight(120)
         bp = self.bars_plot.getPlotItem()
-        bp.setMenuEnabled(False)
         bp.setMouseEnabled(x=False, y=False)
         bp.hideButtons()
         bp.setYRange(0, 1, padding=0.02)
@@ -93,16 +92,27 @@ class OutputPanel(QWidget):
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.6, brush=COLORS["train"])
         bp.addItem(self.bars)
         self.bars_plot.hide()
-        self.ctc = CtcPlot()
-        self.ctc.hide()
-        lay = QVBoxLayout(self)
+        self._ctc: CtcPlot | None = None  # built when a CTC model's output first comes
+        self._lay = lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.where)
         lay.addWidget(self.text)
         lay.addWidget(self.bars_plot)
-        lay.addWidget(self.ctc)
         lay.addStretch(1)
         self._tick_labels: list[str] = []
+
+    @property
+    def ctc(self) -> CtcPlot:
+        """The per-frame CTC plot (built on first use: most models never need it)."""
+        if self._ctc is None:
+            self._ctc = CtcPlot()
+            self._ctc.hide()
+            self._lay.insertWidget(3, self._ctc)
+        return self._ctc
+
+    @property
+    def ctc_shown(self) -> bool:
+        return self._ctc is not None and self._ctc.isVisible()
 
     def clear(self) -> None:
         self.bars.setOpts(x=[], height=[])
@@ -115,7 +125,8 @@ class OutputPanel(QWidget):
         when = f"epoch {r.epoch}, step {r.global_step}" if r.epoch or r.global_step else "the opened model's weights"
         self.where.setText(f"<b>{html.escape(Path(r.path).name)}</b> ({when})")
         self.bars_plot.setVisible(kind == "logits")
-        self.ctc.setVisible(kind == "ctc_frames")
+        if kind == "ctc_frames" or self._ctc is not None:
+            self.ctc.setVisible(kind == "ctc_frames")
         if kind == "logits":
             self._show_bars(np.asarray(r.probabilities, dtype=float), ctx.labels)
         elif kind == "ctc_frames":
