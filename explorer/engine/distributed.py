@@ -169,6 +169,21 @@ class Distributed:
         dist.broadcast(t, src=0)
         return [float(v) for v in t]
 
+    def check_same(self, key: str, what: str, value: float) -> None:
+        """Raises ConfigError (on every rank) unless every rank has the same ``value``: e.g.
+        machines that read different data would otherwise train on a mix of both."""
+        if not self.started:
+            return
+        t = torch.tensor([value, -value], dtype=torch.float64)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        high, low = float(t[0]), -float(t[1])
+        if high != low:
+            raise ConfigError(
+                key,
+                f"the {self.world_size} processes disagree on {what} (from {low:g} to {high:g}; "
+                f"rank {self.rank} has {value:g}): every process must read the same data",
+            )
+
 
 SINGLE = Distributed()
 

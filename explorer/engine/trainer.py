@@ -187,6 +187,9 @@ class Trainer:
         if data is None:
             return
         assert self.task is not None
+        for what, n in (("training images", len(data.train)), ("validation images", len(data.val))):
+            self.dist.check_same("data.source", what, n)
+        self.dist.check_same("data.source", "labels", len(data.labels))
         s = Session(self.config, self.writer.write_dir, self.task, data, resume, self.dist)
         self.model = s.model
         try:
