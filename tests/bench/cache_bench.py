@@ -59,6 +59,17 @@ def child(argv: list[str]) -> None:
                 peak[k] = max(peak[k], v)
             time.sleep(0.005)
 
+    from explorer.engine.tasks.classify import ClassifyTask
+
+    prepare = ClassifyTask.prepare
+    data_phase: dict[str, int] = {}
+
+    def measured_prepare(self, *a, **k):  # the data phase: decode or map, split, statistics
+        out = prepare(self, *a, **k)
+        data_phase.update({key: max(v, _status()[key]) for key, v in peak.items()})
+        return out
+
+    ClassifyTask.prepare = measured_prepare  # type: ignore[method-assign]
     t = threading.Thread(target=sample, daemon=True)
     t.start()
     t0 = time.perf_counter()
@@ -73,6 +84,7 @@ def child(argv: list[str]) -> None:
                 "base_anon_mib": round(base["RssAnon"] / 2**20, 1),
                 "peak_anon_mib": round(peak["RssAnon"] / 2**20, 1),
                 "growth_anon_mib": round((peak["RssAnon"] - base["RssAnon"]) / 2**20, 1),
+                "data_phase_growth_anon_mib": round((data_phase["RssAnon"] - base["RssAnon"]) / 2**20, 1),
                 "peak_file_mib": round(peak["RssFile"] / 2**20, 1),
             }
         )
@@ -123,6 +135,9 @@ def main() -> None:
     p.add_argument("--budget", type=int, default=256, help="MiB for the memory-budget runs")
     p.add_argument("--budget-size", type=int, default=96, help="image side of the memory-budget runs' folder")
     p.add_argument("--contrast", action="store_true", help="also measure a --no-cache run")
+    p.add_argument("--skip-ratio", action="store_true", help="only the memory-budget runs")
+    p.add_argument("--skip-cold", action="store_true", help="no cold memory-budget run (the cache is filled)")
+    p.add_argument("--tiny", type=int, default=0, help="also a run on this many images (compute-only memory)")
     a = p.parse_args()
     work: Path = a.work
     data = work / f"data-{a.images}-{a.size}"
@@ -136,17 +151,18 @@ def main() -> None:
     def metrics(run: Path) -> dict:
         return json.loads((run / "metrics.json").read_text())
 
-    for cache in ("cache-a", "cache-b"):
+    for cache in ("cache-a",) + (() if a.skip_cold else ("cache-b",)):
         for stale in (work / cache).glob("*/*"):
             stale.unlink()
     runs = []
-    for i in (1, 2):
+    for i in () if a.skip_ratio else (1, 2):
         out = work / f"run{i}"
         proc = _run([*common, "--cache-dir", str(work / "cache-a"), "--out", str(out)], env, measured=False)
         runs.append(metrics(out)["data_seconds"])
         print(f"run {i}: data_seconds {runs[-1]:.2f} (process {proc['process_s']} s)", flush=True)
-    figures.update(first_data_s=runs[0], second_data_s=runs[1], ratio=round(runs[1] / runs[0], 4))
-    print(f"second / first data_seconds = {runs[1] / runs[0]:.3f}", flush=True)
+    if runs:
+        figures.update(first_data_s=runs[0], second_data_s=runs[1], ratio=round(runs[1] / runs[0], 4))
+        print(f"second / first data_seconds = {runs[1] / runs[0]:.3f}", flush=True)
 
     data = work / f"data-{a.images}-{a.budget_size}"
     gen_s = generate(data, a.images, a.budget_size)
@@ -157,8 +173,27 @@ def main() -> None:
     common[1] = str(data)
     figures["budget_decoded_mib"] = round(decoded_mib, 1)
     budget = ["--memory-budget", str(a.budget)]
+    if a.tiny:
+        tiny = work / f"data-{a.tiny}-{a.budget_size}"
+        generate(tiny, a.tiny, a.budget_size)
+        m = _run(
+            [
+                *common[:1],
+                str(tiny),
+                *common[2:],
+                *budget,
+                "--cache-dir",
+                str(work / "cache-t"),
+                "--out",
+                str(work / "tiny"),
+            ],
+            env,
+            True,
+        )
+        figures["tiny"] = m
+        print(f"tiny ({a.tiny} images, compute only): {m}", flush=True)
     for name, extra in (
-        ("budget_cold", [*budget, "--cache-dir", str(work / "cache-b")]),
+        *(() if a.skip_cold else (("budget_cold", [*budget, "--cache-dir", str(work / "cache-b")]),)),
         ("budget_warm", [*budget, "--cache-dir", str(work / "cache-b")]),
         *((("no_cache", ["--no-cache"]),) if a.contrast else ()),
     ):
