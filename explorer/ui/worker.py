@@ -54,9 +54,9 @@ def _cpu_threads(n: int | None) -> int:
 
 def gui_friendly_threads() -> int:
     """CPU threads for training in the app: as many as the CLI trains with (PyTorch's default,
-    one per core). Leaving a core to the window (the former choice) cost a third of the
-    throughput on 2 cores, while the window barely needs one: it paints a probe a second and
-    wakes for input; the short GIL switch interval below keeps it responsive
+    one per core). Leaving a core to the window (the former choice, 1 thread on 2 cores) gives
+    up most of a core the window rarely uses: it paints a probe a second and wakes for input,
+    and the short GIL switch interval below keeps it responsive while training runs Python
     (``docs/inspector_bench.md``, "Throughput")."""
     return _default_threads()
 
@@ -85,6 +85,7 @@ class _SwitchInterval:
         self.seconds, self.before = seconds, sys.getswitchinterval()
 
     def __enter__(self) -> None:
+        self.before = sys.getswitchinterval()
         if self.seconds is not None:
             sys.setswitchinterval(self.seconds)
 

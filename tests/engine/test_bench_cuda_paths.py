@@ -68,7 +68,7 @@ def test_pinned_copies_fall_back_cleanly_without_cuda() -> None:
     assert fits_on_device(10**15, torch.device("cpu"))
 
 
-def test_a_channels_last_session_trains_and_saves_plain_weights(tmp_path: Path, two_class: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_a_channels_last_session_trains_and_saves_plain_weights(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     """The CUDA layout, forced on the CPU: batches follow the weights' layout, training runs,
     and the saved weights load into a plain model with the same outputs."""
     monkeypatch.setattr(session_module, "memory_format", lambda model, device: torch.channels_last)
@@ -85,8 +85,10 @@ def test_a_channels_last_session_trains_and_saves_plain_weights(tmp_path: Path, 
         return xb, yb
 
     monkeypatch.setattr(step_module, "batch_inputs", spy)
+    data = write_two_class_folder(tmp_path / "rgb", n=12, size=16, rgb=True)  # 3 channels: layouts differ
     cfg = RunConfig(arch="cnn", params={"channels": [8, 16]})
-    cfg.data.source = str(two_class)
+    cfg.data.source = str(data)
+    cfg.data.augment.brightness = 0.1  # augmented batches come out in the default layout
     cfg.train.epochs = 1
     cfg.train.batch_size = 8
     cfg.train.device = "cpu"
