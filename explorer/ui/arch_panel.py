@@ -9,12 +9,9 @@ parameters).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from PySide6.QtCore import QTimer, Signal, Slot
 from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
 
-from explorer.data import Sample
 from explorer.engine.preview import ModelPreview
 from models import ParamError, model_info
 
@@ -182,8 +179,8 @@ class ArchPanel(QWidget):
             self.summary_box.show_failed()
             self.params_box.set_general_error(f"This version cannot build models for the task '{p.task}'.")
             return
-        samples = [Sample(Path(path), t) for path, t in p.samples]
-        self.runner.request(task, self.arch, self.form.values(), samples, p.config.data)
+        # (path, target) pairs: the runner makes Samples on its thread (300,000 would freeze the window)
+        self.runner.request(task, self.arch, self.form.values(), p.samples, p.config.data)
 
     def request_summary(self) -> None:
         """Dry-runs now (tests, screenshots)."""

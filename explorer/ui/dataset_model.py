@@ -7,6 +7,8 @@ lazily, so only painted rows ever cost a decode.
 
 from __future__ import annotations
 
+from itertools import compress
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ ClassRole = Qt.ItemDataRole.UserRole + 3
 CountRole = Qt.ItemDataRole.UserRole + 4
 
 _Index = QModelIndex | QPersistentModelIndex
+_path, _target = itemgetter(0), itemgetter(1)
 
 
 class ClassListModel(QAbstractListModel):
@@ -47,9 +50,10 @@ class ClassListModel(QAbstractListModel):
         p = self.session.project
         self._classes = list(p.classes)
         self._counts = p.counts()
-        self._first = {}
-        for path, target in p.samples:
-            self._first.setdefault(target, path)
+        # the first image of each class (C-level iteration: 300,000 samples in a few ms; the first wins
+        # because the list is read backwards)
+        backwards = p.samples[::-1]
+        self._first = dict(zip(map(_target, backwards), map(_path, backwards), strict=True))
         self.endResetModel()
 
     @Slot(list)
@@ -113,8 +117,13 @@ class ClassListModel(QAbstractListModel):
         return True
 
 
+#: rows the grid holds at first, and adds each time it is scrolled to its end (Qt's fetchMore):
+#: the view lays out every row it holds, one Python call each, so 300,000 at once freeze the window
+FETCH_ROWS = 20_000
+
+
 class SampleListModel(QAbstractListModel):
-    """The images of one class (or all), in project order."""
+    """The images of one class (or all), in project order; :data:`FETCH_ROWS` more at a time."""
 
     def __init__(self, session: ProjectSession, thumbs: ThumbnailCache) -> None:
         super().__init__()
@@ -123,6 +132,7 @@ class SampleListModel(QAbstractListModel):
         self._filter: str | None = None
         self._rows: list[int] = []  # sample indices
         self._row_of: dict[str, int] = {}
+        self._shown = 0  # rows handed to the view so far
         self.reload()
 
     @property
@@ -139,12 +149,36 @@ class SampleListModel(QAbstractListModel):
         self.beginResetModel()
         samples = self.session.project.samples
         f = self._filter
-        if f is None:
-            self._rows = list(range(len(samples)))
-        else:
-            self._rows = [i for i, (_, t) in enumerate(samples) if t == f]
-        self._row_of = {samples[i][0]: r for r, i in enumerate(self._rows)}
+        n = len(samples)
+        # C-level iteration (range, compress, map): 300,000 samples in a few ms on the GUI thread
+        self._rows = list(range(n)) if f is None else list(compress(range(n), map(f.__eq__, map(_target, samples))))
+        self._row_of = {}
+        self._shown = 0
+        self._show(min(len(self._rows), FETCH_ROWS))
         self.endResetModel()
+
+    def _show(self, more: int) -> None:
+        """Hands ``more`` rows to the view (the row of each path: for thumbnails as they arrive)."""
+        samples, start = self.session.project.samples, self._shown
+        rows = self._rows[start : start + more]
+        self._row_of.update(zip((samples[i][0] for i in rows), range(start, start + len(rows)), strict=True))
+        self._shown += len(rows)
+
+    def total(self) -> int:
+        """Images of the filter (the view may hold fewer rows so far)."""
+        return len(self._rows)
+
+    def canFetchMore(self, parent: _Index = QModelIndex()) -> bool:  # noqa: B008, N802 - Qt's signature
+        return not parent.isValid() and self._shown < len(self._rows)
+
+    def fetchMore(self, parent: _Index = QModelIndex()) -> None:  # noqa: B008, N802 - Qt's signature
+        if parent.isValid():
+            return
+        more = min(FETCH_ROWS, len(self._rows) - self._shown)
+        if more > 0:
+            self.beginInsertRows(QModelIndex(), self._shown, self._shown + more - 1)
+            self._show(more)
+            self.endInsertRows()
 
     @Slot(list)
     def on_thumbnails(self, paths: list[str]) -> None:
@@ -156,10 +190,10 @@ class SampleListModel(QAbstractListModel):
         return self._rows[row]
 
     def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
-        return 0 if parent.isValid() else len(self._rows)
+        return 0 if parent.isValid() else self._shown
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or index.row() >= len(self._rows):
+        if not index.isValid() or index.row() >= self._shown:
             return None
         path, target = self.session.project.samples[self._rows[index.row()]]
         if role == Qt.ItemDataRole.DecorationRole:

@@ -275,7 +275,7 @@ class DatasetPanel(QWidget):
         name = self.session.current_class
         self.sample_model.set_filter(name)
         self.grid.current_class = name
-        n = self.sample_model.rowCount()
+        n = self.sample_model.total()
         if name is None:
             self.grid_title.setText(f"All images ({n:,})")
             self.grid.empty_text = "No images yet. Drop image files or a folder of class folders here."

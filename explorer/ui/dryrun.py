@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, Signal, Slot
@@ -14,6 +15,7 @@ from explorer.engine.config import DataConfig
 from explorer.engine.preview import ModelPreview, estimate_input_shape, preview_model
 from explorer.engine.tasks import Task
 
+from .project import bulk_objects
 from .threads import new_pool
 
 __all__ = ["DryRunner", "ModelPreview"]
@@ -31,6 +33,8 @@ class _DryRunJob(QRunnable):
     def run(self) -> None:
         task = self.task
         try:
+            with bulk_objects(len(self.samples)):
+                self.samples = [s if isinstance(s, Sample) else Sample(Path(s[0]), s[1]) for s in self.samples]
             c, h, w = self.runner.cached_shape(task, self.samples, self.data)
             labels = task.labels_from_targets([s.target for s in self.samples]) if self.samples else None
             result = preview_model(task, self.arch, self.params, c, (h, w), labels)
@@ -53,9 +57,15 @@ class DryRunner(QObject):
         self._done.connect(self._on_done)
 
     def request(
-        self, task: Task, arch: str, params: dict[str, Any], samples: Sequence[Sample], data: DataConfig
+        self,
+        task: Task,
+        arch: str,
+        params: dict[str, Any],
+        samples: Sequence[Sample | tuple[str, str]],
+        data: DataConfig,
     ) -> None:
-        """Preview ``arch`` as a run of ``task`` on ``samples`` with the data settings ``data`` would build it."""
+        """Preview ``arch`` as a run of ``task`` on ``samples`` (Samples or ``(path, target)`` pairs) with the
+        data settings ``data`` would build it."""
         self._gen += 1
         job = _DryRunJob(self, self._gen, task, arch, dict(params), list(samples), dataclasses.replace(data))
         self._pool.start(job)

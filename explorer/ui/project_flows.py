@@ -7,11 +7,12 @@ holds runs that live only in the autosave (:meth:`ProjectFlows.may_replace_proje
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Slot
+from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
@@ -20,9 +21,10 @@ from explorer.engine import RunFolderError, load_run, runfolder
 
 from .dataset_views import paths_from_mime
 from .open_model import OpenModelWindow, open_model_dialog
-from .project import PROJECT_SUFFIX, ProjectError, RunRecord
+from .project import PROJECT_SUFFIX, Project, ProjectError, RunRecord
 from .session import AUTOSAVE_NAME, ProjectSession
 from .settings import app_home, recent_projects, remove_recent_project
+from .threads import new_pool
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
@@ -34,7 +36,17 @@ else:
 __all__ = ["ProjectFlows", "PROJECT_FILTER", "load_any"]
 
 PROJECT_FILTER = f"Model Explorer projects (*{PROJECT_SUFFIX} *.json)"
+#: a project file larger than this (about 20,000 samples) is read on a worker thread
+BACKGROUND_BYTES = 2**20
+OPEN_POLL_MS = 20
 _Button = QMessageBox.StandardButton
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0  # the reader names the problem
 
 
 def load_any(session: ProjectSession, path: str) -> str:
@@ -105,19 +117,81 @@ class ProjectFlows(_Base):
 
     @Slot(str)
     def open_project(self, path: str) -> bool:
+        """Opens a project file; one over :data:`BACKGROUND_BYTES` is read on a worker thread (True:
+        it is being read; :attr:`opening_project` says until when) so the window never freezes."""
+        if self.opening_project:
+            self.show_message(f"Still opening {self._opening[0]}.")
+            return False
         if not self.may_replace_project("opening another project"):
             return False
+        if _file_size(path) > BACKGROUND_BYTES:
+            self._open_in_background(path)
+            return True
         try:
             self.session.open_project(path)
         except ProjectError as e:
-            remove_recent_project(path)
-            self.warn_project(e)
+            self._open_failed(path, e)
             return False
-        self.tabs.setCurrentIndex(3 if self.session.project.runs else 0)
+        self._opened()
         return True
+
+    @property
+    def opening_project(self) -> bool:
+        """True while a large project file is being read on a worker thread."""
+        return getattr(self, "_opening", None) is not None
+
+    def _open_in_background(self, path: str) -> None:
+        box: dict[str, object] = {}
+
+        def read() -> None:  # worker thread: plain Python, no Qt
+            try:
+                box["project"] = Project.load(path)
+            except ProjectError as e:
+                box["error"] = e
+            except (MemoryError, RecursionError, OSError) as e:
+                box["error"] = ProjectError(f"{path}: cannot read ({type(e).__name__}: {e})")
+
+        if getattr(self, "_open_pool", None) is None:
+            self._open_pool = new_pool("project-open", parent=self)
+            self._open_poll = QTimer(self)
+            self._open_poll.setInterval(OPEN_POLL_MS)
+            self._open_poll.timeout.connect(self._poll_open)
+        self._opening = (path, box)
+        self.show_message(f"Opening {path} ({_file_size(path) / 2**20:.0f} MB)…")
+        self.setCursor(Qt.CursorShape.BusyCursor)
+        self._open_pool.start(read)
+        self._open_poll.start()
+
+    @Slot()
+    def _poll_open(self) -> None:
+        path, box = self._opening
+        if not box:
+            return
+        self._open_poll.stop()
+        self._opening = None
+        self.unsetCursor()
+        error = box.get("error")
+        if isinstance(error, ProjectError):
+            self._open_failed(path, error)
+            return
+        project = box["project"]
+        assert isinstance(project, Project)
+        self.session.open_project(path, project)
+        self.show_message(f"opened {path}: {project.describe()}")
+        self._opened()
+
+    def _open_failed(self, path: str, error: ProjectError) -> None:
+        remove_recent_project(path)
+        self.warn_project(error)
+
+    def _opened(self) -> None:
+        self.tabs.setCurrentIndex(3 if self.session.project.runs else 0)
 
     def open_path(self, path: str) -> None:
         """What ``model-explorer gui PATH`` opens: a project, a data folder, a manifest or sample:NAME."""
+        if Path(path).suffix.lower() == PROJECT_SUFFIX:  # large ones are read on a worker thread
+            self.open_project(path)
+            return
         try:
             msg = load_any(self.session, path)
         except ProjectError as e:

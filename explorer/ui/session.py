@@ -125,10 +125,10 @@ class ProjectSession(QObject):
     def new_project(self) -> None:
         self._replace(Project(), None)
 
-    def open_project(self, path: str | os.PathLike[str]) -> None:
-        """Raises ProjectError."""
+    def open_project(self, path: str | os.PathLike[str], project: Project | None = None) -> None:
+        """Opens ``path`` (``project``: already read from it, e.g. on a worker thread). Raises ProjectError."""
         path = Path(path)
-        project = Project.load(path)
+        project = Project.load(path) if project is None else project
         for run in project.runs:
             if run.status == "running":  # the app ended while it trained
                 run.status = "interrupted"

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import pytest
 from PySide6.QtWidgets import QMessageBox
 
 from explorer.engine import RunConfig
+from explorer.ui.dataset_model import FETCH_ROWS
 from explorer.ui.project import MAX_PROJECT_BYTES, Project, ProjectError, RunRecord, read_project_file
 from explorer.ui.project_flows import load_any
 from explorer.ui.session import ProjectSession
@@ -262,3 +264,73 @@ def test_every_field_mutated_opens_in_the_window_or_shows_a_dialog(qtbot, tmp_pa
             assert "not a Model Explorer project" in shown[0] or any(n in shown[0] for n in _field_names(field))
     assert not escaped, "\n".join(escaped)
     assert opened > 50
+
+
+# -- a large project opens without freezing the window ----------------------------------------------
+
+
+class _StallProbe:
+    """A 10 ms precise timer on the GUI thread (as explorer/ui/bench.py): how late each tick fires
+    (wall clock) and how much CPU the GUI thread spent since the tick before. The CPU figure is the
+    GUI thread's own work; lateness also counts a busy machine's scheduling."""
+
+    def __init__(self) -> None:
+        from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+
+        self.late_ms: list[float] = []
+        self.cpu_ms: list[float] = []
+        self._clock = QElapsedTimer()
+        self._timer = QTimer()
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._timer.setInterval(10)
+        self._timer.timeout.connect(self._tick)
+        self._last: tuple[int, float] | None = None
+
+    def start(self) -> None:
+        self._clock.start()
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._timer.stop()
+
+    def _tick(self) -> None:
+        now, cpu = self._clock.elapsed(), time.thread_time()
+        if self._last is not None:
+            self.late_ms.append(now - self._last[0] - 10)
+            self.cpu_ms.append((cpu - self._last[1]) * 1000)
+        self._last = (now, cpu)
+
+
+@pytest.mark.gui
+@pytest.mark.slow  # ~20-40 s: writes, reads and shows 300,000 samples
+def test_a_project_of_300k_samples_opens_without_freezing_the_window(qtbot, tmp_path: Path) -> None:
+    n = 300_000
+    doc = Project(name="big", classes=[f"c{i}" for i in range(10)]).to_dict()
+    doc["samples"] = [[f"images/c{i % 10}/{i:06d}.png", f"c{i % 10}"] for i in range(n)]  # files need not exist
+    path = tmp_path / "big.mexp"
+    path.write_text(json.dumps(doc, indent=2))
+    w = make_window(qtbot)
+    probe = _StallProbe()
+    probe.start()
+    t0 = time.perf_counter()
+    assert w.open_project(str(path))
+    assert w.opening_project  # read on a worker thread
+    qtbot.waitUntil(lambda: not w.opening_project, timeout=300_000)
+    opened = time.perf_counter() - t0
+    qtbot.wait(300)
+    panel = w.dataset_panel
+    model = panel.sample_model
+    assert model.total() == n and w.session.project.counts()["c3"] == n // 10
+    assert model.rowCount() == FETCH_ROWS and panel.grid_title.text() == f"All images ({n:,})"
+    panel.grid.scrollToBottom()  # the grid is usable: scrolled (it fetches more rows), filtered, back to all
+    qtbot.waitUntil(lambda: model.rowCount() > FETCH_ROWS)
+    panel.select_class("c3")
+    qtbot.waitUntil(lambda: model.total() == n // 10)
+    panel.select_class(None)
+    qtbot.waitUntil(lambda: model.total() == n)
+    qtbot.wait(300)
+    probe.stop()
+    worst_cpu, worst_late = max(probe.cpu_ms), max(probe.late_ms)
+    print(f"opened in {opened:.1f} s; GUI thread: max {worst_cpu:.0f} ms CPU, max {worst_late:.0f} ms late")
+    assert worst_cpu < 200, f"the GUI thread worked {worst_cpu:.0f} ms without a break"
+    assert worst_late < 1000, f"the window froze for {worst_late:.0f} ms"
