@@ -42,13 +42,12 @@ def train_command(
 ) -> list[str]:
     """The command line of a training in a separate process (the one place that builds it).
 
-    One process runs the CLI directly; several run it under torchrun (one node, gloo on CPU,
-    NCCL on CUDA), which the trainer's distributed mode picks up.
+    One process runs the CLI directly; several go through the CLI's own ``--nproc-per-node``,
+    which starts torchrun (one node, gloo on CPU, NCCL on CUDA) the one way the project knows.
     """
-    train = ["-m", "explorer", "train", data, "--config", str(config_file), "--out", str(run_dir), "--quiet"]
-    if processes <= 1:
-        return [sys.executable, *train]
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}", *train]
+    train = [sys.executable, "-m", "explorer", "train", data, "--config", str(config_file), "--out", str(run_dir)]
+    train.append("--quiet")
+    return train if processes <= 1 else [*train, f"--nproc-per-node={processes}"]
 
 
 class RunFollower(QObject):
