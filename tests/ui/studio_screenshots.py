@@ -66,10 +66,12 @@ def grab_sections(panel: InspectorPanel, out: Path, prefix: str) -> None:
         if kind is None or kind in seen:
             continue
         seen.add(kind)
-        view.scroll.ensureWidgetVisible(sec, 0, 0)
+        view.scroll.verticalScrollBar().setValue(sec.y())  # the section at the top
         pump(300)
-        if isinstance(sec, GradCamSection) and len(sec.buttons) > 1:
-            sec.select(1)
+        if isinstance(sec, GradCamSection) and len(sec.buttons) > 1 and not view.output.bars_plot.isVisible():
+            sec.select(1)  # the second character / word (a classifier keeps its predicted class)
+        if kind in ("feature_maps", "filters"):
+            sec.enlarge(3)  # as a click on the fourth tile
         if isinstance(sec, AttentionSection) and len(sec.words) > 1:
             sec.select(1)
         if isinstance(sec, SpatialStateSection):

@@ -94,6 +94,7 @@ class AttentionSection(Section):
         self.body.addWidget(self.view)
         self.beam_title = QLabel("")
         self.beam_title.setProperty("role", "hint")
+        self.beam_title.setWordWrap(True)
         self.beam = QListWidget()
         self.beam.setMaximumHeight(96)
         self.beam.itemClicked.connect(lambda item: self.show_candidate(self.beam.row(item)))
