@@ -110,6 +110,7 @@ def opened(out: Path, family: str, run_dir: Path) -> None:
 
 
 def live(out: Path) -> None:
+    from explorer.engine import DataReady
     from explorer.ui.bench import _config
     from explorer.ui.worker import TrainingController
 
@@ -119,6 +120,7 @@ def live(out: Path) -> None:
     panel.show()
     controller.probe.connect(panel.show_report)
     controller.started.connect(lambda d: panel.set_run(d, load_model=False))
+    controller.event.connect(lambda e: panel.set_labels(e.labels) if isinstance(e, DataReady) else None)
     cfg = _config("sample:shapes", "cnn", 3, None, "cpu")
     controller.start(cfg, tempfile.mkdtemp(prefix="me-studio-live-") + "/run")
     if wait_for(lambda: painted_view(panel, 6) is not None, 900):
