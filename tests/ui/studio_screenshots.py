@@ -66,10 +66,12 @@ def grab_sections(panel: InspectorPanel, out: Path, prefix: str) -> None:
         if kind is None or kind in seen:
             continue
         seen.add(kind)
-        view.scroll.ensureWidgetVisible(sec, 0, 0)
+        view.scroll.verticalScrollBar().setValue(sec.y())  # the section at the top
         pump(300)
-        if isinstance(sec, GradCamSection) and len(sec.buttons) > 1:
-            sec.select(1)
+        if isinstance(sec, GradCamSection) and len(sec.buttons) > 1 and not view.output.bars_plot.isVisible():
+            sec.select(1)  # the second character / word (a classifier keeps its predicted class)
+        if kind in ("feature_maps", "filters"):
+            sec.enlarge(3)  # as a click on the fourth tile
         if isinstance(sec, AttentionSection) and len(sec.words) > 1:
             sec.select(1)
         if isinstance(sec, SpatialStateSection):
@@ -108,6 +110,7 @@ def opened(out: Path, family: str, run_dir: Path) -> None:
 
 
 def live(out: Path) -> None:
+    from explorer.engine import DataReady
     from explorer.ui.bench import _config
     from explorer.ui.worker import TrainingController
 
@@ -117,6 +120,7 @@ def live(out: Path) -> None:
     panel.show()
     controller.probe.connect(panel.show_report)
     controller.started.connect(lambda d: panel.set_run(d, load_model=False))
+    controller.event.connect(lambda e: panel.set_labels(e.labels) if isinstance(e, DataReady) else None)
     cfg = _config("sample:shapes", "cnn", 3, None, "cpu")
     controller.start(cfg, tempfile.mkdtemp(prefix="me-studio-live-") + "/run")
     if wait_for(lambda: painted_view(panel, 6) is not None, 900):

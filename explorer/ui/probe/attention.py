@@ -25,7 +25,7 @@ from .paint import OVERLAY_CMAP, TOGGLE_QSS, BarLevels, ColorBar, FixedRange, Se
 
 __all__ = ["AttentionSection", "upsample", "overlay"]
 
-WORDS_PER_ROW = 10
+WORDS_PER_ROW = 8
 PLAY_MS = 800  # per word while playing
 ALPHA = 0.6  # weight of the attention colours over the image
 
@@ -94,6 +94,7 @@ class AttentionSection(Section):
         self.body.addWidget(self.view)
         self.beam_title = QLabel("")
         self.beam_title.setProperty("role", "hint")
+        self.beam_title.setWordWrap(True)
         self.beam = QListWidget()
         self.beam.setMaximumHeight(96)
         self.beam.itemClicked.connect(lambda item: self.show_candidate(self.beam.row(item)))

@@ -177,6 +177,7 @@ class FeatureMapSection(Section):
         self.enlarged_index: int | None = None
         self.enlarged_label = QLabel("")
         self.enlarged_label.setProperty("role", "hint")
+        self.enlarged_label.setWordWrap(True)
         self.enlarged_label.hide()
         self._hw_tile = hw
         self.enlarged: Enlarged | None = None  # built on the first click (a plot costs ~20 ms to build)

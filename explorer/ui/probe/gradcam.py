@@ -20,7 +20,7 @@ from .plan import keys_of_kind
 
 __all__ = ["GradCamSection", "blend", "target_text"]
 
-PER_ROW = 10
+PER_ROW = 8
 VIEW_PX = 230
 
 

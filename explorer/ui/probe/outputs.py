@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..style import COLORS
-from .paint import HeatmapPlot, Section, set_text
+from .paint import Axes, HeatmapPlot, Section, set_text
 
 __all__ = ["CtcPlot", "CtcSection", "OutputPanel", "ctc_class_names"]
 
@@ -81,14 +81,12 @@ class OutputPanel(QWidget):
         self.text.setTextFormat(Qt.TextFormat.PlainText)  # captions may hold "<unk>"
         self.text.setStyleSheet("font-size: 17px; font-weight: 600;")
         self.text.hide()
-        self.bars_plot = pg.PlotWidget(enableMenu=False)
+        self.bars_plot = pg.GraphicsLayoutWidget()
+        self.bars_plot.setBackground("w")
         self.bars_plot.setFixedHeight(120)
-        bp = self.bars_plot.getPlotItem()
-        bp.setMouseEnabled(x=False, y=False)
-        bp.hideButtons()
-        bp.setYRange(0, 1, padding=0.02)
-        bp.setLabel("left", "probability")
-        bp.setLabel("bottom", "class")
+        self.bars_axes = bp = Axes("class", "probability")
+        self.bars_plot.addItem(bp, row=0, col=0)
+        bp.setRange(yRange=(0, 1), padding=0.02)
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.6, brush=COLORS["train"])
         bp.addItem(self.bars)
         self.bars_plot.hide()
@@ -143,10 +141,8 @@ class OutputPanel(QWidget):
         if names != self._tick_labels:
             self._tick_labels = names
             every = max(1, len(names) // 20)
-            self.bars_plot.getPlotItem().getAxis("bottom").setTicks(
-                [[(i, n[:10]) for i, n in enumerate(names) if i % every == 0]]
-            )
-            self.bars_plot.getPlotItem().setXRange(-0.6, max(len(names), 1) - 0.4, padding=0)
+            self.bars_axes.getAxis("bottom").setTicks([[(i, n[:10]) for i, n in enumerate(names) if i % every == 0]])
+            self.bars_axes.setRange(xRange=(-0.6, max(len(names), 1) - 0.4), padding=0)
         self.bars.setOpts(x=np.arange(len(probs)), height=probs, width=0.6)
         if len(probs):
             k = int(np.argmax(probs))

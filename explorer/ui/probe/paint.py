@@ -181,8 +181,17 @@ class Axes(pg.GraphicsLayout):
         else:
             self.vb.addItem(item)
 
+    def removeItem(self, item) -> None:  # noqa: ANN001, N802
+        self.vb.removeItem(item)
+
     def setRange(self, **kwargs) -> None:  # noqa: ANN003, N802
         self.vb.setRange(**kwargs)
+
+    def setLabel(self, side: str, text: str) -> None:  # noqa: N802
+        self.axes[side].setLabel(text)
+
+    def invertY(self, b: bool = True) -> None:  # noqa: N802
+        self.vb.invertY(b)
 
 
 class BarLevels:
