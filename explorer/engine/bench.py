@@ -52,7 +52,7 @@ def bare_loop(cfg: RunConfig, data: Any, device: torch.device) -> float:
     opt = build_optimizer(model, tc)
     x = pre.to_tensor(data.train.x).to(device).contiguous(memory_format=fmt)
     y = data.train.targets.to(device)
-    vx = pre.to_tensor(data.val.x).to(device)
+    vx = pre.to_tensor(data.val.x).to(device).contiguous(memory_format=fmt)
     vy = data.val.targets.to(device)
     gen = torch.Generator().manual_seed(tc.seed)
     steps = len(batch_indices(torch.arange(len(y)), tc.batch_size))

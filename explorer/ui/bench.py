@@ -15,6 +15,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -180,32 +181,27 @@ def _throughput(cfg: Any, run_dir: str, app_sps: float) -> dict[str, float]:
 
 
 def cli_throughput(cfg: Any, run_dir: str) -> float:
-    """Samples/s of ``cfg`` trained as ``model-explorer train`` does: in the calling thread, with
-    PyTorch's default CPU threads, the default GIL switch interval and no live probes."""
-    import copy
+    """Samples/s (``metrics.json``) of ``cfg``'s run trained by ``model-explorer train`` itself, in a
+    subprocess: its own process, main thread, PyTorch's default CPU threads, no live probes.
+
+    Not an in-process imitation: on a loaded 2-core machine the same Trainer run in this process's
+    main thread measured 4x slower than in a thread (docs/inspector_bench.md, "Throughput")."""
+    import json
+    import subprocess
     import sys
 
-    import torch
-
-    from explorer.engine import Finished, Trainer
-
-    from .worker import gui_friendly_threads
-
-    cli_cfg = copy.deepcopy(cfg)
-    cli_cfg.train.probe_interval = 0.0  # the CLI's default: nobody watches
-    threads, switch = torch.get_num_threads(), sys.getswitchinterval()
-    torch.set_num_threads(gui_friendly_threads())  # PyTorch's default, as the CLI runs
-    try:
-        fin = None
-        for ev in Trainer(cli_cfg, run_dir).run():
-            if isinstance(ev, Finished):
-                fin = ev
-    finally:
-        torch.set_num_threads(threads)
-        sys.setswitchinterval(switch)
-    if fin is None or fin.status not in ("completed", "early_stopped"):
-        raise RuntimeError(f"the CLI-style run {fin.status if fin else 'ended'}: {fin.message if fin else ''}")
-    return float(fin.metrics.get("samples_per_second", 0.0))
+    tc = cfg.train
+    cmd = [sys.executable, "-m", "explorer", "train", str(cfg.data.source), "--arch", cfg.arch]
+    cmd += ["--epochs", str(tc.epochs), "--batch-size", str(tc.batch_size), "--seed", str(tc.seed)]
+    cmd += ["--device", tc.device, "--out", run_dir]
+    for key, value in (cfg.params or {}).items():
+        text = ",".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
+        cmd += ["--set", f"{key}={text}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"the CLI run failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+    metrics = json.loads((Path(run_dir) / "metrics.json").read_text(encoding="utf-8"))
+    return float(metrics.get("samples_per_second", 0.0))
 
 
 def bench_ui(
@@ -225,7 +221,7 @@ def bench_ui(
     Returns:
         ``stall_p50_ms``, ``stall_p99_ms``, ``stall_max_ms``, ``samples_per_second`` (the app's),
         ``cli_samples_per_second`` and ``throughput_ratio`` (:func:`cli_throughput`: the same run
-        trained as the CLI does, right after; app / CLI), ``views``
+        trained by ``model-explorer train`` right after; app / CLI), ``views``
         (kind -> {``paints``, ``p50_ms``, ``p99_ms``, ``cpu_p99_ms``}, for every kind painted; p50 / p99
         are wall time on the GUI thread, ``cpu_p99_ms`` its CPU time, which leaves out the waits a
         busy machine adds) and
