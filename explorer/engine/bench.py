@@ -29,6 +29,7 @@ from .config import RunConfig
 from .device import autocast_dtype, describe_device, memory_format, resolve_device
 from .events import EpochReport, ModelReady
 from .schedule import lr_factor
+from .tasks import EVAL_BATCH
 from .tasks.classify import ClassifyTask
 from .trainer import Trainer, batch_indices, build_optimizer
 
@@ -75,8 +76,8 @@ def bare_loop(cfg: RunConfig, data: Any, device: torch.device) -> float:
             step += 1
         model.eval()
         with torch.no_grad(), autocast():
-            for i in range(0, len(vy), 256):
-                F.cross_entropy(model(vx[i : i + 256]).float(), vy[i : i + 256])
+            for i in range(0, len(vy), EVAL_BATCH):  # the engine's validation batches
+                F.cross_entropy(model(vx[i : i + EVAL_BATCH]).float(), vy[i : i + EVAL_BATCH])
     _sync(device)
     return time.perf_counter() - t0
 

@@ -502,10 +502,12 @@ def _caption_folder(root: Path) -> Path:
     return root
 
 
-@pytest.mark.parametrize("family", [pytest.param("backbone", marks=pytest.mark.slow), "captioner"])
+@pytest.mark.parametrize("family", [pytest.param("backbone", marks=pytest.mark.slow), "captioner", "crnn"])
 def test_stop_ends_a_heavy_run_within_a_second_also_mid_validation(family: str, tmp_path: Path) -> None:
     if family == "backbone":  # resnet18 on 64x64: one validation batch alone takes seconds on a CPU
         data, params = write_two_class_folder(tmp_path / "data", n=100, size=64, rgb=True), {"arch": "resnet18"}
+    elif family == "crnn":  # 300 validation images: an LSTM over one validation batch is one call a stop cannot cut
+        data, params = write_two_class_folder(tmp_path / "data", n=300, size=48), {}
     else:
         data, params = _caption_folder(tmp_path / "data"), {}
     for when in ("training", "validation"):

@@ -10,12 +10,13 @@ from __future__ import annotations
 from explorer.data import Source
 
 from ..config import ConfigError
-from .base import Evaluation, Example, ExportGraph, Headline, InspectRequest, PreparedData, Split, Task
+from .base import EVAL_BATCH, Evaluation, Example, ExportGraph, Headline, InspectRequest, PreparedData, Split, Task
 from .caption import CaptionTask
 from .classify import ClassifyTask
 from .sequence import SequenceTask
 
 __all__ = [
+    "EVAL_BATCH",
     "Evaluation",
     "Example",
     "ExportGraph",

@@ -36,7 +36,23 @@ from ..preprocess import Preprocess
 from ._export import ExportGraph, image_graph
 from ._prepare import Geometry
 
-__all__ = ["Split", "PreparedData", "Evaluation", "Example", "ExportGraph", "Headline", "InspectRequest", "Task"]
+__all__ = [
+    "EVAL_BATCH",
+    "Split",
+    "PreparedData",
+    "Evaluation",
+    "Example",
+    "ExportGraph",
+    "Headline",
+    "InspectRequest",
+    "Task",
+]
+
+#: Images per forward pass when a task validates, evaluates or predicts a whole split. Small enough
+#: that one pass of a recurrent model (an LSTM over a batch is one call a stop cannot cut) stays
+#: well under the 1 s a Stop may take on a loaded CPU, and that validation's activations stay small
+#: beside the data's memory budget; large enough to keep a GPU busy on these image sizes.
+EVAL_BATCH = 64
 
 
 @dataclass

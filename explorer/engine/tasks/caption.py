@@ -32,7 +32,7 @@ from ..preprocess import Preprocess
 from ._export import ExportGraph, random_images
 from ._maps import sum_to_one, to_size
 from ._prepare import Geometry, fit_preprocess, load
-from .base import Evaluation, Headline, InspectRequest, PreparedData, Split, Task
+from .base import EVAL_BATCH, Evaluation, Headline, InspectRequest, PreparedData, Split, Task
 
 __all__ = ["CaptionTask", "DEFAULT_MAX_LEN"]
 
@@ -236,8 +236,8 @@ class CaptionTask(Task):
         vocab = Vocabulary(list(labels))
         n_pairs = len(split)
         loss_sum, n_words = 0.0, 0
-        for i in range(0, n_pairs, 128):
-            idx = torch.arange(i, min(i + 128, n_pairs), device=split.x.device)
+        for i in range(0, n_pairs, EVAL_BATCH):
+            idx = torch.arange(i, min(i + EVAL_BATCH, n_pairs), device=split.x.device)
             x, t = self.batch(split, idx)
             with autocast():
                 logits, _ = model(pre.to_tensor(x.to(device)), t["tokens"].to(device))
@@ -265,7 +265,7 @@ class CaptionTask(Task):
         autocast: Any,
         vocab: Vocabulary,
         beam: int,
-        batch_size: int = 64,
+        batch_size: int = EVAL_BATCH,
     ) -> list[dict[str, Any]]:
         n = int(split.x.shape[0])
         out: list[dict[str, Any]] = []

@@ -28,7 +28,7 @@ from ..metrics import classification_report
 from ..preprocess import Preprocess
 from ._maps import normalise01, to_size
 from ._prepare import Geometry, fit_preprocess, load
-from .base import Evaluation, Headline, InspectRequest, PreparedData, Split, Task
+from .base import EVAL_BATCH, Evaluation, Headline, InspectRequest, PreparedData, Split, Task
 
 __all__ = ["ClassifyTask", "evaluate_logits"]
 
@@ -279,7 +279,7 @@ def evaluate_logits(
     y: torch.Tensor,
     device: torch.device,
     autocast: Any = nullcontext,
-    batch_size: int = 256,
+    batch_size: int = EVAL_BATCH,
     classes: int | None = None,
 ) -> tuple[float, float, np.ndarray]:
     """Mean loss, accuracy and predicted classes of a uint8 image tensor (only the first
@@ -370,7 +370,12 @@ def _mae(pred: torch.Tensor, target: torch.Tensor, reg: dict[str, Any]) -> dict[
 
 @torch.no_grad()
 def _all_outputs(
-    model: nn.Module, pre: Preprocess, x: torch.Tensor, device: torch.device, autocast: Any, batch_size: int = 256
+    model: nn.Module,
+    pre: Preprocess,
+    x: torch.Tensor,
+    device: torch.device,
+    autocast: Any,
+    batch_size: int = EVAL_BATCH,
 ) -> torch.Tensor:
     was_training = model.training
     model.eval()

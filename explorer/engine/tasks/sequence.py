@@ -26,7 +26,7 @@ from ..ctc import char_confusion, encode, greedy_decode, greedy_decode_batch, pr
 from ..preprocess import Preprocess
 from ._export import ExportGraph, image_graph
 from ._prepare import MAX_HEIGHT, MIN_HEIGHT, Geometry, fit_preprocess, load
-from .base import Evaluation, Headline, InspectRequest, PreparedData, Split, Task
+from .base import EVAL_BATCH, Evaluation, Headline, InspectRequest, PreparedData, Split, Task
 
 __all__ = ["SequenceTask", "MIN_HEIGHT", "MAX_HEIGHT"]
 
@@ -214,8 +214,8 @@ class SequenceTask(Task):
         model.eval()
         total_loss, texts = 0.0, []
         n = len(split)
-        for i in range(0, n, 128):
-            idx = torch.arange(i, min(i + 128, n), device=split.x.device)
+        for i in range(0, n, EVAL_BATCH):
+            idx = torch.arange(i, min(i + EVAL_BATCH, n), device=split.x.device)
             x, t = self.batch(split, idx)
             x = pre.to_tensor(x.to(device))
             with autocast():
