@@ -113,7 +113,7 @@ def test_generate_greedy_shapes_and_tokens() -> None:
     for cands in out:
         assert len(cands) == 1
         c = cands[0]
-        assert set(c) == {"tokens", "score", "alphas"}
+        assert set(c) == {"tokens", "score", "alphas", "logp", "ended"}
         assert len(c["tokens"]) <= 7
         assert not {PAD, START, END} & set(c["tokens"])
         assert c["alphas"].shape == (len(c["tokens"]), p)

@@ -160,7 +160,8 @@ def test_play_steps_through_the_words_and_stops_at_the_last(qtbot) -> None:
     qtbot.waitUntil(lambda: att.selected == 1, timeout=3 * PLAY_MS)
     maps = r.intermediates[att.keys[0]]
     assert np.array_equal(att.shown_map, maps[1]) and att.buttons[1].isChecked()
-    qtbot.waitUntil(lambda: not att.play_button.isChecked(), timeout=(len(att.words) + 2) * PLAY_MS)
+    att._play_timer.setInterval(20)  # the rest of the words quickly
+    qtbot.waitUntil(lambda: not att.play_button.isChecked(), timeout=10000)
     assert att.selected == len(att.words) - 1
 
 

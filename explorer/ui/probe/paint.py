@@ -128,6 +128,7 @@ class ColorBar(pg.GraphicsLayout):
         self.axis = pg.AxisItem("right")
         self.axis.linkToView(self.vb)
         self.axis.setLabel(label)
+        self.axis.enableAutoSIPrefix(False)  # weights like 0.06 stay 0.06, not "60 (x0.001)"
         self.addItem(self.vb, row=0, col=0)
         self.addItem(self.axis, row=0, col=1)
         self.cmap: str | None = None
