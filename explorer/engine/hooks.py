@@ -170,8 +170,7 @@ def probe(s: Session, epoch: int, path: str, img: torch.Tensor, with_gradcam: bo
     img = img.to(s.device)
     s.model.eval()
     x = s.data.preprocess.to_tensor(img)
-    fi = getattr(s.model, "forward_intermediates", None)
-    out, inter = fi(x) if fi is not None else (s.model(x), {})
+    out, inter = s.task.forward_intermediates(s.model, x)
     probs, text = s.task.probe_output(out, s.data.labels)
     info, output_info = _declarations(s.model, (int(x.shape[-2]), int(x.shape[-1])))
     arrays = {k: v[0].detach().float().cpu().numpy().copy() for k, v in inter.items()}

@@ -47,8 +47,8 @@ def _first(t: torch.Tensor) -> np.ndarray:
 def inspect_request(
     run: Run, x: torch.Tensor, image_size: tuple[int, int], target: str | None = None, beam: int = 1
 ) -> InspectRequest:
-    """``run.model.forward_intermediates(x)`` with the model's declarations of its parts."""
-    out, inter = run.model.forward_intermediates(x)
+    """``forward_intermediates(x)`` as the run's task decodes, with the model's declarations of its parts."""
+    out, inter = run.task_object.forward_intermediates(run.model, x)
     size = (int(x.shape[-2]), int(x.shape[-1]))
     info = run.model.intermediate_info(size)
     return InspectRequest(

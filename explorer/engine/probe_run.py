@@ -42,8 +42,7 @@ def _probe_image(run: Any, image: np.ndarray, path: str, epoch: int, with_gradca
     model = run.model.eval()
     img = torch.from_numpy(np.ascontiguousarray(image)).unsqueeze(0).to(run.device)
     x = run.input_spec.to_tensor(img)
-    fi = getattr(model, "forward_intermediates", None)
-    out, inter = fi(x) if fi is not None else (model(x), {})
+    out, inter = run.task_object.forward_intermediates(model, x)
     probs, text = run.task_object.probe_output(out, run.labels)
     info, output_info = _declarations(model, (int(x.shape[-2]), int(x.shape[-1])))
     arrays = {k: v[0].detach().float().cpu().numpy().copy() for k, v in inter.items()}

@@ -84,3 +84,24 @@ def test_captioner_trains_predicts_and_shows_attention(lines, tmp_path: Path, ca
     assert main(["predict", str(run), str(image), "--json"]) == 0
     greedy = json.loads(capsys.readouterr().out)[0]
     assert " ".join(att["tokens"]) == greedy["caption"]  # inspect shows the words predict says
+
+
+def test_probes_and_inspect_decode_as_long_as_predict(lines, tmp_path: Path) -> None:
+    """An untrained captioner never says END: every view must still stop where predict stops
+    (the run's max_len + 1 steps), not at the model's own longer default."""
+    from explorer.engine import load_run
+    from explorer.engine.probe_run import probe_run
+
+    train, test = lines
+    cfg = RunConfig(arch="captioner", params={"hidden_size": 32, "embed_dim": 16, "attention_dim": 16})
+    cfg.data.source = str(train)
+    cfg.train.epochs, cfg.train.lr = 1, 1e-8  # as good as untrained
+    list(Trainer(cfg, tmp_path / "run").run())
+    run = load_run(tmp_path / "run")
+    steps = run.task_object.decode_steps
+    assert steps == 6 < 30  # max_len 5 on these lines; the model's default is 30
+    image = test / "images" / "00000.png"
+    caption = run.predict([image])[0]["caption"]
+    report = probe_run(run, image, with_gradcam=False)
+    words = [w for w in report.tokens if w != "<pad>"]
+    assert len(words) <= steps and " ".join(words) == caption

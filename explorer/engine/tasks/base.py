@@ -335,6 +335,13 @@ class Task:
         """The headline figure of a run's metrics as text ("sequence accuracy 98.0 %")."""
         return self.headline.text(metrics)
 
+    def forward_intermediates(self, model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The model's ``forward_intermediates(x)`` run the way this task decodes (what probes,
+        the inspector and ``inspect`` show must be what ``predict`` computes); ``(model(x), {})``
+        for a model that declares no intermediates."""
+        fi = getattr(model, "forward_intermediates", None)
+        return fi(x) if fi is not None else (model(x), {})
+
     def probe_output(self, out: torch.Tensor, labels: list[str]) -> tuple[np.ndarray, str | None]:
         """(probabilities, text) of the first image of a ``forward_intermediates`` output."""
         return torch.softmax(out.float(), dim=-1)[0].cpu().numpy().copy(), None

@@ -187,7 +187,7 @@ class CaptionTask(Task):
             "start": SPECIALS.index(START),
             "end": SPECIALS.index(END),
             "grid": [gh, gw if w is not None else None],
-            "max_length": int(self.extra["max_len"]) + 1,
+            "max_length": self.decode_steps,
             "outputs": {
                 "features": "(batch, cells, dim) annotation vectors, cell = row * grid[1] + col",
                 "h": "(batch, hidden) the decoder's initial state; c likewise",
@@ -274,7 +274,7 @@ class CaptionTask(Task):
             w = split.widths[i : i + batch_size]
             x = split.x[i : i + batch_size][:, :, : int(w.max())]
             with autocast():
-                results = model.generate(pre.to_tensor(x.to(device)), max_len=self.extra["max_len"] + 1, beam=beam)
+                results = model.generate(pre.to_tensor(x.to(device)), max_len=self.decode_steps, beam=beam)
             out += [_describe(r, vocab) for r in results]
         return out
 
@@ -291,7 +291,7 @@ class CaptionTask(Task):
         self, model: nn.Module, x: torch.Tensor, widths: torch.Tensor, labels: list[str], beam: int = 0
     ) -> list[dict[str, Any]]:
         vocab = Vocabulary(list(labels))
-        results = model.generate(x, max_len=self.extra["max_len"] + 1, beam=max(beam, 1))
+        results = model.generate(x, max_len=self.decode_steps, beam=max(beam, 1))
         out = []
         for cands in results:
             best = _describe(cands, vocab)
@@ -344,12 +344,21 @@ class CaptionTask(Task):
         h, w = x.shape[-2:]
         gh, gw = model.grid_size(h, w)
         out = []
-        for cands in model.generate(x, max_len=self.extra["max_len"] + 1, beam=beam):
+        for cands in model.generate(x, max_len=self.decode_steps, beam=beam):
             best = cands[0]
             words = vocab.decode(best["tokens"])
             alphas = best["alphas"][: len(words)].float().cpu().reshape(len(words), gh, gw).numpy()
             out.append({"words": words, "grids": alphas})
         return out
+
+    @property
+    def decode_steps(self) -> int:
+        """Most decoding steps of a caption (its words and END): the run's ``max_len`` + 1."""
+        return int(self.extra["max_len"]) + 1
+
+    def forward_intermediates(self, model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Greedy decoding as long as ``predict`` decodes (the model's own default is longer)."""
+        return model.forward_intermediates(x, max_len=self.decode_steps)
 
     @torch.no_grad()
     def probe_candidates(self, model: nn.Module, x: torch.Tensor, labels: list[str]) -> list[dict[str, Any]] | None:
@@ -359,7 +368,7 @@ class CaptionTask(Task):
         vocab = Vocabulary(list(labels))
         gh, gw = model.grid_size(*x.shape[-2:])
         out = []
-        for c in model.generate(x[:1], max_len=self.extra["max_len"] + 1, beam=PROBE_BEAM)[0]:
+        for c in model.generate(x[:1], max_len=self.decode_steps, beam=PROBE_BEAM)[0]:
             words = vocab.decode(c["tokens"])
             alphas = c["alphas"][: len(words)].float().cpu().reshape(len(words), gh, gw).numpy()
             out.append(
