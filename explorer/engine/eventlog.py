@@ -90,6 +90,8 @@ def event_to_record(ev: Event | LogStarted, probe_file: str | None = None) -> di
         if isinstance(ev, ProbeReport) and (f.name in _PROBE_ARRAYS or f.name == "intermediates"):
             continue
         value = getattr(ev, f.name)
+        if isinstance(ev, ProbeReport) and f.name == "candidates" and value is not None:
+            value = [{k: v for k, v in c.items() if not isinstance(v, np.ndarray)} for c in value]
         rec[f.name] = list(value) if isinstance(value, tuple) else value
     if isinstance(ev, ProbeReport):
         rec["file"] = probe_file
@@ -117,6 +119,11 @@ def record_to_event(
             kwargs["image"] = arrays["image"]
             kwargs["probabilities"] = arrays["probabilities"]
             kwargs["intermediates"] = {n: arrays[f"x.{n}"] for n in rec.get("names", [])}
+            if kwargs.get("candidates") is not None:  # their arrays are in the npz as c.<i>.<key>
+                kwargs["candidates"] = [
+                    {**c, **{k.split(".", 2)[2]: a for k, a in arrays.items() if k.startswith(f"c.{i}.")}}
+                    for i, c in enumerate(kwargs["candidates"])
+                ]
         return cls(**kwargs)
     except (KeyError, TypeError, ValueError):
         return None
@@ -125,6 +132,8 @@ def record_to_event(
 def _probe_arrays(ev: ProbeReport) -> dict[str, np.ndarray]:
     arrays = {"image": np.ascontiguousarray(ev.image), "probabilities": np.asarray(ev.probabilities)}
     arrays.update({f"x.{n}": np.asarray(a) for n, a in ev.intermediates.items()})
+    for i, c in enumerate(ev.candidates or []):  # e.g. a beam candidate's attention
+        arrays.update({f"c.{i}.{k}": v for k, v in c.items() if isinstance(v, np.ndarray)})
     return arrays
 
 

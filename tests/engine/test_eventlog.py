@@ -4,6 +4,7 @@ torn last line, a folder that appears later, a staging folder published meanwhil
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -250,3 +251,18 @@ def test_a_trainers_log_replays_the_events_it_yielded(tmp_path: Path) -> None:
         _key(e) for e in logged[1:] if not isinstance(e, ProbeReport)
     ]
     assert len(list((run / runfolder.PROBES).glob("live_*.npz"))) <= LIVE_PROBES_KEPT
+
+
+def test_a_caption_probe_round_trips_with_its_beam_candidates(tmp_path: Path) -> None:
+    """Candidates carry arrays (each word's attention): they go to the npz, the rest to the line."""
+    alphas = np.random.default_rng(0).random((2, 3, 4), dtype=np.float32)
+    cands = [{"words": ["a", "dog"], "score": -0.5, "logp": -1.0, "ended": True, "alphas": alphas}]
+    ev = dataclasses.replace(_probe(3), candidates=cands)
+    log = EventLog(tmp_path, resumed=False)
+    log.append(ev, tmp_path)
+    log.close()
+    (got,) = _read_all(tmp_path)[1:]
+    assert isinstance(got, ProbeReport) and _same(ev, got)
+    (c,) = got.candidates
+    assert {k: v for k, v in c.items() if k != "alphas"} == {k: v for k, v in cands[0].items() if k != "alphas"}
+    np.testing.assert_array_equal(c["alphas"], alphas)
