@@ -183,7 +183,7 @@ def test_console_script_is_installed() -> None:
 TRAIN_OPTIONS = (
     "--arch --task --set --epochs --batch-size --lr --optimizer --schedule --weight-decay --grad-clip "
     "--early-stopping --val-fraction --image-size --color --augment --regress --regression-weight --device "
-    "--seed --no-amp --config --out --overwrite --resume --quiet --nproc-per-node"
+    "--seed --no-amp --config --out --overwrite --resume --quiet --nproc-per-node --no-cache --cache-dir --memory-budget"
 ).split()
 
 

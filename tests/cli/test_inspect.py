@@ -161,7 +161,7 @@ def test_inspect_writes_what_each_family_has(case: str, family_data, tmp_path: P
     run = load_run(tmp_path / "run")
     x = run.preprocess([image])
     with torch.no_grad():
-        out, inter = run.model.forward_intermediates(x)
+        out, inter = run.task_object.forward_intermediates(run.model, x)  # as the run decodes
     info = run.model.intermediate_info(tuple(x.shape[-2:]))
     for name, kinds in STATE_FILES.items():
         if name not in expected:
