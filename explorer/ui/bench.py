@@ -190,6 +190,8 @@ def cli_throughput(cfg: Any, run_dir: str) -> float:
     import subprocess
     import sys
 
+    from explorer.engine import runfolder
+
     tc = cfg.train
     cmd = [sys.executable, "-m", "explorer", "train", str(cfg.data.source), "--arch", cfg.arch]
     cmd += ["--epochs", str(tc.epochs), "--batch-size", str(tc.batch_size), "--seed", str(tc.seed)]
@@ -200,7 +202,7 @@ def cli_throughput(cfg: Any, run_dir: str) -> float:
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"the CLI run failed ({done.returncode}): {done.stderr.strip()[-500:]}")
-    metrics = json.loads((Path(run_dir) / "metrics.json").read_text(encoding="utf-8"))
+    metrics = json.loads((Path(run_dir) / runfolder.METRICS).read_text(encoding="utf-8"))
     return float(metrics.get("samples_per_second", 0.0))
 
 

@@ -69,7 +69,8 @@ def _painted_equals_direct(view: ProbeView, direct_inter: dict, direct_report) -
         kinds |= {info[k]["kind"] for k in sec.keys}
         if isinstance(sec, FeatureMapSection):
             want = stretched_rgb(direct_inter[sec.keys[0]][0].numpy()[: sec.grid.n])
-            assert all(np.array_equal(item.image, w) for item, w in zip(sec.grid.items, want)), sec.keys
+            tiles = sec.grid.tiles  # the atlas's tiles, each one channel
+            assert len(tiles) == len(want) and all(np.array_equal(t, w) for t, w in zip(tiles, want)), sec.keys
         elif isinstance(sec, RecurrentSection):
             for key in sec.keys:  # every state, gate and cell state of the layer, one after the other
                 sec.select(key)
@@ -120,7 +121,7 @@ def test_an_opened_bundle_is_inspected_with_every_declared_view(qtbot, trained, 
     direct = load_run(t.bundle)
     x = direct.preprocess([image])
     with torch.no_grad():
-        out, inter = direct.model.forward_intermediates(x)
+        out, inter = direct.task_object.forward_intermediates(direct.model, x)  # as the run decodes
     for key, a in inter.items():
         np.testing.assert_allclose(report.intermediates[key], a[0].float().numpy(), atol=1e-5, err_msg=key)
     direct_report = probe_run(direct, image)
