@@ -35,8 +35,8 @@ class _DryRunJob(QRunnable):
         try:
             with bulk_objects(len(self.samples)):
                 self.samples = [s if isinstance(s, Sample) else Sample(Path(s[0]), s[1]) for s in self.samples]
-            c, h, w = self.runner.cached_shape(task, self.samples, self.data)
-            labels = task.labels_from_targets([s.target for s in self.samples]) if self.samples else None
+                c, h, w = self.runner.cached_shape(task, self.samples, self.data)
+                labels = task.labels_from_targets([s.target for s in self.samples]) if self.samples else None
             result = preview_model(task, self.arch, self.params, c, (h, w), labels)
         except Exception as e:  # noqa: BLE001 - a dry run must never take the app down
             result = ModelPreview(input_shape=(0, 0, 0), num_outputs=0, error=f"{type(e).__name__}: {e}")

@@ -16,6 +16,8 @@ import math
 import os
 import re
 import stat
+import sys
+import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -352,6 +354,12 @@ class Project:
 BULK_OBJECTS = 50_000
 
 
+#: GIL switch interval (s) while a worker builds a bulk of objects (see :func:`bulk_objects`).
+BULK_SWITCH_INTERVAL = 0.0001
+_bulk_lock = threading.Lock()
+_bulk_depth = [0, 0.005]  # bulks running now, the switch interval to restore when none is
+
+
 @contextmanager
 def bulk_objects(count: int) -> Iterator[None]:
     """Builds ``count`` (about) long-lived objects without cyclic garbage-collector passes.
@@ -367,9 +375,21 @@ def bulk_objects(count: int) -> Iterator[None]:
         return
     enabled = gc.isenabled()
     gc.disable()
+    # A long pure-Python loop on a worker makes each of the GUI thread's many GIL hand-overs (every
+    # Qt call and every Python slot or model callback) wait up to a switch interval: hundreds of them
+    # froze the window for seconds at Python's default of 5 ms.
+    with _bulk_lock:
+        if _bulk_depth[0] == 0:
+            _bulk_depth[1] = sys.getswitchinterval()
+            sys.setswitchinterval(min(_bulk_depth[1], BULK_SWITCH_INTERVAL))
+        _bulk_depth[0] += 1
     try:
         yield
     finally:
+        with _bulk_lock:
+            _bulk_depth[0] -= 1
+            if _bulk_depth[0] == 0:
+                sys.setswitchinterval(_bulk_depth[1])
         gc.freeze()
         if enabled:
             gc.enable()
