@@ -87,7 +87,10 @@ def _check(capsys: pytest.CaptureFixture[str], argv: list[str], names: tuple[str
         json.loads(cap.out)  # strict JSON, whatever the values became
 
 
-def test_every_config_field_mutated_is_a_message(base: tuple[Path, Path], tmp_path: Path, capsys) -> None:
+def test_every_config_field_mutated_is_a_message(
+    base: tuple[Path, Path], tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a mutated data.cache_dir ("x", "-1", ...) is a relative folder: keep it here
     data, run = base
     image = str(next((data / "top").iterdir()))
     original = json.loads((run / "config.json").read_text())

@@ -239,6 +239,7 @@ def test_file_open_and_gui_path_show_a_dialog_for_a_fifo(qtbot, tmp_path: Path, 
 @pytest.mark.gui
 @pytest.mark.slow  # ~35 s: about 800 cases, each opened in the window and shown on three screens
 def test_every_field_mutated_opens_in_the_window_or_shows_a_dialog(qtbot, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # mutated relative paths (cache_dir "x", ...) stay in here
     shown = _capture_warnings(monkeypatch)
     doc = _valid_project(tmp_path)
     path = tmp_path / "fuzz.mexp"
