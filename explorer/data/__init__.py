@@ -14,7 +14,7 @@ Prediction uses :func:`read_image` + :func:`prepare_image`, the same path as tra
 """
 
 from .augment import AugmentConfig, augment_batch
-from .cache import DecodedCache, default_cache_root, memory_budget, spill_array
+from .cache import DecodedCache, available_ram, default_cache_root, memory_budget, spill_array
 from .decode import (
     DEFAULT_MAX_PIXELS,
     IMAGE_EXTENSIONS,
@@ -83,6 +83,7 @@ __all__ = [
     "list_samples",
     "load_images",
     "materialize_sample",
+    "available_ram",
     "memory_budget",
     "open_source",
     "pad_right",

@@ -66,6 +66,7 @@ from .samples import cache_dir
 
 __all__ = [
     "CACHE_VERSION",
+    "available_ram",
     "MAX_ENTRIES",
     "RACY_SECONDS",
     "CachePlan",
@@ -96,7 +97,8 @@ def default_cache_root() -> Path:
     return cache_dir() / "decoded"
 
 
-def _available_ram() -> int | None:
+def available_ram() -> int | None:
+    """Bytes of RAM available now (``MemAvailable``, else free pages); None when it cannot be told."""
     try:
         with open("/proc/meminfo", encoding="ascii") as f:
             for line in f:
@@ -119,7 +121,7 @@ def memory_budget(mib: int = 0) -> int:
     """
     if mib > 0:
         return int(mib) << 20
-    free = _available_ram()
+    free = available_ram()
     return free // 2 if free else 1 << 30
 
 

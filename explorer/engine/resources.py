@@ -16,12 +16,13 @@ elsewhere) on the CPU and ``torch.cuda.mem_get_info`` on CUDA.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
+
+from explorer.data import available_ram
 
 from .config import ConfigError
 
@@ -46,17 +47,6 @@ def fmt_bytes(n: float) -> str:
     return f"{n:.1f} TB"  # pragma: no cover
 
 
-def _meminfo_available() -> int | None:
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
 def available_bytes(device: torch.device | str = "cpu") -> int | None:
     """Memory free for a run on ``device`` now; None when it cannot be told."""
     device = torch.device(device)
@@ -67,13 +57,7 @@ def available_bytes(device: torch.device | str = "cpu") -> int | None:
             return None
     if device.type != "cpu":
         return None
-    free = _meminfo_available()
-    if free is None:
-        try:
-            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):
-            return None
-    return free
+    return available_ram()
 
 
 def check_cache_fits(images: int, height: int, width: int, channels: int, float_copy_limit: int) -> None:
