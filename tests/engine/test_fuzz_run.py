@@ -9,11 +9,9 @@ minute.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,35 +21,10 @@ from safetensors.torch import load_file, save_file
 
 from explorer.cli import main
 from tests.datasets import write_two_class_folder
+from tests.fuzz import DELETE, key_paths, mutated
 
-_DELETE = object()
 #: deleted, wrong types, out of range, NaN, huge
-MUTATIONS: list[Any] = [_DELETE, "x", [], None, -1, math.nan, 10**30, True]
-
-
-def _paths(obj: Any, prefix: tuple = (), depth: int = 2) -> Iterator[tuple]:
-    """Every key path of ``obj`` down to ``depth`` levels (list items: the first one)."""
-    if depth < 0:
-        return
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            yield (*prefix, k)
-            yield from _paths(v, (*prefix, k), depth - 1)
-    elif isinstance(obj, list) and obj:
-        yield (*prefix, 0)
-        yield from _paths(obj[0], (*prefix, 0), depth - 1)
-
-
-def _mutated(doc: Any, path: tuple, value: Any) -> Any:
-    doc = copy.deepcopy(doc)
-    parent = doc
-    for key in path[:-1]:
-        parent = parent[key]
-    if value is _DELETE:
-        del parent[path[-1]]
-    else:
-        parent[path[-1]] = value
-    return doc
+MUTATIONS: list[Any] = [DELETE, "x", [], None, -1, math.nan, 10**30, True]
 
 
 @pytest.fixture(scope="module")
@@ -97,11 +70,11 @@ def test_every_config_field_mutated_is_a_message(
     work = tmp_path / "run"
     shutil.copytree(run, work)
     cases = 0
-    for path in _paths(original):
+    for path in key_paths(original, 2):
         top, readers = len(path) == 1, _readers(path)
         for value in MUTATIONS:
-            (work / "config.json").write_text(json.dumps(_mutated(original, path, value)))
-            case = f"config.json {'.'.join(map(str, path))} = {value if value is not _DELETE else '<deleted>'}"
+            (work / "config.json").write_text(json.dumps(mutated(original, path, value)))
+            case = f"config.json {'.'.join(map(str, path))} = {value if value is not DELETE else '<deleted>'}"
             if top or "predict" in readers:
                 _check(capsys, ["predict", str(work), image, "--json"], ("config.json",), case)
             if top or "evaluate" in readers:
@@ -126,12 +99,12 @@ def test_every_checkpoint_meta_field_mutated_is_a_message(base: tuple[Path, Path
     with safe_open(str(ckpt), framework="pt") as f:
         meta = json.loads(f.metadata()["meta"])
     cases = 0
-    for path in _paths(meta, depth=3):
+    for path in key_paths(meta, 3):
         if path[:2] == ("state", "history") and len(path) > 3:
             continue
         for value in MUTATIONS:
-            _write_meta(ckpt, tensors, _mutated(meta, path, value))
-            case = f"checkpoint meta {'.'.join(map(str, path))} = {value if value is not _DELETE else '<deleted>'}"
+            _write_meta(ckpt, tensors, mutated(meta, path, value))
+            case = f"checkpoint meta {'.'.join(map(str, path))} = {value if value is not DELETE else '<deleted>'}"
             _check(
                 capsys, ["train", "--resume", str(work), "--epochs", "1", "--quiet"], ("checkpoint.safetensors",), case
             )

@@ -9,7 +9,6 @@ window with no exception escaping a view or is refused with a message naming fil
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
@@ -27,36 +26,11 @@ from explorer.ui.dataset_model import FETCH_ROWS
 from explorer.ui.project import MAX_PROJECT_BYTES, Project, ProjectError, RunRecord, read_project_file
 from explorer.ui.project_flows import load_any
 from explorer.ui.session import ProjectSession
+from tests.fuzz import DELETE, key_paths, mutated
 from tests.ui.helpers import make_window
 
-_DELETE = object()
 #: deleted, wrong types, out of range, NaN, huge (as tests/engine/test_fuzz_run.py)
-MUTATIONS: list[Any] = [_DELETE, "x", [], {}, None, -1, math.nan, 10**30, True, ["x", 1]]
-
-
-def _paths(obj: Any, prefix: tuple = (), depth: int = 3) -> Iterator[tuple]:
-    """Every key path of ``obj`` down to ``depth`` levels (list items: the first one)."""
-    if depth < 0:
-        return
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            yield (*prefix, k)
-            yield from _paths(v, (*prefix, k), depth - 1)
-    elif isinstance(obj, list) and obj:
-        yield (*prefix, 0)
-        yield from _paths(obj[0], (*prefix, 0), depth - 1)
-
-
-def _mutated(doc: Any, path: tuple, value: Any) -> Any:
-    doc = copy.deepcopy(doc)
-    parent = doc
-    for key in path[:-1]:
-        parent = parent[key]
-    if value is _DELETE:
-        del parent[path[-1]]
-    else:
-        parent[path[-1]] = value
-    return doc
+MUTATIONS: list[Any] = [DELETE, "x", [], {}, None, -1, math.nan, 10**30, True, ["x", 1]]
 
 
 def _field_names(path: tuple) -> tuple[str, ...]:
@@ -95,12 +69,12 @@ def _valid_project(root: Path) -> dict[str, Any]:
 
 
 def _cases(doc: dict[str, Any]) -> Iterator[tuple[str, tuple, Any]]:
-    for path in _paths(doc):
+    for path in key_paths(doc, 3):
         for value in MUTATIONS:
-            if path == ("format",) and value is not _DELETE:
+            if path == ("format",) and value is not DELETE:
                 continue  # any other format is "not a project": covered once below
-            shown = "<deleted>" if value is _DELETE else repr(value)[:20]
-            yield f"{'.'.join(map(str, path))} = {shown}", path, _mutated(doc, path, value)
+            shown = "<deleted>" if value is DELETE else repr(value)[:20]
+            yield f"{'.'.join(map(str, path))} = {shown}", path, mutated(doc, path, value)
 
 
 # -- the file itself: Qt-free ---------------------------------------------------------------------
@@ -163,8 +137,8 @@ def test_every_field_mutated_loads_or_names_the_file_and_field(tmp_path: Path) -
     doc = _valid_project(tmp_path)
     path = tmp_path / "fuzz.mexp"
     loaded = refused = 0
-    for case, field, mutated in _cases(doc):
-        path.write_text(json.dumps(mutated))
+    for case, field, changed in _cases(doc):
+        path.write_text(json.dumps(changed))
         try:
             Project.load(path)
             loaded += 1
@@ -193,12 +167,12 @@ def test_damaged_values_are_refused_with_their_field(tmp_path: Path) -> None:
         (("version",), 1.5, "field 'version'"),
     ]
     for field, value, expected in cases:
-        path.write_text(json.dumps(_mutated(doc, field, value)))
+        path.write_text(json.dumps(mutated(doc, field, value)))
         with pytest.raises(ProjectError, match=expected.replace("[", r"\[").replace("]", r"\]")) as e:
             Project.load(path)
         assert str(path) in str(e.value)
     # tolerated: a class listed twice is one; a sample's unknown class is added; NaN figures become null
-    ok = _mutated(doc, ("classes",), ["cat", "cat"])
+    ok = mutated(doc, ("classes",), ["cat", "cat"])
     ok["samples"].append(["images/z.png", "bird"])
     ok["runs"][0]["metrics"]["train_seconds"] = math.nan
     path.write_text(json.dumps(ok))
@@ -245,8 +219,8 @@ def test_every_field_mutated_opens_in_the_window_or_shows_a_dialog(qtbot, tmp_pa
     path = tmp_path / "fuzz.mexp"
     w = make_window(qtbot)
     opened, escaped = 0, []
-    for case, field, mutated in _cases(doc):
-        path.write_text(json.dumps(mutated))
+    for case, field, changed in _cases(doc):
+        path.write_text(json.dumps(changed))
         shown.clear()
         with qtbot.capture_exceptions() as errors:
             ok = w.open_project(str(path))
