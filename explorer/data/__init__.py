@@ -14,7 +14,7 @@ Prediction uses :func:`read_image` + :func:`prepare_image`, the same path as tra
 """
 
 from .augment import AugmentConfig, augment_batch
-from .cache import DecodedCache, available_ram, default_cache_root, memory_budget, spill_array
+from .cache import DecodedCache, default_cache_root
 from .decode import (
     DEFAULT_MAX_PIXELS,
     IMAGE_EXTENSIONS,
@@ -37,6 +37,7 @@ from .decode import (
 from .errors import DataError
 from .layouts import MANIFEST_LAYOUTS, TargetLayout
 from .loading import COLOR_MODES, LoadedImages, infer_image_size, load_images
+from .memory import available_ram, data_budget, memory_budget, release_free_heap, spill_array
 from .samples import SAMPLES, cache_dir, list_samples, materialize_sample
 from .sources import (
     MANIFEST_NAME,
@@ -75,6 +76,7 @@ __all__ = [
     "augment_batch",
     "cache_dir",
     "decode_image",
+    "data_budget",
     "default_cache_root",
     "fit_width",
     "from_files",
@@ -98,6 +100,7 @@ __all__ = [
     "read_manifest",
     "resize_image",
     "scan_folder",
+    "release_free_heap",
     "spill_array",
     "stratified_split",
     "to_channels",

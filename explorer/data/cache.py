@@ -38,11 +38,11 @@ evaluation subset of a training set), rows of every valid entry of the signature
 :data:`MAX_ENTRIES` newest) are reused and only the rest is decoded; the result becomes a
 new entry and the oldest entries beyond :data:`MAX_ENTRIES` are deleted.
 
-**Memory budget.** :func:`memory_budget` is how much RAM the decoded images of a run may
+**Memory budget.** :func:`~explorer.data.memory.data_budget` is how much RAM the decoded images of a run may
 take: a set number of MiB, or by default half of the memory available when asked. Loads
 through the cache decode straight into the memory-mapped file, so decoding never holds the
 whole array in RAM; consumers (the engine's train/validation split) keep arrays larger
-than the budget on disk (:func:`spill_array`) instead of copying them into memory.
+than the budget on disk (:func:`~explorer.data.memory.spill_array`) instead of copying them into memory.
 """
 
 from __future__ import annotations
@@ -66,15 +66,12 @@ from .samples import cache_dir
 
 __all__ = [
     "CACHE_VERSION",
-    "available_ram",
     "MAX_ENTRIES",
     "RACY_SECONDS",
     "CachePlan",
     "DecodedCache",
     "default_cache_root",
-    "memory_budget",
     "row_sums",
-    "spill_array",
 ]
 
 log = logging.getLogger(__name__)
@@ -95,54 +92,6 @@ FileId = tuple[str, int, int, int, int]
 def default_cache_root() -> Path:
     """``$MODEL_EXPLORER_CACHE/decoded``, else ``~/.cache/model-explorer/decoded``."""
     return cache_dir() / "decoded"
-
-
-def available_ram() -> int | None:
-    """Bytes of RAM available now (``MemAvailable``, else free pages); None when it cannot be told."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def memory_budget(mib: int = 0) -> int:
-    """Bytes of RAM a run's decoded images may take.
-
-    Args:
-        mib: A set budget in MiB; 0 = automatic: half of the memory available now (1 GiB when
-            that cannot be told).
-    """
-    if mib > 0:
-        return int(mib) << 20
-    free = available_ram()
-    return free // 2 if free else 1 << 30
-
-
-def spill_array(shape: tuple[int, ...], directory: str | os.PathLike[str]) -> np.ndarray:
-    """A zero-filled uint8 array of ``shape`` backed by an anonymous file in ``directory``.
-
-    The file is unlinked right after it is mapped (POSIX keeps it until the map goes; where that
-    is refused it is removed at exit), so its pages are file-backed: the kernel writes them out
-    under memory pressure instead of counting them against the process.
-    """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f".spill-{os.getpid()}-{secrets.token_hex(6)}.u8"
-    arr = np.memmap(path, dtype=np.uint8, mode="w+", shape=shape) if int(np.prod(shape)) else np.zeros(shape, np.uint8)
-    try:
-        path.unlink()
-    except OSError:  # Windows: a mapped file cannot be deleted
-        import atexit
-
-        atexit.register(lambda: path.unlink(missing_ok=True))
-    return arr
 
 
 def file_identity(path: os.PathLike[str] | str) -> FileId | None:

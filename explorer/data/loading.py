@@ -48,6 +48,7 @@ from .decode import (
 )
 from .errors import DataError
 from .exif import jpeg_orientation
+from .memory import release_free_heap
 from .reader import HEADER_BYTES as _HEADER_BYTES
 from .sources import Problem, Sample
 
@@ -304,6 +305,8 @@ def load_images(
         )
         loaded.note = plan.note
         loaded.sums = plan.sums
+    if decoded:
+        release_free_heap()  # the decode threads' freed buffers (see explorer.data.memory)
     return loaded
 
 

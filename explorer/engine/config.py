@@ -87,8 +87,9 @@ class DataConfig:
     )
     memory_budget: int = setting(
         0,
-        help="RAM the decoded images may take; a larger data set trains from the cache's memory map "
-        "instead of a copy in memory. 0 = half of the memory available when the run starts.",
+        help="RAM the run may take beyond the libraries (decoded images, bookkeeping, training steps); "
+        "a data set larger than its share trains from the cache's memory map instead of a copy in memory. "
+        "0 = half of the memory available when the run starts.",
         min=0,
         max=1 << 30,
         unit="MiB",

@@ -188,7 +188,7 @@ class Session:
         )
 
     def _place_data(self) -> None:
-        from explorer.data import memory_budget
+        from explorer.data import data_budget
 
         data = self.data
         self.train, self.val = data.train, data.val
@@ -201,7 +201,7 @@ class Session:
         self.prenormalized = (
             not self.cfg.data.augment.enabled
             and n_train * 4 <= PRENORMALIZE_LIMIT_BYTES
-            and n_train * 5 + n_val <= memory_budget(self.cfg.data.memory_budget)
+            and n_train * 5 + n_val <= data_budget(self.cfg.data.memory_budget)
         )
         if self.prenormalized:  # (N, H, W, C) float, normalised; batches still cut along W
             pre = data.preprocess

@@ -76,7 +76,10 @@ def test_a_split_beyond_the_memory_budget_stays_on_disk_with_the_same_pixels(tmp
     task = get_task("classify")
     base = dict(height=64, width=64, cache_dir=str(tmp_path / "cache"))
     in_memory = task.prepare(source, DataConfig(**base, cache=False), seed=0)
-    budgeted = task.prepare(source, DataConfig(**base, memory_budget=1), seed=0)  # 1 MiB
+    from explorer.data.memory import COMPUTE_RESERVE_BYTES
+
+    one_mib = (COMPUTE_RESERVE_BYTES >> 20) + 1  # a budget that leaves the data 1 MiB beside the steps' reserve
+    budgeted = task.prepare(source, DataConfig(**base, memory_budget=one_mib), seed=0)
     assert torch.equal(budgeted.train.x, in_memory.train.x) and torch.equal(budgeted.val.x, in_memory.val.x)
     assert budgeted.preprocess == in_memory.preprocess  # the cache's exact sums give the same statistics
     if sys.platform.startswith("linux"):
@@ -90,7 +93,7 @@ def test_a_split_beyond_the_memory_budget_stays_on_disk_with_the_same_pixels(tmp
         origin="",
         max_pixels=1 << 24,
         problems=[],
-        data=DataConfig(**base, memory_budget=1),
+        data=DataConfig(**base, memory_budget=one_mib),
     )
     assert images.mapped and images.sums is not None
     ids = np.arange(len(images.samples))[::-1]
@@ -105,8 +108,11 @@ def test_the_float_copy_respects_the_memory_budget(tmp_path: Path) -> None:
     root = _aged(write_two_class_folder(tmp_path / "data", n=40, size=32))
     source = open_source(str(root))
     task = get_task("classify")
+    from explorer.data.memory import COMPUTE_RESERVE_BYTES
+
+    reserve = COMPUTE_RESERVE_BYTES >> 20  # the budget's part kept for the steps: the data gets the rest
     sessions = []
-    for budget in (0, 1):  # automatic (fits) and 1 MiB: 64 training images of 32x32 as float need 256 KiB ...
+    for budget in (0, reserve + 1):  # automatic (fits) and 1 MiB for the data: 64 images of 32x32 as float need 256 KiB ...
         cfg = RunConfig.from_dict(
             {
                 "arch": "cnn",
@@ -117,7 +123,7 @@ def test_the_float_copy_respects_the_memory_budget(tmp_path: Path) -> None:
         data = task.prepare(source, cfg.data, seed=0)
         sessions.append(Session(cfg, None, task, data, None).prenormalized)
     assert sessions == [True, True]
-    cfg = RunConfig.from_dict({"arch": "cnn", "params": {"channels": [4]}, "data": {"memory_budget": 1}})
+    cfg = RunConfig.from_dict({"arch": "cnn", "params": {"channels": [4]}, "data": {"memory_budget": reserve + 1}})
     big = _aged(write_two_class_folder(tmp_path / "big", n=40, size=128))  # ... at 128x128, 4 MiB: over 1 MiB
     data = task.prepare(open_source(str(big)), cfg.data, seed=0)
     assert not Session(cfg, None, task, data, None).prenormalized
@@ -125,6 +131,10 @@ def test_the_float_copy_respects_the_memory_budget(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("mib", [0, 3])
 def test_memory_budget_setting(mib: int) -> None:
-    from explorer.data import memory_budget
+    from explorer.data import data_budget, memory_budget
+    from explorer.data.memory import COMPUTE_RESERVE_BYTES
 
     assert memory_budget(mib) == (3 << 20 if mib else memory_budget(0)) and memory_budget(0) > 0
+    # the data's share leaves the steps' reserve, and is never negative
+    assert data_budget(mib) == max(0, memory_budget(mib) - COMPUTE_RESERVE_BYTES)
+    assert data_budget(3) == 0 and data_budget(2000) == (2000 << 20) - COMPUTE_RESERVE_BYTES

@@ -12,8 +12,8 @@ steps around that are the same for every task and live here:
 3. :func:`fit_preprocess`: the normalisation statistics of the training images.
 
 Memory: the images a load returns may be a memory map of the cache. :meth:`Images.take` copies
-a split into RAM only while the splits taken so far fit the run's memory budget
-(``data.memory_budget``, see :func:`explorer.data.cache.memory_budget`); a split beyond it is
+a split into RAM only while the splits taken so far fit the decoded images' share of the run's
+memory budget (``data.memory_budget``, see :func:`explorer.data.memory.data_budget`); a split beyond it is
 gathered a few MiB at a time into an anonymous file-backed map (:func:`~explorer.data.cache.spill_array`),
 so training reads its batches from disk pages the kernel may drop, never from one big copy.
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from explorer.data import DecodedCache, Sample, infer_image_size, load_images, memory_budget, spill_array
+from explorer.data import DecodedCache, Sample, data_budget, infer_image_size, load_images, spill_array
 
 from ..config import ConfigError, DataConfig
 from ..preprocess import Preprocess, channel_stats, valid_pixels
@@ -171,7 +171,7 @@ def load(
         widths,
         loaded.color,
         mapped=loaded.mapped,
-        budget=memory_budget(data.memory_budget if data is not None else 0) - BOOKKEEPING_BYTES_PER_FILE * len(samples),
+        budget=data_budget(data.memory_budget if data is not None else 0) - BOOKKEEPING_BYTES_PER_FILE * len(samples),
         spill_dir=cache.root if cache is not None else None,
         note=loaded.note,
         sums=loaded.sums,

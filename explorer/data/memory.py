@@ -1,0 +1,117 @@
+"""How much RAM the data layer may use, and giving back what it used.
+
+* :func:`available_ram`: the memory available now (``MemAvailable``);
+* :func:`memory_budget`: the RAM a run may take beyond the libraries it imports (a setting, or
+  half of what is available); :func:`data_budget`: the part of it its decoded images may take,
+  the rest (:data:`COMPUTE_RESERVE_BYTES`) being kept for the training and evaluation steps;
+* :func:`spill_array`: a uint8 array backed by an unlinked file, for splits beyond the budget;
+* :func:`release_free_heap`: hands the C heap's free pages back to the system after a phase
+  that allocated and freed a lot from several threads (decoding). glibc keeps one arena per
+  thread and returns freed memory only from each arena's top, so after a parallel decode of
+  20,000 files the process kept ~130 MiB of freed, fragmented heap resident for the rest of
+  the run (``tests/bench/cache_bench.py``: a cold run's peak anonymous memory, 364 MiB, was
+  130 MiB over the warm run's, which decodes nothing).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import secrets
+import sys
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["COMPUTE_RESERVE_BYTES", "available_ram", "data_budget", "memory_budget", "release_free_heap", "spill_array"]
+
+#: What a run needs beside its data, kept out of the decoded images' share of the budget: the
+#: training and evaluation steps (activations, gradients, optimizer moments) and PyTorch's own
+#: first-use allocations (thread pools, oneDNN primitives, autograd). Measured with
+#: ``tests/bench/cache_bench.py --tiny``: a ``cnn --set channels=8,16`` run on 300 96x96 images
+#: (8 MiB decoded, batch 32) grew by 134 MiB; a run of 20,000 of them by 130-140 MiB beyond its
+#: data. A model whose step needs more than this reserve makes the run exceed a tight budget by
+#: that much (the step-memory check, :mod:`explorer.engine.resources`, estimates it).
+COMPUTE_RESERVE_BYTES = 160 << 20
+
+
+def available_ram() -> int | None:
+    """Bytes of RAM available now (``MemAvailable``, else free pages); None when it cannot be told."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def memory_budget(mib: int = 0) -> int:
+    """Bytes of RAM a run may take beyond the libraries it imports (its data, bookkeeping and
+    steps; see :func:`data_budget` for the data's part).
+
+    Args:
+        mib: A set budget in MiB; 0 = automatic: half of the memory available now (1 GiB when
+            that cannot be told).
+    """
+    if mib > 0:
+        return int(mib) << 20
+    free = available_ram()
+    return free // 2 if free else 1 << 30
+
+
+def data_budget(mib: int = 0) -> int:
+    """Bytes of :func:`memory_budget` the decoded images (and their bookkeeping) may take: the
+    budget less :data:`COMPUTE_RESERVE_BYTES`, at least 0 (then every split beyond RAM's reach
+    trains from the disk cache)."""
+    return max(0, memory_budget(mib) - COMPUTE_RESERVE_BYTES)
+
+
+def spill_array(shape: tuple[int, ...], directory: str | os.PathLike[str]) -> np.ndarray:
+    """A zero-filled uint8 array of ``shape`` backed by an anonymous file in ``directory``.
+
+    The file is unlinked right after it is mapped (POSIX keeps it until the map goes; where that
+    is refused it is removed at exit), so its pages are file-backed: the kernel writes them out
+    under memory pressure instead of counting them against the process.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f".spill-{os.getpid()}-{secrets.token_hex(6)}.u8"
+    arr = np.memmap(path, dtype=np.uint8, mode="w+", shape=shape) if int(np.prod(shape)) else np.zeros(shape, np.uint8)
+    try:
+        path.unlink()
+    except OSError:  # Windows: a mapped file cannot be deleted
+        import atexit
+
+        atexit.register(lambda: path.unlink(missing_ok=True))
+    return arr
+
+
+@cache
+def _malloc_trim():  # noqa: ANN202
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
+
+
+def release_free_heap() -> bool:
+    """Returns the C heap's free pages to the system (glibc ``malloc_trim(0)``, which trims every
+    arena); False where there is no such call. Cheap (a few ms); call it after a phase that
+    freed much memory from several threads."""
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
