@@ -27,6 +27,7 @@ __all__ = [
     "ctc_targets",
     "caption_targets",
     "targets_for",
+    "scores_own_pass",
 ]
 
 #: ``forward(x) -> (output, intermediates)``; defaults to ``model.forward_intermediates``
@@ -145,13 +146,16 @@ def targets_for(
     start: int | None = None,
     out: Tensor | None = None,
     inter: dict[str, Tensor] | None = None,
+    ranked: int = 0,
 ) -> tuple[list[Target], Forward | None]:
     """The targets of one image by what the model declares its output to be: ``logits`` -> the
     predicted class or ``target`` (:func:`class_targets`); ``ctc_frames`` -> each decoded
     character (:func:`ctc_targets`, ``frames`` valid frames); ``token_logits`` -> each caption
     word (:func:`caption_targets`, needs the vocabulary's ``start`` token id). ``out`` /
-    ``inter``: the model's ``forward_intermediates(x)`` when already at hand. Returns the
-    targets and the ``forward`` to hand :func:`grad_cam` (None: the default one).
+    ``inter``: the model's ``forward_intermediates(x)`` when already at hand. ``ranked`` > 0:
+    a classifier's ``ranked`` most probable classes, the predicted one first (other outputs
+    ignore it). Returns the targets and the ``forward`` to hand :func:`grad_cam` (None: the
+    default one, see :func:`scores_own_pass`).
 
     Raises:
         ValueError: an output kind without targets, a missing ``start``, an unknown ``target``.
@@ -166,8 +170,20 @@ def targets_for(
     if out is None:
         with torch.no_grad():
             out = model(x)
+    if kind == "logits" and ranked > 0 and target is None:
+        k = len(labels) if classes is None else classes
+        order = torch.argsort(out.detach()[0, :k].float(), descending=True)[:ranked].tolist()
+        return [class_targets(out, labels, target=int(c), classes=k)[0] for c in order], None
     if kind == "logits":
         return class_targets(out, labels, target, classes), None
     if kind == "ctc_frames":
         return ctc_targets(out, labels, frames), None
     raise ValueError(f"no Grad-CAM targets for a model whose output is {kind}")
+
+
+def scores_own_pass(model: nn.Module, image_size: tuple[int, int]) -> bool:
+    """Whether :func:`targets_for` scores its targets on the model's own
+    ``forward_intermediates`` pass (classes, CTC characters: ``forward`` None), so that one
+    pass with gradients serves both the intermediates and Grad-CAM; a caption's words are scored
+    by a teacher-forced pass of their own."""
+    return model.output_info(image_size).kind in ("logits", "ctc_frames")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -24,8 +24,9 @@ from .events import EpochReport, Event, ProbeReport, Status
 
 if TYPE_CHECKING:
     from .session import Session
+    from .tasks.base import Task
 
-__all__ = ["Hook", "StopDecision", "EarlyStopping", "ProbeHook", "next_probe_gap"]
+__all__ = ["Hook", "StopDecision", "EarlyStopping", "ProbeHook", "next_probe_gap", "probe", "probe_report"]
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,10 @@ class ProbeHook(Hook):
 
     Cost bound: when a probe takes long compared with ``interval`` (a big model, a slow or busy
     CPU), the next one waits longer, so that probing stays within ``budget`` of the time
-    (:func:`next_probe_gap`); the epoch-end probes are always made."""
+    (:func:`next_probe_gap`). The epoch-end probes are always made, and they count: a timed
+    probe is made only while all the probing so far (epoch ends included) is within ``budget``
+    of the time since the first step, so short epochs do not add their epoch-end probes on top
+    of the timed ones. The first timed probe is always made (the user sees the model at once)."""
 
     def __init__(
         self,
@@ -95,6 +99,7 @@ class ProbeHook(Hook):
         self._version = -1
         self._images: list[tuple[str, torch.Tensor]] = []
         self.seconds = 0.0  # spent probing and keeping snapshots (not counting the consumer's time)
+        self.started: float | None = None  # the first step's time
 
     def on_step(self, s: Session, epoch: int) -> Iterator[Event]:
         if self.interval <= 0:
@@ -109,7 +114,10 @@ class ProbeHook(Hook):
                 yield Status(f"probe image skipped: {problem}")
         progress = self.control.progress
         epoch_end = progress.steps > 0 and progress.step == progress.steps
-        if time.perf_counter() < self.due and not epoch_end:
+        now = time.perf_counter()
+        if self.started is None:
+            self.started = now
+        if not epoch_end and (now < self.due or self.seconds > self.budget * (now - self.started)):
             return
         t0 = time.perf_counter()
         reports = [probe(s, epoch, path, img, self.gradcam) for path, img in self._images]
@@ -159,39 +167,75 @@ def _from_dataset(s: Session, path: str) -> torch.Tensor | None:
     return None
 
 
-@torch.no_grad()
 def probe(s: Session, epoch: int, path: str, img: torch.Tensor, with_gradcam: bool = True) -> ProbeReport:
-    """The intermediates of one uint8 image (1, H, W, C), for the UI to draw, with the model's
-    declaration of each (``info``, ``output_info``) and the words of a declared ``tokens`` entry.
-
-    With ``with_gradcam``, models with a spatial feature map also get their Grad-CAM maps, one
-    per class / character / word (:func:`explorer.engine.gradcam.probe_gradcam`), under the key
-    ``"gradcam"`` in ``intermediates`` (n, H, W) and ``info`` (kind ``"gradcam"``)."""
-    img = img.to(s.device)
-    s.model.eval()
-    x = s.data.preprocess.to_tensor(img)
-    out, inter = s.task.forward_intermediates(s.model, x)
-    probs, text = s.task.probe_output(out, s.data.labels)
-    info, output_info = _declarations(s.model, (int(x.shape[-2]), int(x.shape[-1])))
-    arrays = {k: v[0].detach().float().cpu().numpy().copy() for k, v in inter.items()}
-    cam = gradcam.probe_gradcam(s.model, x, out, inter, s.data.labels) if with_gradcam and info else None
-    if cam is not None:
-        arrays[gradcam.GRADCAM_KEY], info[gradcam.GRADCAM_KEY] = cam
-    token_keys = [k for k, d in info.items() if d["kind"] == "tokens" and k in inter]
-    tokens = [s.data.labels[int(i)] for i in inter[token_keys[0]][0].tolist()] if token_keys else None
-    return ProbeReport(
+    """The live probe of one uint8 image (1, H, W, C) during training: :func:`probe_report` of the
+    session's model (left in eval mode; the hook puts it back in training)."""
+    return probe_report(
+        s.model,
+        s.task,
+        s.data.preprocess.to_tensor,
+        s.data.labels,
+        img.to(s.device),
+        path=path,
         epoch=epoch,
         global_step=s.state.global_step,
-        path=path,
-        image=img[0].cpu().numpy().copy(),
-        probabilities=probs,
-        text=text,
-        intermediates=arrays,
-        info=info,
-        output_info=output_info,
-        tokens=tokens,
-        candidates=s.task.probe_candidates(s.model, x, s.data.labels),
+        with_gradcam=with_gradcam,
     )
+
+
+def probe_report(
+    model: torch.nn.Module,
+    task: Task,
+    to_tensor: Callable[[torch.Tensor], torch.Tensor],
+    labels: list[str],
+    img: torch.Tensor,
+    *,
+    path: str,
+    epoch: int,
+    global_step: int = 0,
+    with_gradcam: bool = True,
+    ranked: int = 0,
+) -> ProbeReport:
+    """The intermediates of one uint8 image (1, H, W, C) on the model's device, for the UI to
+    draw, with the model's declaration of each (``info``, ``output_info``), the words of a
+    declared ``tokens`` entry and the task's candidates (beam search). The live probes and the
+    probes of a loaded run (:mod:`.probe_run`) both come from here, so the views draw them alike.
+
+    With ``with_gradcam``, models with a spatial feature map also get their Grad-CAM maps, one
+    per class / character / word (:func:`explorer.engine.gradcam.probe_pass`; ``ranked``: a
+    classifier's most probable classes instead of the predicted one), under the key
+    ``"gradcam"`` in ``intermediates`` (n, H, W) and ``info`` (kind ``"gradcam"``)."""
+    model.eval()
+    x = to_tensor(img)
+    info, output_info = _declarations(model, (int(x.shape[-2]), int(x.shape[-1])))
+    out, inter, cam = gradcam.probe_pass(
+        model,
+        x,
+        lambda xx: task.forward_intermediates(model, xx),
+        labels,
+        with_gradcam=with_gradcam and bool(info),
+        ranked=ranked,
+    )
+    with torch.no_grad():
+        probs, text = task.probe_output(out, labels)
+        arrays = {k: v[0].float().cpu().numpy().copy() for k, v in inter.items()}
+        if cam is not None:
+            arrays[gradcam.GRADCAM_KEY], info[gradcam.GRADCAM_KEY] = cam
+        token_keys = [k for k, d in info.items() if d["kind"] == "tokens" and k in inter]
+        tokens = [labels[int(i)] for i in inter[token_keys[0]][0].tolist()] if token_keys else None
+        return ProbeReport(
+            epoch=epoch,
+            global_step=global_step,
+            path=path,
+            image=img[0].cpu().numpy().copy(),
+            probabilities=probs,
+            text=text,
+            intermediates=arrays,
+            info=info,
+            output_info=output_info,
+            tokens=tokens,
+            candidates=task.probe_candidates(model, x, labels),
+        )
 
 
 def _declarations(model: torch.nn.Module, image_size: tuple[int, int]) -> tuple[dict[str, dict], dict | None]:

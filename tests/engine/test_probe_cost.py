@@ -45,3 +45,40 @@ def test_a_slow_probe_waits_longer_so_probing_stays_within_its_budget() -> None:
     gap = next_probe_gap(1.0, 0.2, 0.04)  # 200 ms probes: 4.8 s apart
     assert gap == pytest.approx(4.8) and 0.2 / (0.2 + gap) == pytest.approx(0.04)
     assert next_probe_gap(0.5, 0.2, 0.0) == 0.5  # no budget: the timer alone
+
+
+def test_epoch_end_probes_count_against_the_budget_of_the_timed_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model whose probe costs 0.25 s, epochs of 10 s (20 steps of 0.5 s), interval 1 s, budget 4 %:
+    the first timed probe is made at once, every epoch end is probed, and the timed probes made
+    besides keep all the probing within the budget of the time (on a fake clock)."""
+    from types import SimpleNamespace
+
+    from explorer.engine import hooks
+    from explorer.engine.control import RunControl
+
+    clock = [0.0]
+    monkeypatch.setattr(hooks.time, "perf_counter", lambda: clock[0])
+    made: list[tuple[float, bool]] = []
+
+    def fake_probe(s, epoch, path, img, gradcam):  # noqa: ANN001, ANN202
+        made.append((clock[0], control.progress.step == control.progress.steps))
+        clock[0] += 0.25
+        return object()
+
+    monkeypatch.setattr(hooks, "probe", fake_probe)
+    monkeypatch.setattr(hooks, "_probe_images", lambda s, paths: ([("a.png", None)], []))
+    control = RunControl()
+    hook = hooks.ProbeHook(1.0, control, snapshots=False, budget=0.04)
+    s = SimpleNamespace(model=SimpleNamespace(train=lambda: None), out_dir=None)
+    for epoch in range(1, 7):
+        for step in range(1, 21):
+            clock[0] += 0.5
+            control.update(epoch=epoch, step=step, steps=20)
+            list(hook.on_step(s, epoch))
+    ends = [t for t, end in made if end]
+    timed = [t for t, end in made if not end]
+    assert len(ends) == 6  # every epoch end, whatever the budget
+    assert timed and timed[0] == pytest.approx(1.0)  # the first at once (its first due time)
+    assert len(timed) >= 2  # the timer still runs between the epoch ends
+    assert hook.seconds == pytest.approx(0.25 * len(made))
+    assert hook.seconds <= 0.04 * clock[0] + 0.25 + 0.25  # within budget, give or take the first and last
