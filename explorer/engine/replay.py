@@ -6,10 +6,17 @@ the epoch's), what it reports for the probe image(s) (:func:`write_snapshot`). L
     RUN_DIR/probes/epoch_0003.npz    arrays, per probe image i (0, 1, ...):
                                        "i/image"           uint8 (H, W, C) as the model saw it
                                        "i/probabilities"   float32, as reported
-                                       "i/<entry>"         float16 intermediates (see the cap below)
+                                       "i/x.<entry>"       float16 intermediates (see the cap below)
+                                       "i/c.<j>.<key>"     float16 arrays of beam candidate j (its
+                                                           attention "alphas"), captioner only
     RUN_DIR/probes/epoch_0003.json   {"format", "version", "epoch", "probes": [{"path", "epoch",
                                        "global_step", "text", "tokens", "info", "output_info",
-                                       "channels": {entry: channels before the cap}}]}
+                                       "channels": {entry: channels before the cap},
+                                       "candidates": [{"words", "score", "logp", "ended"}, ...]}]}
+
+``candidates`` (the probe's beam candidates, best first) is present only when the report had
+some; its numbers are JSON floats, so scores round-trip exactly. A snapshot written before
+candidates were kept loads with ``candidates`` None, as a report without any.
 
 Both are written atomically, the ``.npz`` first: an epoch is listed only once its ``.json``
 exists. Loading never unpickles (``allow_pickle=False``; text lives in the JSON).
@@ -39,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_write, read_json, write_json
+from .candidates import join_candidates, split_candidates
 from .events import ProbeReport
 from .runfolder import PROBES
 
@@ -116,19 +124,21 @@ def write_snapshot(run_dir: str | os.PathLike[str], epoch: int, reports: Sequenc
             arrays[_entry(i, f"x.{name}")] = stored
             if n is not None:
                 channels[name] = n
-        probes.append(
-            {
-                "path": r.path,
-                "epoch": r.epoch,
-                "global_step": r.global_step,
-                "text": r.text,
-                "tokens": r.tokens,
-                "info": r.info,
-                "output_info": r.output_info,
-                "names": list(r.intermediates),
-                "channels": channels,
-            }
-        )
+        probe = {
+            "path": r.path,
+            "epoch": r.epoch,
+            "global_step": r.global_step,
+            "text": r.text,
+            "tokens": r.tokens,
+            "info": r.info,
+            "output_info": r.output_info,
+            "names": list(r.intermediates),
+            "channels": channels,
+        }
+        if r.candidates is not None:
+            probe["candidates"], cand_arrays = split_candidates(r.candidates, _entry(i, "c"), _store_candidate)
+            arrays.update(cand_arrays)
+        probes.append(probe)
 
     def save(tmp: Path) -> None:
         with open(tmp, "wb") as f:
@@ -174,7 +184,12 @@ def load_snapshot(run_dir: str | os.PathLike[str], epoch: int) -> Snapshot:
     return Snapshot(int(meta["epoch"]), reports, [dict(p.get("channels", {})) for p in meta["probes"]])
 
 
+def _store_candidate(a: np.ndarray) -> np.ndarray:
+    return reduce_intermediate(a, None)[0]  # float16, no channel cap
+
+
 def _report(i: int, p: dict[str, Any], arrays: dict[str, np.ndarray]) -> ProbeReport:
+    cands = p.get("candidates")
     return ProbeReport(
         epoch=int(p["epoch"]),
         global_step=int(p["global_step"]),
@@ -186,6 +201,7 @@ def _report(i: int, p: dict[str, Any], arrays: dict[str, np.ndarray]) -> ProbeRe
         info=dict(p.get("info") or {}),
         output_info=p.get("output_info"),
         tokens=p.get("tokens"),
+        candidates=join_candidates(cands, arrays, _entry(i, "c"), _restore) if cands is not None else None,
     )
 
 
