@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from explorer.engine import ProbeReport, RunConfig, Trainer
+from explorer.engine import ProbeReport
 from explorer.engine.replay import list_epochs, load_snapshot, snapshot_paths, write_snapshot
+from tests.caption_run import train_tiny_captioner
 from tests.ui.probe_reports import captioner
 
 
@@ -72,19 +73,7 @@ def test_snapshots_without_candidates_load_with_none(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def caption_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[ProbeReport]]:
-    from tests.datasets import export_digit_strings
-
-    root = tmp_path_factory.mktemp("cap")
-    train, _ = export_digit_strings(root / "data", n_train=16, n_test=2, captions=True)
-    cfg = RunConfig(
-        arch="captioner", params={"channels": "8,16", "hidden_size": 16, "embed_dim": 8, "attention_dim": 8}
-    )
-    cfg.data.source = str(train)
-    cfg.train.epochs = 2
-    cfg.train.batch_size = 8
-    cfg.train.probe_interval = 3600.0  # the only probes: the epoch ends
-    events = list(Trainer(cfg, root / "run").run())
-    return root / "run", [e for e in events if isinstance(e, ProbeReport)]
+    return train_tiny_captioner(tmp_path_factory.mktemp("cap"))
 
 
 def test_the_trainers_epoch_snapshots_keep_that_epochs_candidates(caption_run) -> None:  # noqa: ANN001
