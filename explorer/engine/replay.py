@@ -29,8 +29,8 @@ were. Recurrent states, gates, attention and CTC frames are kept whole; ``tokens
 compressed. Measured (one epoch, default parameters, the default probe image, Grad-CAM
 included): the ``cnn`` on ``sample:shapes`` (48x48 RGB; 32/64/128 channels, the last capped to
 64) 47.5 KB per epoch; the ``captioner`` on ``sample:shape-scenes`` (64x64 RGB; encoder
-32/64/128/256 channels, attention, decoder states and gates, tokens, a Grad-CAM map per word)
-134 KB per epoch.
+32/64/128/256 channels, attention, decoder states and gates, tokens, a Grad-CAM map per word,
+three beam candidates with their attention) 137 KB per epoch, 3.2 KB of it the candidates.
 """
 
 from __future__ import annotations
