@@ -40,7 +40,9 @@ def test_a_replayed_epoch_lists_its_candidates_and_a_click_shows_one(qtbot, capt
     panel.resize(1400, 6000)  # every section on screen
     panel.show()
     panel.set_run(caption_run)  # reopened: its model, labels and images loaded on a worker thread
-    qtbot.waitUntil(lambda: panel.run is not None, timeout=60000)
+    qtbot.waitUntil(  # the newest model's probe of the first validation image, drawn
+        lambda: panel.run is not None and any(v.painted for v in panel.compare.views.values()), timeout=60000
+    )
     assert panel.epochs == [1, 2]
     snaps = {e: replay.load_snapshot(caption_run, e).reports[0].candidates for e in (1, 2)}
     assert [c["score"] for c in snaps[1]] != [c["score"] for c in snaps[2]]
