@@ -35,7 +35,6 @@ three beam candidates with their attention) 137 KB per epoch, 3.2 KB of it the c
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Sequence
@@ -174,14 +173,17 @@ def load_snapshot(run_dir: str | os.PathLike[str], epoch: int) -> Snapshot:
         raise FileNotFoundError(f"{meta_path}: no probe snapshot of epoch {epoch}")
     try:
         meta = read_json(meta_path)
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{meta_path}: not a probe snapshot")
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{meta_path}: damaged probe snapshot ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"{meta_path}: not a probe snapshot")
+    try:
         with np.load(npz, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, json.JSONDecodeError, KeyError) as e:
-        raise ValueError(f"{npz}: damaged probe snapshot ({e})") from None
-    reports = [_report(i, p, arrays) for i, p in enumerate(meta["probes"])]
-    return Snapshot(int(meta["epoch"]), reports, [dict(p.get("channels", {})) for p in meta["probes"]])
+        reports = [_report(i, p, arrays) for i, p in enumerate(meta["probes"])]
+        return Snapshot(int(meta["epoch"]), reports, [dict(p.get("channels", {})) for p in meta["probes"]])
+    except (OSError, KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{npz} (with {meta_path.name}): damaged probe snapshot ({e})") from None
 
 
 def _store_candidate(a: np.ndarray) -> np.ndarray:
@@ -190,6 +192,8 @@ def _store_candidate(a: np.ndarray) -> np.ndarray:
 
 def _report(i: int, p: dict[str, Any], arrays: dict[str, np.ndarray]) -> ProbeReport:
     cands = p.get("candidates")
+    if cands is not None and not (isinstance(cands, list) and all(isinstance(c, dict) for c in cands)):
+        raise ValueError(f"probe {i}: 'candidates' is not a list of objects")
     return ProbeReport(
         epoch=int(p["epoch"]),
         global_step=int(p["global_step"]),

@@ -84,3 +84,17 @@ def test_the_trainers_epoch_snapshots_keep_that_epochs_candidates(caption_run) -
         assert_same_candidates(load_snapshot(run, p.epoch).reports[0].candidates, p.candidates)
     scores = [[c["score"] for c in load_snapshot(run, e).reports[0].candidates] for e in (1, 2)]
     assert scores[0] != scores[1]  # each epoch its own beam search
+
+
+def test_damaged_candidates_are_reported_naming_the_snapshot(tmp_path: Path) -> None:
+    report, _ = captioner()
+    write_snapshot(tmp_path, 1, [report])
+    npz, meta_path = snapshot_paths(tmp_path, 1)
+    meta = json.loads(meta_path.read_text())
+    meta["probes"][0]["candidates"] = {"words": ["a"]}  # not a list of candidates
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"epoch_0001\.npz.*damaged probe snapshot.*'candidates' is not a list"):
+        load_snapshot(tmp_path, 1)
+    meta_path.write_text("[]")
+    with pytest.raises(ValueError, match=r"epoch_0001\.json: not a probe snapshot"):
+        load_snapshot(tmp_path, 1)
