@@ -15,7 +15,8 @@ the epoch's), what it reports for the probe image(s) (:func:`write_snapshot`). L
                                        "candidates": [{"words", "score", "logp", "ended"}, ...]}]}
 
 ``candidates`` (the probe's beam candidates, best first) is present only when the report had
-some; its numbers are JSON floats, so scores round-trip exactly. A snapshot written before
+some; its numbers are JSON floats, so scores round-trip exactly (a non-finite one, from a
+diverged model, is written as the string ``"NaN"``, ``"Infinity"`` or ``"-Infinity"``). A snapshot written before
 candidates were kept loads with ``candidates`` None, as a report without any.
 
 Both are written atomically, the ``.npz`` first: an epoch is listed only once its ``.json``
@@ -35,6 +36,7 @@ three beam candidates with their attention) 137 KB per epoch, 3.2 KB of it the c
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -135,7 +137,8 @@ def write_snapshot(run_dir: str | os.PathLike[str], epoch: int, reports: Sequenc
             "channels": channels,
         }
         if r.candidates is not None:
-            probe["candidates"], cand_arrays = split_candidates(r.candidates, _entry(i, "c"), _store_candidate)
+            fields, cand_arrays = split_candidates(r.candidates, _entry(i, "c"), _store_candidate)
+            probe["candidates"] = [{k: _json_number(v) for k, v in c.items()} for c in fields]
             arrays.update(cand_arrays)
         probes.append(probe)
 
@@ -186,6 +189,21 @@ def load_snapshot(run_dir: str | os.PathLike[str], epoch: int) -> Snapshot:
         raise ValueError(f"{npz} (with {meta_path.name}): damaged probe snapshot ({e})") from None
 
 
+_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}  # JSON has no such numbers
+
+
+def _json_number(v: Any) -> Any:
+    """A non-finite float (a diverged model's score) as its usual JSON spelling, a string; the
+    snapshot's JSON is strict (``allow_nan=False``)."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+    return v
+
+
+def _from_json(c: dict[str, Any]) -> dict[str, Any]:
+    return {k: _NONFINITE[v] if isinstance(v, str) and v in _NONFINITE else v for k, v in c.items()}
+
+
 def _store_candidate(a: np.ndarray) -> np.ndarray:
     return reduce_intermediate(a, None)[0]  # float16, no channel cap
 
@@ -194,6 +212,8 @@ def _report(i: int, p: dict[str, Any], arrays: dict[str, np.ndarray]) -> ProbeRe
     cands = p.get("candidates")
     if cands is not None and not (isinstance(cands, list) and all(isinstance(c, dict) for c in cands)):
         raise ValueError(f"probe {i}: 'candidates' is not a list of objects")
+    if cands is not None:
+        cands = join_candidates([_from_json(c) for c in cands], arrays, _entry(i, "c"), _restore)
     return ProbeReport(
         epoch=int(p["epoch"]),
         global_step=int(p["global_step"]),
@@ -205,7 +225,7 @@ def _report(i: int, p: dict[str, Any], arrays: dict[str, np.ndarray]) -> ProbeRe
         info=dict(p.get("info") or {}),
         output_info=p.get("output_info"),
         tokens=p.get("tokens"),
-        candidates=join_candidates(cands, arrays, _entry(i, "c"), _restore) if cands is not None else None,
+        candidates=cands,
     )
 
 

@@ -98,3 +98,15 @@ def test_damaged_candidates_are_reported_naming_the_snapshot(tmp_path: Path) -> 
     meta_path.write_text("[]")
     with pytest.raises(ValueError, match=r"epoch_0001\.json: not a probe snapshot"):
         load_snapshot(tmp_path, 1)
+
+
+def test_non_finite_scores_of_a_diverged_model_are_kept(tmp_path: Path) -> None:
+    report, _ = captioner()
+    cands = [
+        dict(c, score=s, logp=lp) for c, s, lp in zip(report.candidates, [np.nan, -np.inf, 1.5], [np.inf, 0.0, -2.0])
+    ]
+    write_snapshot(tmp_path, 1, [dataclasses.replace(report, candidates=cands)])  # strict JSON: no NaN literal
+    got = load_snapshot(tmp_path, 1).reports[0].candidates
+    assert np.isnan(got[0]["score"]) and got[0]["logp"] == np.inf
+    assert [(c["score"], c["logp"]) for c in got[1:]] == [(-np.inf, 0.0), (1.5, -2.0)]
+    assert [c["words"] for c in got] == [c["words"] for c in cands]
