@@ -16,8 +16,9 @@ the epoch's), what it reports for the probe image(s) (:func:`write_snapshot`). L
 
 ``candidates`` (the probe's beam candidates, best first) is present only when the report had
 some; its numbers are JSON floats, so scores round-trip exactly (a non-finite one, from a
-diverged model, is written as the string ``"NaN"``, ``"Infinity"`` or ``"-Infinity"``). A snapshot written before
-candidates were kept loads with ``candidates`` None, as a report without any.
+diverged model, is written as the string ``"NaN"``, ``"Infinity"`` or ``"-Infinity"``). A
+snapshot written before candidates were kept loads with ``candidates`` None, as a report
+without any (the format's version is unchanged: older readers ignore the new key).
 
 Both are written atomically, the ``.npz`` first: an epoch is listed only once its ``.json``
 exists. Loading never unpickles (``allow_pickle=False``; text lives in the JSON).
