@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_write
+from .candidates import join_candidates, split_candidates
 from .events import DataReady, EpochReport, Event, Finished, ModelReady, ProbeReport, Status, StepReport
 from .ownership import lock_path, staging_folders
 from .runfolder import EVENTS, PROBES
@@ -91,7 +92,7 @@ def event_to_record(ev: Event | LogStarted, probe_file: str | None = None) -> di
             continue
         value = getattr(ev, f.name)
         if isinstance(ev, ProbeReport) and f.name == "candidates" and value is not None:
-            value = [{k: v for k, v in c.items() if not isinstance(v, np.ndarray)} for c in value]
+            value = split_candidates(value)[0]  # their arrays go to the probe file
         rec[f.name] = list(value) if isinstance(value, tuple) else value
     if isinstance(ev, ProbeReport):
         rec["file"] = probe_file
@@ -120,10 +121,7 @@ def record_to_event(
             kwargs["probabilities"] = arrays["probabilities"]
             kwargs["intermediates"] = {n: arrays[f"x.{n}"] for n in rec.get("names", [])}
             if kwargs.get("candidates") is not None:  # their arrays are in the npz as c.<i>.<key>
-                kwargs["candidates"] = [
-                    {**c, **{k.split(".", 2)[2]: a for k, a in arrays.items() if k.startswith(f"c.{i}.")}}
-                    for i, c in enumerate(kwargs["candidates"])
-                ]
+                kwargs["candidates"] = join_candidates(kwargs["candidates"], arrays)
         return cls(**kwargs)
     except (KeyError, TypeError, ValueError):
         return None
@@ -132,8 +130,7 @@ def record_to_event(
 def _probe_arrays(ev: ProbeReport) -> dict[str, np.ndarray]:
     arrays = {"image": np.ascontiguousarray(ev.image), "probabilities": np.asarray(ev.probabilities)}
     arrays.update({f"x.{n}": np.asarray(a) for n, a in ev.intermediates.items()})
-    for i, c in enumerate(ev.candidates or []):  # e.g. a beam candidate's attention
-        arrays.update({f"c.{i}.{k}": v for k, v in c.items() if isinstance(v, np.ndarray)})
+    arrays.update(split_candidates(ev.candidates or [])[1])  # e.g. a beam candidate's attention
     return arrays
 
 

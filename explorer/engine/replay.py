@@ -6,10 +6,19 @@ the epoch's), what it reports for the probe image(s) (:func:`write_snapshot`). L
     RUN_DIR/probes/epoch_0003.npz    arrays, per probe image i (0, 1, ...):
                                        "i/image"           uint8 (H, W, C) as the model saw it
                                        "i/probabilities"   float32, as reported
-                                       "i/<entry>"         float16 intermediates (see the cap below)
+                                       "i/x.<entry>"       float16 intermediates (see the cap below)
+                                       "i/c.<j>.<key>"     float16 arrays of beam candidate j (its
+                                                           attention "alphas"), captioner only
     RUN_DIR/probes/epoch_0003.json   {"format", "version", "epoch", "probes": [{"path", "epoch",
                                        "global_step", "text", "tokens", "info", "output_info",
-                                       "channels": {entry: channels before the cap}}]}
+                                       "channels": {entry: channels before the cap},
+                                       "candidates": [{"words", "score", "logp", "ended"}, ...]}]}
+
+``candidates`` (the probe's beam candidates, best first) is present only when the report had
+some; its numbers are JSON floats, so scores round-trip exactly (a non-finite one, from a
+diverged model, is written as the string ``"NaN"``, ``"Infinity"`` or ``"-Infinity"``). A
+snapshot written before candidates were kept loads with ``candidates`` None, as a report
+without any (the format's version is unchanged: older readers ignore the new key).
 
 Both are written atomically, the ``.npz`` first: an epoch is listed only once its ``.json``
 exists. Loading never unpickles (``allow_pickle=False``; text lives in the JSON).
@@ -22,13 +31,13 @@ were. Recurrent states, gates, attention and CTC frames are kept whole; ``tokens
 compressed. Measured (one epoch, default parameters, the default probe image, Grad-CAM
 included): the ``cnn`` on ``sample:shapes`` (48x48 RGB; 32/64/128 channels, the last capped to
 64) 47.5 KB per epoch; the ``captioner`` on ``sample:shape-scenes`` (64x64 RGB; encoder
-32/64/128/256 channels, attention, decoder states and gates, tokens, a Grad-CAM map per word)
-134 KB per epoch.
+32/64/128/256 channels, attention, decoder states and gates, tokens, a Grad-CAM map per word,
+three beam candidates with their attention) 137 KB per epoch, 3.2 KB of it the candidates.
 """
 
 from __future__ import annotations
 
-import json
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -39,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_write, read_json, write_json
+from .candidates import join_candidates, split_candidates
 from .events import ProbeReport
 from .runfolder import PROBES
 
@@ -116,19 +126,22 @@ def write_snapshot(run_dir: str | os.PathLike[str], epoch: int, reports: Sequenc
             arrays[_entry(i, f"x.{name}")] = stored
             if n is not None:
                 channels[name] = n
-        probes.append(
-            {
-                "path": r.path,
-                "epoch": r.epoch,
-                "global_step": r.global_step,
-                "text": r.text,
-                "tokens": r.tokens,
-                "info": r.info,
-                "output_info": r.output_info,
-                "names": list(r.intermediates),
-                "channels": channels,
-            }
-        )
+        probe = {
+            "path": r.path,
+            "epoch": r.epoch,
+            "global_step": r.global_step,
+            "text": r.text,
+            "tokens": r.tokens,
+            "info": r.info,
+            "output_info": r.output_info,
+            "names": list(r.intermediates),
+            "channels": channels,
+        }
+        if r.candidates is not None:
+            fields, cand_arrays = split_candidates(r.candidates, _entry(i, "c"), _store_candidate)
+            probe["candidates"] = [{k: _json_number(v) for k, v in c.items()} for c in fields]
+            arrays.update(cand_arrays)
+        probes.append(probe)
 
     def save(tmp: Path) -> None:
         with open(tmp, "wb") as f:
@@ -164,17 +177,44 @@ def load_snapshot(run_dir: str | os.PathLike[str], epoch: int) -> Snapshot:
         raise FileNotFoundError(f"{meta_path}: no probe snapshot of epoch {epoch}")
     try:
         meta = read_json(meta_path)
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{meta_path}: not a probe snapshot")
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{meta_path}: damaged probe snapshot ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"{meta_path}: not a probe snapshot")
+    try:
         with np.load(npz, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, json.JSONDecodeError, KeyError) as e:
-        raise ValueError(f"{npz}: damaged probe snapshot ({e})") from None
-    reports = [_report(i, p, arrays) for i, p in enumerate(meta["probes"])]
-    return Snapshot(int(meta["epoch"]), reports, [dict(p.get("channels", {})) for p in meta["probes"]])
+        reports = [_report(i, p, arrays) for i, p in enumerate(meta["probes"])]
+        return Snapshot(int(meta["epoch"]), reports, [dict(p.get("channels", {})) for p in meta["probes"]])
+    except (OSError, KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{npz} (with {meta_path.name}): damaged probe snapshot ({e})") from None
+
+
+_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}  # JSON has no such numbers
+
+
+def _json_number(v: Any) -> Any:
+    """A non-finite float (a diverged model's score) as its usual JSON spelling, a string; the
+    snapshot's JSON is strict (``allow_nan=False``)."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+    return v
+
+
+def _from_json(c: dict[str, Any]) -> dict[str, Any]:
+    return {k: _NONFINITE[v] if isinstance(v, str) and v in _NONFINITE else v for k, v in c.items()}
+
+
+def _store_candidate(a: np.ndarray) -> np.ndarray:
+    return reduce_intermediate(a, None)[0]  # float16, no channel cap
 
 
 def _report(i: int, p: dict[str, Any], arrays: dict[str, np.ndarray]) -> ProbeReport:
+    cands = p.get("candidates")
+    if cands is not None and not (isinstance(cands, list) and all(isinstance(c, dict) for c in cands)):
+        raise ValueError(f"probe {i}: 'candidates' is not a list of objects")
+    if cands is not None:
+        cands = join_candidates([_from_json(c) for c in cands], arrays, _entry(i, "c"), _restore)
     return ProbeReport(
         epoch=int(p["epoch"]),
         global_step=int(p["global_step"]),
@@ -186,6 +226,7 @@ def _report(i: int, p: dict[str, Any], arrays: dict[str, np.ndarray]) -> ProbeRe
         info=dict(p.get("info") or {}),
         output_info=p.get("output_info"),
         tokens=p.get("tokens"),
+        candidates=cands,
     )
 
 

@@ -3,7 +3,9 @@ word laid over it, each grid cell covering the input box the declaration's ``gri
 
 The caption's words are buttons; Play steps through them on a timer. The beam search's candidates
 (``report.candidates``, best first, with their scores) are listed below: clicking one shows its
-words and their attention, "forward pass" goes back to the greedy caption the probe computed."""
+words and their attention, "forward pass" goes back to the greedy caption the probe computed. A
+replayed epoch shows the candidates its snapshot kept; a snapshot written before they were kept
+has none (``candidates`` None), and a line says so."""
 
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ __all__ = ["AttentionSection", "upsample", "overlay"]
 WORDS_PER_ROW = 8
 PLAY_MS = 800  # per word while playing
 ALPHA = 0.6  # weight of the attention colours over the image
+NOT_KEPT = "beam candidates: none kept with this report (an epoch snapshot written before they were kept)"
 
 
 def upsample(amap: np.ndarray, grid: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
@@ -104,6 +107,7 @@ class AttentionSection(Section):
         self.body.addWidget(self.beam)
         self.candidate: int | None = None  # the beam candidate shown (None: the forward pass's caption)
         self._candidates: list[dict] = []
+        self._beam_key: list[tuple] = []  # what the listed rows show (rebuilt only when it changes)
         self._forward: tuple[np.ndarray, list[str]] | None = None
         self._maps: np.ndarray | None = None
         self._image: np.ndarray | None = None
@@ -115,8 +119,13 @@ class AttentionSection(Section):
         n = maps.shape[0]
         words = [ctx.words[i] if i < len(ctx.words) else f"#{i + 1}" for i in range(n)]
         self._forward = (maps, words)
-        self._set_candidates(list(getattr(ctx.report, "candidates", None) or []))
+        cands = getattr(ctx.report, "candidates", None)
+        self._set_candidates(list(cands or []))
+        if cands is None:
+            self.beam_title.setText(NOT_KEPT)
+        self.beam_title.setVisible(bool(self._candidates) or cands is None)
         if self.candidate is not None and self.candidate < len(self._candidates):
+            self.beam.setCurrentRow(self.candidate)
             c = self._candidates[self.candidate]
             maps, words = np.asarray(c["alphas"]), list(c["words"])
         else:
@@ -132,10 +141,15 @@ class AttentionSection(Section):
 
     def _set_candidates(self, cands: list[dict]) -> None:
         rows = [f"{float(c['score']):+.3f}   {' '.join(c['words']) or '(nothing)'}" for c in cands]
-        if rows == [self.beam.item(i).text() for i in range(self.beam.count())]:
-            self._candidates = cands
-            return
         self._candidates = cands
+        self.beam_title.setText(
+            f"beam search, {len(cands)} candidates, best first (score: the caption's log-probability, "
+            "length-normalised; click one to see its words' attention)"
+        )
+        key = [(c["score"], c.get("logp"), c.get("ended"), list(c["words"])) for c in cands]
+        if self.beam.count() and key == self._beam_key:
+            return
+        self._beam_key = key
         self.beam.clear()
         forward = QListWidgetItem("forward pass (greedy): the caption above")
         forward.setToolTip("the words the probe's forward pass emitted, one at a time, each the most likely")
@@ -147,10 +161,6 @@ class AttentionSection(Section):
             )
             self.beam.addItem(item)
         self.beam.addItem(forward)
-        self.beam_title.setText(
-            f"beam search, {len(cands)} candidates, best first (score: the caption's log-probability, "
-            "length-normalised; click one to see its words' attention)"
-        )
         self.beam_title.setVisible(bool(cands))
         self.beam.setVisible(bool(cands))
 
