@@ -305,8 +305,7 @@ def load_images(
         )
         loaded.note = plan.note
         loaded.sums = plan.sums
-    if decoded:
-        release_free_heap()  # the decode threads' freed buffers (see explorer.data.memory)
+    release_free_heap()  # the decode threads' freed buffers, the index's parse (see explorer.data.memory)
     return loaded
 
 

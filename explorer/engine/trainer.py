@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from explorer.data import Source, open_source
+from explorer.data import Source, open_source, release_free_heap
 
 from . import checkpoint, runfolder
 from .config import ConfigError, RunConfig
@@ -250,6 +250,7 @@ class Trainer:
                 run_dir=self._run_dir(),
             )
             return None
+        release_free_heap()  # the data phase's transient records (the cache index, per-file identities)
         yield DataReady(
             task=data.task,
             labels=list(data.labels),
