@@ -81,7 +81,8 @@ class ProbeHook(Hook):
     (:func:`next_probe_gap`). The epoch-end probes are always made, and they count: a timed
     probe is made only while all the probing so far (epoch ends included) is within ``budget``
     of the time since the first step, so short epochs do not add their epoch-end probes on top
-    of the timed ones. The first timed probe is always made (the user sees the model at once)."""
+    of the timed ones. The first timed probe, and the first after the user chooses other images,
+    are always made (the user sees the model at once)."""
 
     def __init__(
         self,
@@ -101,14 +102,16 @@ class ProbeHook(Hook):
         self._images: list[tuple[str, torch.Tensor]] = []
         self.seconds = 0.0  # spent probing and keeping snapshots (not counting the consumer's time)
         self.started: float | None = None  # the first step's time
+        self._chosen = False  # the user chose other images: probe them at the next step
 
     def on_step(self, s: Session, epoch: int) -> Iterator[Event]:
         if self.interval <= 0:
             return
         version, paths = self.control.probe_paths
         if version != self._version:
-            if self._version >= 0:  # a new choice: show it now, not an interval later
+            if self._version >= 0:  # a new choice: show it now, not an interval later, whatever the budget
                 self.due = time.perf_counter()
+                self._chosen = True
             self._version = version
             self._images, problems = _probe_images(s, paths)
             for problem in problems:
@@ -118,8 +121,10 @@ class ProbeHook(Hook):
         now = time.perf_counter()
         if self.started is None:
             self.started = now
-        if not epoch_end and (now < self.due or self.seconds > self.budget * (now - self.started)):
+        over = self.seconds > self.budget * (now - self.started)
+        if not epoch_end and not self._chosen and (now < self.due or over):
             return
+        self._chosen = False
         t0 = time.perf_counter()
         with one_thread():
             reports = [probe(s, epoch, path, img, self.gradcam) for path, img in self._images]
