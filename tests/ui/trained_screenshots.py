@@ -11,18 +11,20 @@ Each ``FAMILY=RUN_DIR``:
   {"probe_interval": 3}}`` so the live view gets probes and every epoch keeps its snapshot for the
   replay), in a separate process, and the app follows it (File > Follow Run, as ``gui --follow``);
   RUN_DIR being written by a training started elsewhere: the app follows that one. Mid-training
-  (from the middle epoch on, after a live probe was painted) the training screen is grabbed:
+  (from 3/5 of the epochs on, after a live probe was painted) the training screen is grabbed:
   ``trained_<family>_live.png`` (curves, progress, the followed run's own settings, the live view).
   With ``--live-only`` a training started here is stopped after that and not replayed.
-* RUN_DIR finished (now or before): the inspector opens it as a user would (File > Open Model on
-  the run folder: its validation images, its model, its probe snapshots), replays the first epoch
-  and the last one and grabs the top of the view (the image, the decoded text / caption / class,
-  the CTC frames, Grad-CAM): ``trained_<family>_replay_epoch<N>.png``; then, at the last epoch,
-  the family's inner section (``INSIDE``: the crnn's LSTM states with a gate, the ConvLSTM's
-  spatial states with the step slider at the middle, the captioner's attention on its second word
-  with Grad-CAM of that word beside it): ``trained_<family>_replay_inside.png``.
+* RUN_DIR finished (now or before): the inspector opens it as a user would (its model probes its
+  first validation image) and grabs ``trained_<family>_replay_reopened.png`` (the decoded text /
+  caption / class, CTC frames, Grad-CAM of the second character or word; the captioner's
+  attention on its second word with the beam candidates and Grad-CAM of that word beside its
+  attention). Then the epoch slider replays the first epoch's snapshot, the top of the view:
+  ``trained_<family>_replay_epoch1.png``, and the last one, scrolled to the family's inner section
+  (``INSIDE``: the crnn's LSTM and the captioner's decoder states with the input gate selected, the
+  ConvLSTM's spatial input gate at the middle step): ``trained_<family>_replay_epoch<N>_inside.png``.
+  The view's sections are printed, to see what a family shows.
 
-Trained and measured this way for the README (2 shared CPU cores): the commands in ``TRAIN``.
+The README's trained screenshots and figures come from the commands in ``TRAIN`` (2 shared CPU cores).
 """
 
 from __future__ import annotations
@@ -50,11 +52,11 @@ from explorer.ui.probe.spatial import SpatialStateSection  # noqa: E402
 from tests.ui.screenshots import painted_view, pump, shot, wait_for  # noqa: E402
 
 TRAIN = {  # the smallest settings that clearly learn (see the README's figures)
-    "crnn": ["sample:digit-strings", "--arch", "crnn", "--epochs", "5"],
-    "conv_rnn": ["sample:shapes", "--arch", "conv_rnn", "--epochs", "5"],
+    "crnn": ["sample:digit-strings", "--arch", "crnn", "--epochs", "10"],
+    "conv_rnn": ["sample:shapes", "--arch", "conv_rnn", "--epochs", "12"],
     "captioner": ["sample:shape-scenes", "--arch", "captioner", "--epochs", "8"],
 }
-INSIDE = {"crnn": RecurrentSection, "conv_rnn": SpatialStateSection, "captioner": AttentionSection}
+INSIDE = {"crnn": RecurrentSection, "conv_rnn": SpatialStateSection, "captioner": RecurrentSection}
 PANEL = (1400, 1250)  # the inspector: tall enough for the image, the output and two sections
 WINDOW = (1400, 1000)  # the main window following a run: the live view's output below the curves unclipped
 
@@ -88,7 +90,7 @@ def live(out: Path, family: str, run_dir: Path, live_only: bool) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         proc = subprocess.Popen(train_command(family, run_dir, config), env=env)
     w.follow_run(run_dir)
-    mid = lambda: bool(reports) and reports[-1].epoch >= max(1, reports[-1].epochs // 2)  # noqa: E731
+    mid = lambda: bool(reports) and reports[-1].epoch >= max(1, reports[-1].epochs * 3 // 5)  # noqa: E731
     wait_for(lambda: (mid() and w.train_panel.probe.painted > 0) or w.follower.last_finished is not None, 7200)
     pump(2000)  # the newest probe painted
     shot(w, out, f"trained_{family}_live")
@@ -101,39 +103,51 @@ def live(out: Path, family: str, run_dir: Path, live_only: bool) -> None:
     w.close()
 
 
+def _select_second(view) -> None:  # noqa: ANN001
+    """Grad-CAM and attention on the second character / word (a classifier keeps its predicted class)."""
+    for sec in view.sections:
+        if isinstance(sec, GradCamSection) and len(sec.buttons) > 1 and not view.output.bars_plot.isVisible():
+            sec.select(1)
+        if isinstance(sec, AttentionSection) and len(sec.words) > 1:
+            sec.select(1)
+
+
+def _scroll_to(view, sec) -> None:  # noqa: ANN001
+    view.scroll.verticalScrollBar().setValue(sec.y() if sec is not None else 0)
+    pump(800)
+
+
 def replay(out: Path, family: str, run_dir: Path) -> None:
-    """Opens the finished run in the inspector; the first and last epochs, then the family's inside."""
+    """Opens the finished run in the inspector (its model probes its first validation image), then
+    replays the first and the last epoch's snapshots."""
     panel = InspectorPanel()
     panel.resize(*PANEL)
     panel.show()
     panel.set_run(run_dir)
     wait_for(lambda: painted_view(panel) is not None and bool(panel.epochs), 600)
+    pump(1000)
+    view = painted_view(panel)
+    print(family, "sections:", [type(s).__name__ for s in view.sections])
+    _select_second(view)
+    _scroll_to(view, next((s for s in view.sections if isinstance(s, AttentionSection)), None))
+    shot(panel, out, f"trained_{family}_replay_reopened")
     for epoch in (panel.epochs[0], panel.epochs[-1]):
         panel.replay_epoch(epoch)  # the snapshot's probe image gets a view of its own
         wait_for(lambda e=epoch: panel.status.text().startswith(f"epoch {e}:") and painted_view(panel) is not None, 300)
         pump(1000)
         view = painted_view(panel)
-        cam = next((s for s in view.sections if isinstance(s, GradCamSection)), None)
-        if cam is not None and len(cam.buttons) > 1 and not view.output.bars_plot.isVisible():
-            cam.select(1)  # the second character / word
-        view.scroll.verticalScrollBar().setValue(0)
-        shot(panel, out, f"trained_{family}_replay_epoch{epoch}")
-    view = painted_view(panel)
-    print(family, "sections:", [type(s).__name__ for s in view.sections])
-    sec = next(s for s in view.sections if isinstance(s, INSIDE[family]))
-    if isinstance(sec, AttentionSection):
-        sec.select(min(1, len(sec.words) - 1))
-        cam = next((s for s in view.sections if isinstance(s, GradCamSection)), None)
-        if cam is not None:
-            cam.select(min(1, len(cam.buttons) - 1))
-    elif isinstance(sec, SpatialStateSection):
-        sec.slider.setValue(sec.slider.maximum() // 2)
-        sec.select(sec.keys[-1] if len(sec.keys) > 1 else sec.keys[0])
-    elif len(sec.keys) > 1:
-        sec.select(sec.keys[1])  # the first gate
-    view.scroll.verticalScrollBar().setValue(sec.y())
-    pump(800)
-    shot(panel, out, f"trained_{family}_replay_inside")
+        _select_second(view)
+        if epoch == panel.epochs[0]:
+            _scroll_to(view, None)
+            shot(panel, out, f"trained_{family}_replay_epoch{epoch}")
+            continue
+        sec = next(s for s in view.sections if isinstance(s, INSIDE[family]))
+        if isinstance(sec, SpatialStateSection):
+            sec.slider.setValue(sec.slider.maximum() // 2)
+        if len(sec.keys) > 1:
+            sec.select(sec.keys[1])  # the first gate
+        _scroll_to(view, sec)
+        shot(panel, out, f"trained_{family}_replay_epoch{epoch}_inside")
     panel.shutdown()
     panel.close()
 
