@@ -25,7 +25,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QProcess, QTimer, Signal, Slot
 
-from explorer.engine import ConfigError, Finished, ModelReady, ProbeReport, RunConfig, StepReport
+from explorer.engine import ConfigError, EpochReport, Finished, ModelReady, ProbeReport, RunConfig, StepReport
 from explorer.engine.eventlog import EventLogReader, LogStarted
 from explorer.engine.runfolder import RunFolderError, read_config
 
@@ -278,7 +278,7 @@ class RunFollower(QObject):
             return
         if (self.state == "starting" and isinstance(ev, ModelReady | StepReport)) or self.state == "idle":
             self._set_state("running")
-        if isinstance(ev, ModelReady | StepReport):  # config.json is written before the model is
+        if isinstance(ev, ModelReady | EpochReport):  # config.json is written before the model is built
             self._check_config()
         self.event.emit(ev)
 

@@ -20,8 +20,8 @@ Each ``FAMILY=RUN_DIR``:
   attention on its second word with the beam candidates and Grad-CAM of that word beside its
   attention). Then the epoch slider replays the first epoch's snapshot, the top of the view:
   ``trained_<family>_replay_epoch1.png``, and the last one, scrolled to the family's inner section
-  (``INSIDE``: the crnn's LSTM and the captioner's decoder states with the input gate selected, the
-  ConvLSTM's spatial input gate at the middle step): ``trained_<family>_replay_epoch<N>_inside.png``.
+  (``INSIDE``, its first gate selected: the crnn's LSTM and the captioner's decoder input gate, the
+  default ConvGRU's spatial reset gate at the middle step): ``trained_<family>_replay_epoch<N>_inside.png``.
   The view's sections are printed, to see what a family shows.
 
 The README's trained screenshots and figures come from the commands in ``TRAIN`` (2 shared CPU cores).
