@@ -11,6 +11,7 @@ pixmaps, so a redraw repaints the curves, not the tick labels (that was most of 
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -27,6 +28,7 @@ from .style import COLORS
 __all__ = ["CurvesView"]
 
 REDRAW_MS = 100
+AXIS_CHARS = 24  # the longest y-axis label that fits beside the shortest plot (160 px)
 
 
 def _plot(title: str, y_label: str) -> pg.PlotWidget:
@@ -121,7 +123,11 @@ class CurvesView(QWidget):
     def set_task(self, task: Task | None) -> None:
         """Names the axes after what the task's loss and accuracy measure ("CTC", "texts read exactly")."""
         self.loss_plot.getPlotItem().setLabel("left", task.loss_name if task is not None else "loss")
-        self.acc_plot.getPlotItem().setLabel("left", task.accuracy_name if task is not None else "fraction correct")
+        acc, item = task.accuracy_name if task is not None else "fraction correct", self.acc_plot.getPlotItem()
+        long = len(acc) > AXIS_CHARS  # beside a short plot it would be clipped: a line under the title instead
+        sub = f"<br><span style='font-size:9pt'>{html.escape(acc)}</span>" if long else ""
+        item.setTitle("Accuracy" + sub, size="11pt", color=COLORS["text"])
+        item.setLabel("left", "fraction" if long else acc)
 
     # -- ranges ------------------------------------------------------------------------------------
     def _set_x(self, epochs: float) -> None:

@@ -25,8 +25,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QProcess, QTimer, Signal, Slot
 
-from explorer.engine import Finished, ModelReady, ProbeReport, StepReport
+from explorer.engine import ConfigError, EpochReport, Finished, ModelReady, ProbeReport, RunConfig, StepReport
 from explorer.engine.eventlog import EventLogReader, LogStarted
+from explorer.engine.runfolder import RunFolderError, read_config
 
 __all__ = ["RunFollower", "train_command", "POLL_MS"]
 
@@ -61,6 +62,7 @@ class RunFollower(QObject):
     finished = Signal(object)  # a Finished event (read from the log, or made when the writer vanished)
     idle = Signal()  # no run being written any more (the follower still watches the folder)
     runStarted = Signal(object)  # LogStarted: a (new or resumed) training session begins in the log
+    configRead = Signal(object)  # an external run's own RunConfig (its config.json), once per session
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -79,6 +81,7 @@ class RunFollower(QObject):
         self._kill_timer.setSingleShot(True)
         self._kill_timer.timeout.connect(self._escalate)
         self._config_file: Path | None = None
+        self._config_seen = False
 
     # -- asking -----------------------------------------------------------------------------------
     @property
@@ -98,6 +101,7 @@ class RunFollower(QObject):
         self.last_finished = None
         self._stop_requested = False
         self._quiet_ticks = 0
+        self._config_seen = False
         self._set_state("starting")
         self._timer.start(POLL_MS)
         self.started.emit(str(self.run_dir))
@@ -235,8 +239,30 @@ class RunFollower(QObject):
             )
         return 0
 
+    def run_config(self) -> RunConfig | None:
+        """The followed run's own settings (its ``config.json``, written when its training starts, in
+        the folder its log is in), or None while there is none (not written yet, unreadable)."""
+        if self.run_dir is None:
+            return None
+        log = self.reader.path if self.reader is not None else None
+        for folder in ([log.parent] if log is not None else []) + [self.run_dir]:
+            try:
+                d = read_config(folder)
+                return RunConfig.from_dict({k: d[k] for k in ("arch", "params", "data", "train") if k in d})
+            except (RunFolderError, ConfigError):
+                continue
+        return None
+
+    def _check_config(self) -> None:
+        if self.process is not None:  # a launched run trains the project's own settings
+            return
+        if not self._config_seen and (cfg := self.run_config()) is not None:
+            self._config_seen = True
+            self.configRead.emit(cfg)
+
     def _deliver(self, ev: object) -> None:
         if isinstance(ev, LogStarted):
+            self._config_seen = False  # a resumed or replaced run may have other settings
             self.last_finished = None
             self._timer.setInterval(POLL_MS)
             if self.state == "idle":
@@ -252,6 +278,8 @@ class RunFollower(QObject):
             return
         if (self.state == "starting" and isinstance(ev, ModelReady | StepReport)) or self.state == "idle":
             self._set_state("running")
+        if isinstance(ev, ModelReady | EpochReport):  # config.json is written before the model is built
+            self._check_config()
         self.event.emit(ev)
 
     def _set_state(self, state: str) -> None:

@@ -208,7 +208,13 @@ class TrainSettings(QWidget):
 
     @Slot()
     def load_from_session(self) -> None:
-        cfg = self.session.project.config
+        self.show_config(None)
+
+    @Slot(object)
+    def show_config(self, cfg: Any) -> None:
+        """Shows ``cfg`` (a followed run's own RunConfig) read-only; None: the project's, editable."""
+        self.setEnabled(cfg is None)
+        cfg = cfg if cfg is not None else self.session.project.config
         for key, w in self.editors.items():
             obj, name = _owner(cfg, key)
             w.blockSignals(True)

@@ -155,6 +155,8 @@ class TrainingFlow(_Base):
         f.stateChanged.connect(self.train_panel.run_progress.on_controller_state)
         f.idle.connect(self._on_idle)
         f.runStarted.connect(self._on_followed_run_started)
+        f.configRead.connect(self.train_panel.settings.show_config)  # the run's own settings, not the project's
+        f.idle.connect(self.train_panel.settings.load_from_session)  # the next Train's settings again
         self.train_panel.launcher.launchRequested.connect(self.train_in_processes)
 
     @Slot()
@@ -174,6 +176,7 @@ class TrainingFlow(_Base):
         self.current_run = None
         self.train_panel.begin_run(run_dir.name)
         self.log_view.log(f"following {run_dir}")
+        self.train_panel.settings.load_from_session()  # until the run's own config is read
         self.follower.follow(run_dir)
         self.tabs.setCurrentWidget(self.train_panel)
         return True

@@ -21,13 +21,14 @@ _tmp = tempfile.mkdtemp(prefix="me-shots-")
 os.environ["MODEL_EXPLORER_HOME"] = str(Path(_tmp) / "home")
 os.environ.setdefault("MODEL_EXPLORER_CACHE", str(Path(_tmp) / "cache"))
 
-from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
+from PySide6.QtCore import QEventLoop, Qt, QTimer  # noqa: E402
 from PySide6.QtGui import QImage  # noqa: E402
-from PySide6.QtWidgets import QMessageBox  # noqa: E402
+from PySide6.QtWidgets import QMessageBox, QWidget  # noqa: E402
 
 import explorer.ui  # noqa: E402,F401  (Qt-binding work-around first)
 from explorer.engine import EpochReport  # noqa: E402
 from explorer.ui.app import ensure_app  # noqa: E402
+from explorer.ui.inspector import InspectorPanel  # noqa: E402
 from explorer.ui.main_window import MainWindow  # noqa: E402
 
 SIZE = (1280, 820)
@@ -48,13 +49,21 @@ def wait_for(cond, timeout_s: float = 120.0) -> None:  # noqa: ANN001
         pump(50)
 
 
-def shot(w: MainWindow, out: Path, name: str) -> None:
+def painted_view(panel: InspectorPanel, at_least: int = 1):  # noqa: ANN201
+    """The inspector's first probe view once it has painted ``at_least`` reports and built every section."""
+    views = list(panel.compare.views.values())
+    return views[0] if views and views[0].painted >= at_least and not views[0]._to_build else None  # noqa: SLF001
+
+
+def shot(w: QWidget, out: Path, name: str) -> None:
+    """Grabs ``w`` to ``OUT/NAME.png`` (a 256-colour palette when the full colours pass MAX_BYTES)."""
     pump(300)
     path = out / f"{name}.png"
     image = w.grab().toImage()
     image.save(str(path), "PNG", 0)
     if path.stat().st_size > MAX_BYTES:  # photos of noisy thumbnails: a 256-colour palette keeps it small
-        image.convertToFormat(QImage.Format.Format_Indexed8).save(str(path), "PNG", 0)
+        flags = Qt.ImageConversionFlag.ThresholdDither | Qt.ImageConversionFlag.AvoidDither  # no noise: smaller
+        image.convertToFormat(QImage.Format.Format_Indexed8, flags).save(str(path), "PNG", 0)
     print(f"{path}  {path.stat().st_size // 1024} KB")
 
 

@@ -34,6 +34,7 @@ from explorer.ui.probe.attention import AttentionSection  # noqa: E402
 from explorer.ui.probe.gradcam import GradCamSection  # noqa: E402
 from explorer.ui.probe.recurrent import RecurrentSection  # noqa: E402
 from explorer.ui.probe.spatial import SpatialStateSection  # noqa: E402
+from tests.ui.screenshots import painted_view  # noqa: E402
 
 FAMILIES = ("cnn", "crnn", "conv_rnn", "captioner")
 
@@ -51,11 +52,6 @@ def wait_for(cond, timeout_s: float) -> bool:  # noqa: ANN001
             return True
         pump(100)
     return False
-
-
-def painted_view(panel: InspectorPanel, at_least: int = 1):  # noqa: ANN201
-    views = list(panel.compare.views.values())
-    return views[0] if views and views[0].painted >= at_least and not views[0]._to_build else None
 
 
 def grab_sections(panel: InspectorPanel, out: Path, prefix: str) -> None:
