@@ -34,8 +34,8 @@ def ctc_class_names(classes: int, charset: Sequence[str]) -> list[str]:
 class CtcPlot(HeatmapPlot):
     """(time, class) probabilities: time along x, one row per class labelled by its character."""
 
-    def __init__(self) -> None:
-        super().__init__("time step (frame)", "character", "probability", height=170)
+    def __init__(self, *, bar: bool = True) -> None:
+        super().__init__("time step (frame)", "character", "probability", height=170, bar=bar)
         self.names: list[str] = []
         self.named_ticks.add("left")
 
@@ -90,7 +90,7 @@ class OutputPanel(QWidget):
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.6, brush=COLORS["train"])
         bp.addItem(self.bars)
         self.bars_plot.hide()
-        self._ctc: CtcPlot | None = None  # built when a CTC model's output first comes
+        self._ctc: CtcPlot | None = None  # built (by build_step) for a CTC model only
         self._lay = lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.where)
@@ -99,13 +99,25 @@ class OutputPanel(QWidget):
         lay.addStretch(1)
         self._tick_labels: list[str] = []
 
-    @property
-    def ctc(self) -> CtcPlot:
-        """The per-frame CTC plot (built on first use: most models never need it)."""
+    def build_step(self, kind: str | None) -> bool:
+        """Builds a piece of what output ``kind`` is shown with (the CTC plot: first its axes, then
+        its colour bar, each in its own event-loop turn, so that neither the building nor the first
+        paint holds the window for long); False when nothing is left to build."""
+        if kind != "ctc_frames":
+            return False
         if self._ctc is None:
-            self._ctc = CtcPlot()
+            self._ctc = CtcPlot(bar=False)
             self._ctc.hide()
             self._lay.insertWidget(3, self._ctc)
+            return True
+        return self._ctc.build_bar()
+
+    @property
+    def ctc(self) -> CtcPlot:
+        """The per-frame CTC plot (most models never need it; a probe view builds it in steps with
+        :meth:`build_step` before the first paint, anyone else gets it built here)."""
+        while self.build_step("ctc_frames"):
+            pass
         return self._ctc
 
     @property

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import pyqtgraph as pg
 
-from .paint import HeatmapPlot, Section, Selector, levels_for
+from .paint import HeatmapPlot, Section, Selector, levels_for, set_text
 from .plan import option_label
 
 __all__ = ["RecurrentSection"]
@@ -31,7 +31,9 @@ class RecurrentSection(Section):
         self.buttons = self.selector.buttons
         self.body.addWidget(self.selector)
         units = int(np.prod(arrays[0].shape[1:]))
-        self.plot = HeatmapPlot("time step", "unit", "value", height=int(min(190, max(140, 70 + 4 * units))))
+        # the colour bar and the first view range are built by build_step, each in an event-loop turn
+        self.plot = HeatmapPlot("time step", "unit", "value", height=int(min(190, max(140, 70 + 4 * units))), bar=False)
+        self._first: np.ndarray | None = arrays[0]  # what the first paint will show, for build_step
         self.body.addWidget(self.plot)
         self._arrays: dict[str, np.ndarray] = {}
         #: called with (time step, the input box (y0, x0, y1, x1) it read) under the mouse, or (None, None)
@@ -41,6 +43,17 @@ class RecurrentSection(Section):
         self._marker.hide()
         self.plot.plot.addItem(self._marker)
         self.plot.scene().sigMouseMoved.connect(self._on_mouse)
+
+    def build_step(self) -> bool:
+        if self.plot.build_bar():
+            return True
+        if self._first is not None:  # the view range and colour levels the first paint would set
+            a = np.asarray(self._first, dtype=np.float32).reshape(self._first.shape[0], -1)
+            self.plot.set_extent(a.shape[1], a.shape[0])
+            self.plot.set_levels(levels_for(a, self._info[self.selected].get("range")))
+            self._first = None
+            return True
+        return False
 
     def _on_mouse(self, pos) -> None:  # noqa: ANN001 - a scene position
         a = self._arrays.get(self.selected)
@@ -66,7 +79,7 @@ class RecurrentSection(Section):
         """Shows entry ``key`` (one of this section's keys)."""
         self.selected = key
         self.buttons[key].setChecked(True)
-        self.title.setText(f"<b>{html.escape(self._info[key]['title'])}</b>")
+        set_text(self.title, f"<b>{html.escape(self._info[key]['title'])}</b>")
         if key in self._arrays:
             self._paint()
 
