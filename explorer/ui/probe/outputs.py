@@ -20,6 +20,7 @@ __all__ = ["CtcPlot", "CtcSection", "OutputPanel", "ctc_class_names"]
 
 BLANK = "blank"
 TICK_PX = 12  # at least this many pixels between character ticks
+CTC_LEVELS = (0.0, 1.0)  # probabilities
 
 
 def ctc_class_names(classes: int, charset: Sequence[str]) -> list[str]:
@@ -49,7 +50,7 @@ class CtcPlot(HeatmapPlot):
             every = max(1, int(np.ceil(TICK_PX * rows / max(self.height() - 60, 1))))
             ticks = [(i + 0.5, n) for i, n in enumerate(names) if i % every == 0]
             self.plot.getAxis("left").setTicks([ticks, []])
-        self.show_values(probs.T, (0.0, 1.0))  # rows = classes, columns = frames
+        self.show_values(probs.T, CTC_LEVELS)  # rows = classes, columns = frames
 
 
 class CtcSection(Section):
@@ -91,6 +92,7 @@ class OutputPanel(QWidget):
         bp.addItem(self.bars)
         self.bars_plot.hide()
         self._ctc: CtcPlot | None = None  # built (by build_step) for a CTC model only
+        self._ctc_primed = False
         self._lay = lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.where)
@@ -100,9 +102,9 @@ class OutputPanel(QWidget):
         self._tick_labels: list[str] = []
 
     def build_step(self, kind: str | None) -> bool:
-        """Builds a piece of what output ``kind`` is shown with (the CTC plot: first its axes, then
-        its colour bar, each in its own event-loop turn, so that neither the building nor the first
-        paint holds the window for long); False when nothing is left to build."""
+        """Builds a piece of what output ``kind`` is shown with (the CTC plot: its axes, its colour
+        bar, then showing it with its levels set, each in its own event-loop turn, so that neither
+        the building nor the first paint holds the window for long); False when nothing is left."""
         if kind != "ctc_frames":
             return False
         if self._ctc is None:
@@ -110,7 +112,14 @@ class OutputPanel(QWidget):
             self._ctc.hide()
             self._lay.insertWidget(3, self._ctc)
             return True
-        return self._ctc.build_bar()
+        if self._ctc.build_bar():
+            return True
+        if not self._ctc_primed:  # once: what the first paint would do
+            self._ctc_primed = True
+            self._ctc.set_levels(CTC_LEVELS)
+            self._ctc.show()
+            return True
+        return False
 
     @property
     def ctc(self) -> CtcPlot:
