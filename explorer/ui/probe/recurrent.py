@@ -32,8 +32,8 @@ class RecurrentSection(Section):
         self.body.addWidget(self.selector)
         units = int(np.prod(arrays[0].shape[1:]))
         self._plot_height = int(min(190, max(140, 70 + 4 * units)))
-        # the plot, its colour bar and its first view range and levels are built by build_step, each
-        # in its own event-loop turn (together they cost more than a frame)
+        # the plot, its place in the layout, its colour bar and its first view range and levels are
+        # built by build_step, each in its own event-loop turn (together they cost more than a frame)
         self.plot: HeatmapPlot | None = None
         self._first: np.ndarray | None = arrays[0]  # what the first paint will show, for build_step
         self._arrays: dict[str, np.ndarray] = {}
@@ -45,6 +45,8 @@ class RecurrentSection(Section):
     def build_step(self) -> bool:
         if self.plot is None:
             self.plot = HeatmapPlot("time step", "unit", "value", height=self._plot_height, bar=False)
+            return True
+        if self._marker is None:  # into the layout (its view is created and shown: several ms)
             self.body.addWidget(self.plot)
             self._marker = pg.InfiniteLine(angle=90, pen=pg.mkPen("#ff1744", width=2))
             self._marker.hide()
