@@ -4,8 +4,10 @@ The inspector panel (:class:`~explorer.ui.inspector.InspectorPanel`, every probe
 open) follows a run trained by the real :class:`~explorer.ui.worker.TrainingController`, while a
 10 ms precise QTimer on the GUI thread records how late each tick fires. Lateness beyond the 10 ms
 period is an event-loop stall: the time a user's click or a repaint would have waited. Every
-section's paint is timed and reported per view kind; a timer also switches the recurrent and
-spatial selectors (state / gates / cell state) as a user would, so gate views are painted too.
+section's paint is timed and reported per view kind; a timer scrolls the inspector to each section
+in turn (sections out of view are not painted, so a user scrolls to see them) and another switches
+the recurrent and spatial selectors (state / gates / cell state) as a user would, so gate views are
+painted too. The kinds the model's probe reports declare are reported beside the kinds painted.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QEventLoop, Qt, QTimer
 
-__all__ = ["bench_ui", "cli_throughput", "VIEW_KINDS"]
+__all__ = ["bench_ui", "cli_throughput", "declared_kinds", "VIEW_KINDS"]
 
 TICK_MS = 10
+SCROLL_MS = 400  # the inspector is scrolled to its next section this often
 VIEW_KINDS = ("feature_maps", "filters", "hidden_states", "gates", "spatial_states", "attention", "ctc", "gradcam")
 
 
@@ -40,27 +43,51 @@ def _private_home(path: str) -> Iterator[None]:
             os.environ["MODEL_EXPLORER_HOME"] = old
 
 
-def _kind_of(section: Any) -> str | None:
-    """The bench's name of what ``section`` paints now (a recurrent section showing a gate: gates)."""
+def _entry_kind(cls: type, d: dict) -> str | None:
+    """The bench's name of what a section of class ``cls`` paints for declared entry ``d``."""
     from .probe.feature_maps import FeatureMapSection, FilterSection
     from .probe.gradcam import GradCamSection
-    from .probe.outputs import CtcSection, OutputPanel
+    from .probe.outputs import CtcSection
     from .probe.recurrent import RecurrentSection
     from .probe.spatial import SpatialStateSection
 
-    if isinstance(section, (RecurrentSection, SpatialStateSection)):
-        d = section._info[section.selected]
+    if issubclass(cls, (RecurrentSection, SpatialStateSection)):
         gate = d["kind"] in ("gate", "cell_state") or d.get("gate") is not None
-        return "gates" if gate else ("hidden_states" if isinstance(section, RecurrentSection) else "spatial_states")
-    if isinstance(section, OutputPanel):
-        return "ctc" if section.ctc_shown else None
+        return "gates" if gate else ("hidden_states" if issubclass(cls, RecurrentSection) else "spatial_states")
     names = {FeatureMapSection: "feature_maps", FilterSection: "filters", CtcSection: "ctc", GradCamSection: "gradcam"}
-    for cls, name in names.items():
-        if isinstance(section, cls):
+    for c, name in names.items():
+        if issubclass(cls, c):
             return name
     from .probe.attention import AttentionSection
 
-    return "attention" if isinstance(section, AttentionSection) else None
+    return "attention" if issubclass(cls, AttentionSection) else None
+
+
+def _kind_of(section: Any) -> str | None:
+    """The bench's name of what ``section`` paints now (a recurrent section showing a gate: gates)."""
+    from .probe.outputs import OutputPanel
+
+    if isinstance(section, OutputPanel):
+        return "ctc" if section.ctc_shown else None
+    info = getattr(section, "_info", None)
+    d = info[section.selected] if isinstance(info, dict) and hasattr(section, "selected") else {"kind": ""}
+    return _entry_kind(type(section), d)
+
+
+def declared_kinds(report: Any) -> set[str]:
+    """The view kinds (:data:`VIEW_KINDS`) a probe report's declaration asks the inspector for: each
+    planned section's entries (as the probe view plans them) and the output's own plot (the output
+    declaration planned like an entry: a ``ctc_frames`` output is drawn as a CTC section draws one)."""
+    from .probe.plan import plan_sections
+    from .probe.view import SECTIONS
+
+    kinds = set()
+    for p in plan_sections(report.info):
+        if all(k in report.intermediates for k in p.keys):
+            kinds |= {_entry_kind(SECTIONS[p.view], report.info[k]) for k in p.keys}
+    for p in plan_sections({"output": report.output_info} if report.output_info else {}):
+        kinds.add(_entry_kind(SECTIONS[p.view], report.output_info))
+    return kinds - {None}
 
 
 @contextlib.contextmanager
@@ -107,6 +134,21 @@ def _switch_selectors(panel: Any) -> None:
                 sec.select(keys[(keys.index(sec.selected) + 1) % len(keys)])
 
 
+def _scroll_sections(panel: Any, state: dict[str, int]) -> list[Any]:
+    """Scrolls every probe view to its next section (as a user reading down the list; ``state``:
+    view path -> index of the section shown last), so that each section comes into view in turn and
+    paints (sections out of view are not painted). Returns the sections scrolled to."""
+    shown = []
+    for path, view in panel.compare.views.items():
+        if not view.sections:
+            continue
+        i = (state.get(path, -1) + 1) % len(view.sections)
+        state[path] = i
+        view.scroll.ensureWidgetVisible(view.sections[i], 0, 0)
+        shown.append(view.sections[i])
+    return shown
+
+
 def _config(data: str, arch: str, epochs: int, params: dict[str, Any] | None, device: str) -> Any:
     from explorer.engine import RunConfig
     from explorer.engine.probe_cost import DEFAULT_PROBE_INTERVAL
@@ -122,10 +164,14 @@ def _config(data: str, arch: str, epochs: int, params: dict[str, Any] | None, de
 
 
 def _train_with_views(
-    cfg: Any, run_dir: str, timeout_s: float, cpu: dict[str, list[float]] | None = None
+    cfg: Any,
+    run_dir: str,
+    timeout_s: float,
+    cpu: dict[str, list[float]] | None = None,
+    declared: set[str] | None = None,
 ) -> tuple[list[float], dict[str, list[float]], Any]:
     """(tick lateness ms, paint ms per kind, the Finished event) of one run with the inspector open;
-    ``cpu`` collects each paint's GUI-thread CPU ms."""
+    ``cpu`` collects each paint's GUI-thread CPU ms, ``declared`` the kinds the probe reports declare."""
     from .inspector import InspectorPanel
     from .worker import TrainingController, gui_friendly_threads
 
@@ -134,6 +180,8 @@ def _train_with_views(
     panel.resize(1400, 900)
     panel.show()
     controller.probe.connect(panel.show_report)
+    if declared is not None:
+        controller.probe.connect(lambda r: declared.update(declared_kinds(r)))
     controller.started.connect(lambda d: panel.set_run(d, load_model=False))
     times: dict[str, list[float]] = {}
     late: list[float] = []
@@ -152,17 +200,23 @@ def _train_with_views(
     switch = QTimer()
     switch.setInterval(700)
     switch.timeout.connect(lambda: _switch_selectors(panel))
+    scrolled: dict[str, int] = {}
+    scroll = QTimer()
+    scroll.setInterval(SCROLL_MS)
+    scroll.timeout.connect(lambda: _scroll_sections(panel, scrolled))
     loop = QEventLoop()
     controller.idle.connect(loop.quit)
     QTimer.singleShot(int(timeout_s * 1000), loop.quit)
     with _timed_paints(times, cpu):
         timer.start()
         switch.start()
+        scroll.start()
         last = time.perf_counter()
         controller.start(cfg, run_dir, cpu_threads=gui_friendly_threads())  # as the app trains
         loop.exec()
         timer.stop()
         switch.stop()
+        scroll.stop()
     fin = controller.last_finished
     if controller.is_running():
         controller.shutdown()
@@ -226,7 +280,8 @@ def bench_ui(
         trained by ``model-explorer train`` right after; app / CLI), ``views``
         (kind -> {``paints``, ``p50_ms``, ``p99_ms``, ``cpu_p99_ms``}, for every kind painted; p50 / p99
         are wall time on the GUI thread, ``cpu_p99_ms`` its CPU time, which leaves out the waits a
-        busy machine adds) and
+        busy machine adds), ``kinds_declared`` (:func:`declared_kinds` of the run's probe reports),
+        ``missing`` (declared kinds never painted; empty when every view was painted) and
         ``probe_overhead`` (fraction of throughput lost to probing; with ``probe_share``).
 
     Raises:
@@ -238,7 +293,8 @@ def bench_ui(
         ensure_app()
         cfg = _config(data, arch, epochs, params, device)
         cpu: dict[str, list[float]] = {}
-        late, times, fin = _train_with_views(cfg, os.path.join(home, "run"), timeout_s, cpu)
+        declared: set[str] = set()
+        late, times, fin = _train_with_views(cfg, os.path.join(home, "run"), timeout_s, cpu, declared)
         if fin is None or fin.status not in ("completed", "early_stopped"):
             raise RuntimeError(f"training {fin.status if fin else 'ended'}: {fin.message if fin else ''}")
         a = np.asarray(late[1:] or [0.0])
@@ -261,6 +317,8 @@ def bench_ui(
                 for k in VIEW_KINDS
                 if times.get(k)
             },
+            "kinds_declared": [k for k in VIEW_KINDS if k in declared],
+            "missing": [k for k in VIEW_KINDS if k in declared and not times.get(k)],
         }
         if overhead:
             from explorer.engine.probe_cost import probe_overhead

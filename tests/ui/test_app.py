@@ -76,6 +76,8 @@ def test_bench_ui_measures_stalls_while_the_worker_trains(qapp, two_class: Path)
         "data",
         "epochs",
         "views",
+        "kinds_declared",
+        "missing",
         "probe_overhead",
         "probe_share",
     }

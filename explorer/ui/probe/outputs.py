@@ -20,6 +20,7 @@ __all__ = ["CtcPlot", "CtcSection", "OutputPanel", "ctc_class_names"]
 
 BLANK = "blank"
 TICK_PX = 12  # at least this many pixels between character ticks
+CTC_LEVELS = (0.0, 1.0)  # probabilities
 
 
 def ctc_class_names(classes: int, charset: Sequence[str]) -> list[str]:
@@ -34,8 +35,8 @@ def ctc_class_names(classes: int, charset: Sequence[str]) -> list[str]:
 class CtcPlot(HeatmapPlot):
     """(time, class) probabilities: time along x, one row per class labelled by its character."""
 
-    def __init__(self) -> None:
-        super().__init__("time step (frame)", "character", "probability", height=170)
+    def __init__(self, *, bar: bool = True) -> None:
+        super().__init__("time step (frame)", "character", "probability", height=170, bar=bar)
         self.names: list[str] = []
         self.named_ticks.add("left")
 
@@ -49,7 +50,7 @@ class CtcPlot(HeatmapPlot):
             every = max(1, int(np.ceil(TICK_PX * rows / max(self.height() - 60, 1))))
             ticks = [(i + 0.5, n) for i, n in enumerate(names) if i % every == 0]
             self.plot.getAxis("left").setTicks([ticks, []])
-        self.show_values(probs.T, (0.0, 1.0))  # rows = classes, columns = frames
+        self.show_values(probs.T, CTC_LEVELS)  # rows = classes, columns = frames
 
 
 class CtcSection(Section):
@@ -90,7 +91,8 @@ class OutputPanel(QWidget):
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.6, brush=COLORS["train"])
         bp.addItem(self.bars)
         self.bars_plot.hide()
-        self._ctc: CtcPlot | None = None  # built when a CTC model's output first comes
+        self._ctc: CtcPlot | None = None  # built (by build_step) for a CTC model only
+        self._ctc_primed = False
         self._lay = lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.where)
@@ -99,13 +101,32 @@ class OutputPanel(QWidget):
         lay.addStretch(1)
         self._tick_labels: list[str] = []
 
-    @property
-    def ctc(self) -> CtcPlot:
-        """The per-frame CTC plot (built on first use: most models never need it)."""
+    def build_step(self, kind: str | None) -> bool:
+        """Builds a piece of what output ``kind`` is shown with (the CTC plot: its axes, its colour
+        bar, then showing it with its levels set, each in its own event-loop turn, so that neither
+        the building nor the first paint holds the window for long); False when nothing is left."""
+        if kind != "ctc_frames":
+            return False
         if self._ctc is None:
-            self._ctc = CtcPlot()
+            self._ctc = CtcPlot(bar=False)
             self._ctc.hide()
             self._lay.insertWidget(3, self._ctc)
+            return True
+        if self._ctc.build_bar():
+            return True
+        if not self._ctc_primed:  # once: what the first paint would do
+            self._ctc_primed = True
+            self._ctc.set_levels(CTC_LEVELS)
+            self._ctc.show()
+            return True
+        return False
+
+    @property
+    def ctc(self) -> CtcPlot:
+        """The per-frame CTC plot (most models never need it; a probe view builds it in steps with
+        :meth:`build_step` before the first paint, anyone else gets it built here)."""
+        while self.build_step("ctc_frames"):
+            pass
         return self._ctc
 
     @property

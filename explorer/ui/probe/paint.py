@@ -54,8 +54,9 @@ def lut(name: str) -> np.ndarray:
 
 
 def colorize(u8: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """uint8 indices (..., H, W) -> RGB bytes (..., H, W, 3) through a 256-entry colour map."""
-    return np.ascontiguousarray(table[u8])
+    """uint8 indices (..., H, W) -> RGB bytes (..., H, W, 3) through a 256-entry colour map
+    (``np.take``: about 4x faster than fancy indexing ``table[u8]``, same bytes)."""
+    return np.take(table, u8, axis=0)
 
 
 def normalize_maps(maps: np.ndarray) -> np.ndarray:
@@ -213,9 +214,13 @@ class BarLevels:
 
 
 class HeatmapPlot(pg.GraphicsLayoutWidget):
-    """A plot with named axes, one ImageItem fed RGB bytes and a colour bar stating the levels."""
+    """A plot with named axes, one ImageItem fed RGB bytes and a colour bar stating the levels.
 
-    def __init__(self, x_label: str, y_label: str, bar_label: str, height: int) -> None:
+    With ``bar=False`` the colour bar is left for :meth:`build_bar`, so that a section can build
+    the plot over two event-loop turns (each piece is several ms); :meth:`show_values` builds it
+    if nobody did."""
+
+    def __init__(self, x_label: str, y_label: str, bar_label: str, height: int, *, bar: bool = True) -> None:
         super().__init__()
         self.setBackground("w")
         self.ci.setContentsMargins(2, 8, 4, 8)  # room for the colour bar's end labels
@@ -223,21 +228,41 @@ class HeatmapPlot(pg.GraphicsLayoutWidget):
         self.addItem(pi, row=0, col=0)
         self.item = pg.ImageItem(axisOrder="row-major")
         pi.addItem(self.item)
-        self.bar = ColorBar(bar_label)
-        self.addItem(self.bar, row=0, col=1)
+        self._bar_label = bar_label
+        self.bar: ColorBar | None = None
         self._levels: tuple[float, float] | None = None
         self._extent: tuple[int, int] = (0, 0)
         self.named_ticks: set[str] = set()  # axes whose ticks a subclass names (characters)
         self.setFixedHeight(height)
+        if bar:
+            self.build_bar()
+
+    def build_bar(self) -> bool:
+        """Builds the colour bar; False when it was already there."""
+        if self.bar is not None:
+            return False
+        self.bar = ColorBar(self._bar_label)
+        self.addItem(self.bar, row=0, col=1)
+        return True
 
     def show_values(self, a: np.ndarray, levels: tuple[float, float]) -> None:
         """Paints ``a`` (rows = y, cols = x) with ``levels``; the bar follows when they change."""
         self.item.setImage(heatmap_rgb(a, levels), levels=None, autoLevels=False)
+        self.set_levels(levels)
+        self.set_extent(a.shape[0], a.shape[1])
+
+    def set_levels(self, levels: tuple[float, float]) -> None:
+        """The colour bar's map and levels (only when they change)."""
         if levels != self._levels:
+            self.build_bar()
             self._levels = levels
             self.bar.setColorMap(cmap_for(levels))
             self.bar.setLevels(levels)
-        extent = (a.shape[1], a.shape[0])
+
+    def set_extent(self, rows: int, cols: int) -> None:
+        """The view range and tick spacing for a (rows, cols) image (only when it changes: a section
+        calls it while building, so that its first paint does not pay for it)."""
+        extent = (cols, rows)
         if extent != self._extent:
             self._extent = extent
             self.plot.setRange(xRange=(0, extent[0]), yRange=(0, extent[1]), padding=0)

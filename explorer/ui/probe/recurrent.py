@@ -9,7 +9,7 @@ from collections.abc import Callable
 import numpy as np
 import pyqtgraph as pg
 
-from .paint import HeatmapPlot, Section, Selector, levels_for
+from .paint import HeatmapPlot, Section, Selector, levels_for, set_text
 from .plan import option_label
 
 __all__ = ["RecurrentSection"]
@@ -31,16 +31,42 @@ class RecurrentSection(Section):
         self.buttons = self.selector.buttons
         self.body.addWidget(self.selector)
         units = int(np.prod(arrays[0].shape[1:]))
-        self.plot = HeatmapPlot("time step", "unit", "value", height=int(min(190, max(140, 70 + 4 * units))))
-        self.body.addWidget(self.plot)
+        self._plot_height = int(min(190, max(140, 70 + 4 * units)))
+        # the plot, its place in the layout, its colour bar and its first view range and levels are
+        # built by build_step, each in its own event-loop turn (together they cost more than a frame)
+        self.plot: HeatmapPlot | None = None
+        self._first: np.ndarray | None = arrays[0]  # what the first paint will show, for build_step
         self._arrays: dict[str, np.ndarray] = {}
         #: called with (time step, the input box (y0, x0, y1, x1) it read) under the mouse, or (None, None)
         self.on_hover: Callable[[int | None, tuple | None], None] | None = None
         self.hovered: int | None = None
-        self._marker = pg.InfiniteLine(angle=90, pen=pg.mkPen("#ff1744", width=2))
-        self._marker.hide()
-        self.plot.plot.addItem(self._marker)
-        self.plot.scene().sigMouseMoved.connect(self._on_mouse)
+        self._marker: pg.InfiniteLine | None = None
+
+    def build_step(self) -> bool:
+        if self.plot is None:
+            self.plot = HeatmapPlot("time step", "unit", "value", height=self._plot_height, bar=False)
+            return True
+        if self._marker is None:  # into the layout (its view is created and shown: several ms)
+            self.body.addWidget(self.plot)
+            self._marker = pg.InfiniteLine(angle=90, pen=pg.mkPen("#ff1744", width=2))
+            self._marker.hide()
+            self.plot.plot.addItem(self._marker)
+            self.plot.scene().sigMouseMoved.connect(self._on_mouse)
+            return True
+        if self.plot.build_bar():
+            return True
+        if self._first is not None:  # the view range and colour levels the first paint would set
+            a = np.asarray(self._first, dtype=np.float32).reshape(self._first.shape[0], -1)
+            self.plot.set_extent(a.shape[1], a.shape[0])
+            self.plot.set_levels(levels_for(a, self._info[self.selected].get("range")))
+            self._first = None
+            return True
+        return False
+
+    def _build(self) -> None:
+        """Finishes building (for a caller that paints without the probe view's build steps)."""
+        while self.build_step():
+            pass
 
     def _on_mouse(self, pos) -> None:  # noqa: ANN001 - a scene position
         a = self._arrays.get(self.selected)
@@ -54,6 +80,7 @@ class RecurrentSection(Section):
         if t == self.hovered:
             return
         self.hovered = t
+        self._build()
         regions = self._info[self.selected].get("regions")
         box = tuple(regions[t]) if t is not None and regions and t < len(regions) else None
         self._marker.setVisible(t is not None)
@@ -66,7 +93,7 @@ class RecurrentSection(Section):
         """Shows entry ``key`` (one of this section's keys)."""
         self.selected = key
         self.buttons[key].setChecked(True)
-        self.title.setText(f"<b>{html.escape(self._info[key]['title'])}</b>")
+        set_text(self.title, f"<b>{html.escape(self._info[key]['title'])}</b>")
         if key in self._arrays:
             self._paint()
 
@@ -75,6 +102,7 @@ class RecurrentSection(Section):
         self._paint()
 
     def _paint(self) -> None:
+        self._build()
         d = self._info[self.selected]
         a = np.asarray(self._arrays[self.selected], dtype=np.float32)
         a = a.reshape(a.shape[0], -1)  # declared axes (time, unit)

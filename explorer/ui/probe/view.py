@@ -82,6 +82,7 @@ class ProbeView(QWidget):
         super().__init__(parent)
         self._pending: ProbeReport | None = None
         self._signature: tuple = ()
+        self._output_kind: str | None = None  # the declared output kind the header is built for
         self._labels: list[str] = []
         self.sections: list[Section] = []
         self._to_build: list[tuple[Planned, dict[str, dict], list[np.ndarray]]] = []
@@ -166,6 +167,7 @@ class ProbeView(QWidget):
         if signature != self._signature:
             self._remove_sections()
             self._signature = signature
+            self._output_kind = (r.output_info or {}).get("kind")
             self._to_build = [(p, r.info, [r.intermediates[k] for k in p.keys]) for p in planned]
             self._show_note(r, planned)
         if self._build_step():
@@ -246,6 +248,8 @@ class ProbeView(QWidget):
 
     def _build_step(self) -> bool:
         """Does one small piece of building; False when everything exists."""
+        if self.output.build_step(self._output_kind):
+            return True
         for sec in self.sections:
             if sec.build_step():
                 return True
