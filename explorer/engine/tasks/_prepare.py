@@ -120,8 +120,17 @@ class Images:
             return self.images[t][:, :, :width].contiguous(), w.contiguous()
         out = torch.from_numpy(spill_array(shape, self.spill_dir))
         step = max(1, _GATHER_BYTES // max(1, nbytes // max(1, len(t))))
+        # one gather buffer for all chunks (a new 16 MiB temporary per chunk left the C heap
+        # holding 50-130 MiB of them); full-width rows are gathered straight into the map
+        buf = (
+            None if shape[2] == self.images.shape[2] else torch.empty((step, *self.images.shape[1:]), dtype=torch.uint8)
+        )
         for i in range(0, len(t), step):
-            out[i : i + step] = self.images[t[i : i + step]][:, :, :width]
+            idx = t[i : i + step]
+            if buf is None:
+                torch.index_select(self.images, 0, idx, out=out[i : i + len(idx)])
+            else:
+                out[i : i + len(idx)] = torch.index_select(self.images, 0, idx, out=buf[: len(idx)])[:, :, :width]
         self.spilled.append(nbytes)
         return out, w.contiguous()
 
