@@ -179,4 +179,7 @@ def _bench(sub: Any) -> None:
     bu.add_argument("--epochs", type=int, default=2)
     bu.add_argument("--device", default="auto", choices=_DEVICES)
     bu.add_argument("--no-overhead", action="store_true", help="skip the probes-on/off throughput comparison")
+    bu.add_argument(
+        "--repeats", type=int, default=1, help="app and CLI runs (and probe on/off pairs), interleaved; fastest of each"
+    )
     bu.add_argument("--json", action="store_true")

@@ -64,8 +64,9 @@ def test_sigterm_while_training_stops_the_worker_first(qapp, two_class: Path) ->
 def test_bench_ui_measures_stalls_while_the_worker_trains(qapp, two_class: Path) -> None:
     from explorer.ui.bench import bench_ui
 
-    result = bench_ui(epochs=1, data=str(two_class))
+    result = bench_ui(epochs=1, data=str(two_class), repeats=2)
     assert set(result) == {
+        "repeats",
         "stall_p50_ms",
         "stall_p99_ms",
         "stall_max_ms",
@@ -84,4 +85,8 @@ def test_bench_ui_measures_stalls_while_the_worker_trains(qapp, two_class: Path)
     assert 0 <= result["stall_p50_ms"] <= result["stall_p99_ms"] <= result["stall_max_ms"]
     assert result["samples_per_second"] > 0
     assert result["cli_samples_per_second"] > 0 and result["throughput_ratio"] > 0  # figures, not goals: timing
+    assert result["repeats"] == 2
+    assert result["throughput_ratio"] == pytest.approx(
+        result["samples_per_second"] / result["cli_samples_per_second"], rel=0.01
+    )
     assert running_threads() == []

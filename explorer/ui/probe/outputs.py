@@ -84,10 +84,11 @@ class OutputPanel(QWidget):
         self.text.hide()
         self.bars_plot = pg.GraphicsLayoutWidget()
         self.bars_plot.setBackground("w")
-        self.bars_plot.setFixedHeight(120)
+        self.bars_plot.setFixedHeight(170)  # a bar area of ~110 px: the 0 / 0.5 / 1 ticks stay apart
         self.bars_axes = bp = Axes("class", "probability")
         self.bars_plot.addItem(bp, row=0, col=0)
         bp.setRange(yRange=(0, 1), padding=0.02)
+        bp.getAxis("left").setTicks([[(0.0, "0"), (0.5, "0.5"), (1.0, "1")]])
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.6, brush=COLORS["train"])
         bp.addItem(self.bars)
         self.bars_plot.hide()
