@@ -112,7 +112,10 @@ def test_the_float_copy_respects_the_memory_budget(tmp_path: Path) -> None:
 
     reserve = COMPUTE_RESERVE_BYTES >> 20  # the budget's part kept for the steps: the data gets the rest
     sessions = []
-    for budget in (0, reserve + 1):  # automatic (fits) and 1 MiB for the data: 64 images of 32x32 as float need 256 KiB ...
+    for budget in (
+        0,
+        reserve + 1,
+    ):  # automatic (fits) and 1 MiB for the data: 64 images of 32x32 as float need 256 KiB ...
         cfg = RunConfig.from_dict(
             {
                 "arch": "cnn",
