@@ -35,3 +35,13 @@ def configure_tiny(w: MainWindow, *, epochs: int = 2, probe: float = 0.0, batch_
 
 def wait_idle(qtbot, w: MainWindow, timeout: int = 60000) -> None:  # noqa: ANN001
     qtbot.waitUntil(lambda: not w.controller.is_running(), timeout=timeout)
+
+
+def shown(qtbot, widget, size: tuple[int, int], labels: list[str]):  # noqa: ANN001, ANN201
+    """``widget`` (an inspector panel or a probe view) kept by ``qtbot``, resized, shown, with the
+    run's ``labels`` set: the set-up of the probe-view tests."""
+    qtbot.addWidget(widget)
+    widget.resize(*size)
+    widget.show()
+    widget.set_labels(labels)
+    return widget

@@ -7,6 +7,7 @@ import pytest
 from explorer.ui.bench import VIEW_KINDS, _scroll_sections, _switch_selectors, _timed_paints, declared_kinds
 from explorer.ui.inspector import InspectorPanel
 from tests.ui import probe_reports as reports
+from tests.ui.helpers import shown
 
 pytestmark = pytest.mark.gui
 
@@ -22,11 +23,7 @@ pytestmark = pytest.mark.gui
 )
 def test_timed_paints_name_each_kind_painted(qtbot, family: str, kinds: set[str]) -> None:  # noqa: ANN001
     r, labels = reports.REPORTS[family]()
-    panel = InspectorPanel()
-    qtbot.addWidget(panel)
-    panel.resize(1400, 8000)
-    panel.show()
-    panel.set_labels(labels)
+    panel = shown(qtbot, InspectorPanel(), (1400, 8000), labels)
     times: dict[str, list[float]] = {}
     with _timed_paints(times):
         panel.compare.show_report(r, add=True)
@@ -55,11 +52,7 @@ def test_scrolling_visits_every_section_so_every_declared_kind_is_painted(qtbot)
     """The captioner's decoder states and gates sit below the fold of an inspector of the bench's
     size: they are painted only once the bench scrolls to them."""
     r, labels = reports.captioner()
-    panel = InspectorPanel()
-    qtbot.addWidget(panel)
-    panel.resize(1400, 900)
-    panel.show()
-    panel.set_labels(labels)
+    panel = shown(qtbot, InspectorPanel(), (1400, 900), labels)
     times: dict[str, list[float]] = {}
     with _timed_paints(times):
         panel.compare.show_report(r, add=True)

@@ -12,6 +12,7 @@ from explorer.ui.probe.paint import heatmap_rgb, levels_for
 from explorer.ui.probe.recurrent import RecurrentSection
 from explorer.ui.probe.view import ProbeContext
 from tests.ui import probe_reports as reports
+from tests.ui.helpers import shown
 
 pytestmark = pytest.mark.gui
 
@@ -33,11 +34,7 @@ def test_first_paint_finds_the_ctc_and_recurrent_plots_built(qtbot, monkeypatch)
 
     monkeypatch.setattr(OutputPanel, "update_from", output_first)
     monkeypatch.setattr(RecurrentSection, "update_from", recurrent_first)
-    view = ProbeView()
-    qtbot.addWidget(view)
-    view.resize(900, 6000)
-    view.show()
-    view.set_labels(labels)
+    view = shown(qtbot, ProbeView(), (900, 6000), labels)
     view.set_report(r)
     qtbot.waitUntil(lambda: view.painted >= 1 and not view.waiting, timeout=20000)
     assert seen[0] == ("ctc", True, CTC_LEVELS)
