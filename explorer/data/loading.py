@@ -48,7 +48,6 @@ from .decode import (
 )
 from .errors import DataError
 from .exif import jpeg_orientation
-from .memory import release_free_heap
 from .reader import HEADER_BYTES as _HEADER_BYTES
 from .sources import Problem, Sample
 
@@ -305,7 +304,6 @@ def load_images(
         )
         loaded.note = plan.note
         loaded.sums = plan.sums
-    release_free_heap()  # the decode threads' freed buffers, the index's parse (see explorer.data.memory)
     return loaded
 
 

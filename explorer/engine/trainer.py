@@ -250,7 +250,7 @@ class Trainer:
                 run_dir=self._run_dir(),
             )
             return None
-        release_free_heap()  # the data phase's transient records (the cache index, per-file identities)
+        release_free_heap()  # what the data phase freed: decode threads' buffers, the cache index, per-file records
         yield DataReady(
             task=data.task,
             labels=list(data.labels),

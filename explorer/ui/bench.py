@@ -253,6 +253,41 @@ def cli_throughput(cfg: Any, run_dir: str) -> float:
     return float(metrics.get("samples_per_second", 0.0))
 
 
+def _interleaved_runs(
+    cfg: Any, home: str, repeats: int, timeout_s: float, cpu: dict[str, list[float]], declared: set[str]
+) -> tuple[list[float], dict[str, list[float]], list[float], list[float]]:
+    """``repeats`` app runs (views open) each followed by the CLI's run: (tick lateness and paint
+    ms pooled over the app runs, app samples/s per run, CLI samples/s per run)."""
+    late: list[float] = []
+    times: dict[str, list[float]] = {}
+    app: list[float] = []
+    cli: list[float] = []
+    for r in range(repeats):
+        run_late, run_times, fin = _train_with_views(cfg, os.path.join(home, f"run{r}"), timeout_s, cpu, declared)
+        if fin is None or fin.status not in ("completed", "early_stopped"):
+            raise RuntimeError(f"training {fin.status if fin else 'ended'}: {fin.message if fin else ''}")
+        late += run_late[1:]
+        for k, v in run_times.items():
+            times.setdefault(k, []).extend(v)
+        app.append(float(fin.metrics.get("samples_per_second", 0.0)))
+        cli.append(cli_throughput(cfg, os.path.join(home, f"cli-run{r}")))
+    return late, times, app, cli
+
+
+def _view_figures(times: dict[str, list[float]], cpu: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    """kind -> paints, wall p50 / p99 ms and CPU p99 ms, for every kind painted."""
+    return {
+        k: {
+            "paints": len(times[k]),
+            "p50_ms": round(float(np.percentile(times[k], 50)), 2),
+            "p99_ms": round(float(np.percentile(times[k], 99)), 2),
+            "cpu_p99_ms": round(float(np.percentile(cpu[k], 99)), 2),
+        }
+        for k in VIEW_KINDS
+        if times.get(k)
+    }
+
+
 def bench_ui(
     epochs: int = 2,
     data: str = "sample:shapes",
@@ -292,20 +327,8 @@ def bench_ui(
         ensure_app()
         cfg = _config(data, arch, epochs, params, device)
         cpu: dict[str, list[float]] = {}
-        times: dict[str, list[float]] = {}
         declared: set[str] = set()
-        late: list[float] = []
-        app: list[float] = []
-        cli: list[float] = []
-        for r in range(max(1, repeats)):
-            run_late, run_times, fin = _train_with_views(cfg, os.path.join(home, f"run{r}"), timeout_s, cpu, declared)
-            if fin is None or fin.status not in ("completed", "early_stopped"):
-                raise RuntimeError(f"training {fin.status if fin else 'ended'}: {fin.message if fin else ''}")
-            late += run_late[1:]
-            for k, v in run_times.items():
-                times.setdefault(k, []).extend(v)
-            app.append(float(fin.metrics.get("samples_per_second", 0.0)))
-            cli.append(cli_throughput(cfg, os.path.join(home, f"cli-run{r}")))
+        late, times, app, cli = _interleaved_runs(cfg, home, max(1, repeats), timeout_s, cpu, declared)
         a = np.asarray(late or [0.0])
         out: dict[str, Any] = {
             "data": data,
@@ -318,16 +341,7 @@ def bench_ui(
             "cli_samples_per_second": round(max(cli), 1),
             "throughput_ratio": round(max(app) / max(cli), 3) if max(cli) > 0 else 0.0,
             "repeats": max(1, repeats),
-            "views": {
-                k: {
-                    "paints": len(times[k]),
-                    "p50_ms": round(float(np.percentile(times[k], 50)), 2),
-                    "p99_ms": round(float(np.percentile(times[k], 99)), 2),
-                    "cpu_p99_ms": round(float(np.percentile(cpu[k], 99)), 2),
-                }
-                for k in VIEW_KINDS
-                if times.get(k)
-            },
+            "views": _view_figures(times, cpu),
             "kinds_declared": [k for k in VIEW_KINDS if k in declared],
             "missing": [k for k in VIEW_KINDS if k in declared and not times.get(k)],
         }
