@@ -51,9 +51,9 @@ def _run(path: str | None = None, ready: Callable[[MainWindow], Any] | None = No
     window = MainWindow()
     window.show()
     if path:
-        QTimer.singleShot(0, lambda: window.open_path(path))
+        QTimer.singleShot(0, window, lambda: window.open_path(path))
     if ready is not None:
-        QTimer.singleShot(0, lambda: ready(window))
+        QTimer.singleShot(0, window, lambda: ready(window))
 
     heartbeat = QTimer()
     heartbeat.setInterval(HEARTBEAT_MS)

@@ -206,7 +206,7 @@ def _train_with_views(
     scroll.timeout.connect(lambda: _scroll_sections(panel, scrolled))
     loop = QEventLoop()
     controller.idle.connect(loop.quit)
-    QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+    QTimer.singleShot(int(timeout_s * 1000), loop, loop.quit)
     with _timed_paints(times, cpu):
         timer.start()
         switch.start()

@@ -216,7 +216,7 @@ class RunFollower(QObject):
         if events:
             self._quiet_ticks = 0
             if len(events) > 100:  # catching up with a long log: the next part at the next turn
-                QTimer.singleShot(0, self.poll)
+                QTimer.singleShot(0, self, self.poll)
             return len(events)
         self._quiet_ticks += 1
         # an external writer that vanished without a Finished (killed, its machine gone)

@@ -268,4 +268,4 @@ class TrainingFlow(_Base):
     def _on_idle(self) -> None:
         self.current_run = None
         if self._close_pending:
-            QTimer.singleShot(0, self.close)
+            QTimer.singleShot(0, self, self.close)

@@ -58,3 +58,27 @@ def test_a_section_used_without_the_view_builds_itself_when_painted(qtbot) -> No
     panel = OutputPanel()
     qtbot.addWidget(panel)
     assert panel.ctc.bar is not None  # built on demand without build steps
+
+
+def test_a_view_deleted_with_a_paint_pending_leaves_no_call_behind(qtbot) -> None:  # noqa: ANN001
+    """Deferred paints are bound to the view: once Qt deletes it (its window closed), none runs
+    against its deleted sections. pytest-qt fails the test on any exception in the event loop; CI
+    once failed a later test on this."""
+    import shiboken6
+    from PySide6.QtGui import QShowEvent
+    from PySide6.QtWidgets import QWidget
+
+    r, labels = reports.crnn()
+    holder = QWidget()
+    view = ProbeView(holder)
+    holder.resize(900, 300)  # most sections below the fold: they stay waiting
+    holder.show()
+    view.resize(900, 300)
+    view.set_labels(labels)
+    view.set_report(r)
+    qtbot.waitUntil(lambda: view.painted >= 1, timeout=20000)
+    assert view.waiting
+    view.showEvent(QShowEvent())  # queues a paint of the visible ones
+    shiboken6.delete(holder)  # the window goes; the Python view object is still referenced here
+    qtbot.wait(100)
+    assert not shiboken6.isValid(view)

@@ -173,7 +173,7 @@ class ProbeView(QWidget):
         if self._build_step():
             # New model: its views are built in small steps, one per event-loop turn with a pause
             # between them, so the window never freezes for the whole set; the report waits.
-            QTimer.singleShot(BUILD_PAUSE_MS, self.paint_pending)
+            QTimer.singleShot(BUILD_PAUSE_MS, self, self.paint_pending)
             return
         self._pending = None
         self.painted += 1
@@ -192,7 +192,7 @@ class ProbeView(QWidget):
         self._ctx, self._stale = ctx, list(self.sections)
         self._paint_visible()
         if self._stale:  # sections just built may not be laid out yet
-            QTimer.singleShot(0, self._paint_visible)
+            QTimer.singleShot(0, self, self._paint_visible)
 
     def highlight_region(self, step: int | None, box: tuple | None) -> None:
         """Outlines on the probe image the input box (y0, x0, y1, x1) a time step read (None: nothing)."""
@@ -226,11 +226,11 @@ class ProbeView(QWidget):
 
     def showEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt override
         super().showEvent(event)
-        QTimer.singleShot(0, self._paint_visible)
+        QTimer.singleShot(0, self, self._paint_visible)
 
     def resizeEvent(self, event) -> None:  # noqa: ANN001, N802 - Qt override
         super().resizeEvent(event)
-        QTimer.singleShot(0, self._paint_visible)
+        QTimer.singleShot(0, self, self._paint_visible)
 
     @staticmethod
     def _signature_of(r: ProbeReport, planned: list[Planned]) -> tuple:
