@@ -180,6 +180,9 @@ def _bench(sub: Any) -> None:
     bu.add_argument("--device", default="auto", choices=_DEVICES)
     bu.add_argument("--no-overhead", action="store_true", help="skip the probes-on/off throughput comparison")
     bu.add_argument(
-        "--repeats", type=int, default=1, help="app and CLI runs (and probe on/off pairs), interleaved; fastest of each"
+        "--repeats",
+        type=int,
+        default=1,
+        help="app/CLI pairs and probes on/off pairs, back to back; median of the pairs",
     )
     bu.add_argument("--json", action="store_true")

@@ -2,10 +2,13 @@
 
 :func:`probe_overhead` trains the same run twice per repeat, probes on (at ``interval``
 seconds, plus the epoch-end probe and its replay snapshot, as the app trains) and probes off,
-interleaved so that drifts in machine load hit both alike, and compares the fastest of each:
-``overhead = 1 - throughput_on / throughput_off = 1 - seconds_off / seconds_on``. It also
-reports ``probe_share``, the time the probed run spent inside the probe hook over its time,
-which a busy machine disturbs less (both runs of a pair see the same load only on average). The time
+run back to back as a pair (which of the two goes first alternates from pair to pair), and
+takes the median over the pairs of each pair's ``1 - throughput_on / throughput_off = 1 -
+seconds_off / seconds_on``. On the 2-core CPU the same run's speed drifts by 10-20 % from one
+minute to the next, so a comparison of two runs far apart (the fastest of each, the former
+figure) says more about the drift than about probing; a pair sees nearly the same machine, and
+the median drops the pairs a burst of load split. It also reports ``probe_share``, the time the
+probed run spent inside the probe hook over its time, which a busy machine disturbs less. The time
 measured runs from the model being ready to the last epoch report: training, validation and
 checkpoints, the same work in both runs except the probing. Qt-free; the UI's worker adds the
 cost of sending and painting, which ``bench ui`` measures separately.
@@ -14,6 +17,7 @@ cost of sending and painting, which ``bench ui`` measures separately.
 from __future__ import annotations
 
 import copy
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,7 +31,7 @@ from .hooks import Hook, ProbeHook
 from .replay import list_epochs
 from .trainer import Trainer
 
-__all__ = ["DEFAULT_PROBE_INTERVAL", "probe_overhead", "timed_run"]
+__all__ = ["DEFAULT_PROBE_INTERVAL", "paired_runs", "probe_overhead", "timed_run"]
 
 #: seconds between live probes in the app's default training settings (explorer/ui/project.py)
 DEFAULT_PROBE_INTERVAL = 1.0
@@ -81,31 +85,52 @@ def probe_overhead(
     """The fraction of training throughput lost to probing at ``interval`` (see the module doc).
 
     Returns:
-        ``probe_overhead`` (fraction, 0 = free; may be slightly negative from timing noise),
-        ``probe_share`` (the fraction of the fastest probed run's time spent inside the probe hook:
-        a same-run figure, steadier than the A/B one on a machine whose load drifts),
-        ``seconds_on`` / ``seconds_off`` (fastest of ``repeats``), ``probes`` and ``snapshots``
-        of the fastest probed run, ``interval``, ``repeats``.
+        ``probe_overhead`` (fraction, 0 = free: the median over the pairs; may be slightly
+        negative from timing noise), ``overheads`` (each pair's, in order), ``probe_share`` (the
+        median over the probed runs of the time spent inside the probe hook: a same-run figure,
+        steadier than the A/B one), ``seconds_on`` / ``seconds_off`` (each run's seconds, in
+        order), ``probes`` and ``snapshots`` of the last probed run, ``interval``, ``repeats``.
     """
     if interval <= 0:
         raise ValueError(f"interval must be > 0 seconds (probes on), got {interval}")
     cfg.validate()
     source = source if source is not None else open_source(cfg.data.source)
-    on: list[dict[str, Any]] = []
-    off: list[dict[str, Any]] = []
-    for r in range(repeats):
-        off.append(timed_run(cfg, source, 0.0))
-        on.append(timed_run(cfg, source, interval))
-        log(f"repeat {r + 1}/{repeats}: probes off {off[-1]['seconds']:.3f}s, on {on[-1]['seconds']:.3f}s")
-    best_on = min(on, key=lambda d: d["seconds"])
-    best_off = min(off, key=lambda d: d["seconds"])
+
+    def logged(r: int, off: dict[str, Any], on: dict[str, Any]) -> None:
+        log(f"pair {r + 1}/{repeats}: probes off {off['seconds']:.3f}s, on {on['seconds']:.3f}s")
+
+    pairs = paired_runs(lambda: timed_run(cfg, source, 0.0), lambda: timed_run(cfg, source, interval), repeats, logged)
+    overheads = [1.0 - off["seconds"] / on["seconds"] for off, on in pairs]
     return {
-        "probe_overhead": 1.0 - best_off["seconds"] / best_on["seconds"],
-        "probe_share": best_on["probing"] / best_on["seconds"],
-        "seconds_on": best_on["seconds"],
-        "seconds_off": best_off["seconds"],
-        "probes": best_on["probes"],
-        "snapshots": best_on["snapshots"],
+        "probe_overhead": statistics.median(overheads),
+        "overheads": overheads,
+        "probe_share": statistics.median(on["probing"] / on["seconds"] for _, on in pairs),
+        "seconds_on": [on["seconds"] for _, on in pairs],
+        "seconds_off": [off["seconds"] for off, _ in pairs],
+        "probes": pairs[-1][1]["probes"],
+        "snapshots": pairs[-1][1]["snapshots"],
         "interval": interval,
         "repeats": repeats,
     }
+
+
+def paired_runs(
+    first: Callable[[], Any],
+    second: Callable[[], Any],
+    repeats: int,
+    log: Callable[[int, Any, Any], None] = lambda r, a, b: None,
+) -> list[tuple[Any, Any]]:
+    """``repeats`` pairs ``(first(), second())`` made back to back, the order alternating (the
+    first pair runs ``first`` first, the second pair ``second`` first, ...) so that neither side
+    always runs on the machine the other one warmed or left busy. ``log(r, a, b)`` after each."""
+    pairs = []
+    for r in range(max(1, repeats)):
+        if r % 2 == 0:
+            a = first()
+            b = second()
+        else:
+            b = second()
+            a = first()
+        pairs.append((a, b))
+        log(r, a, b)
+    return pairs

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import statistics
 import tempfile
 import time
 from collections.abc import Iterator
@@ -255,23 +256,31 @@ def cli_throughput(cfg: Any, run_dir: str) -> float:
 
 def _interleaved_runs(
     cfg: Any, home: str, repeats: int, timeout_s: float, cpu: dict[str, list[float]], declared: set[str]
-) -> tuple[list[float], dict[str, list[float]], list[float], list[float]]:
-    """``repeats`` app runs (views open) each followed by the CLI's run: (tick lateness and paint
-    ms pooled over the app runs, app samples/s per run, CLI samples/s per run)."""
+) -> tuple[list[float], dict[str, list[float]], list[tuple[float, float]]]:
+    """``repeats`` pairs of the app's run (views open) and the CLI's, back to back, the order
+    alternating (:func:`~explorer.engine.probe_cost.paired_runs`): (tick lateness and paint ms
+    pooled over the app runs, (app, CLI) samples/s per pair)."""
+    from explorer.engine.probe_cost import paired_runs
+
     late: list[float] = []
     times: dict[str, list[float]] = {}
-    app: list[float] = []
-    cli: list[float] = []
-    for r in range(repeats):
-        run_late, run_times, fin = _train_with_views(cfg, os.path.join(home, f"run{r}"), timeout_s, cpu, declared)
+    count = iter(range(10**6))
+
+    def app() -> float:
+        run_late, run_times, fin = _train_with_views(
+            cfg, os.path.join(home, f"run{next(count)}"), timeout_s, cpu, declared
+        )
         if fin is None or fin.status not in ("completed", "early_stopped"):
             raise RuntimeError(f"training {fin.status if fin else 'ended'}: {fin.message if fin else ''}")
-        late += run_late[1:]
+        late.extend(run_late[1:])
         for k, v in run_times.items():
             times.setdefault(k, []).extend(v)
-        app.append(float(fin.metrics.get("samples_per_second", 0.0)))
-        cli.append(cli_throughput(cfg, os.path.join(home, f"cli-run{r}")))
-    return late, times, app, cli
+        return float(fin.metrics.get("samples_per_second", 0.0))
+
+    def cli() -> float:
+        return cli_throughput(cfg, os.path.join(home, f"cli-run{next(count)}"))
+
+    return late, times, paired_runs(app, cli, repeats)
 
 
 def _view_figures(times: dict[str, list[float]], cpu: dict[str, list[float]]) -> dict[str, dict[str, float]]:
@@ -303,20 +312,23 @@ def bench_ui(
     event-loop stalls and each view's paint time; with ``overhead``, also the probe overhead
     (:func:`explorer.engine.probe_cost.probe_overhead`, ``repeats`` pairs, same settings).
 
-    ``repeats`` > 1: the app's run and the CLI's run are made ``repeats`` times, interleaved (so
-    that drifts in the machine's speed hit both alike), and the fastest of each is compared; the
-    stalls and paints of every app run are pooled. On the shared 2-core machine the same run's
-    samples/s varied by up to 1.6x from one run to the next (346 and 554 for the cnn).
+    ``repeats`` > 1: the app's run and the CLI's run are made ``repeats`` times as back-to-back
+    pairs, the order alternating, and the ratio is the median of the pairs' ratios (drifts in the
+    machine's speed hit both runs of a pair nearly alike; the median drops a pair that a burst of
+    load split); the stalls and paints of every app run are pooled. On the 2-core machine the same
+    run's samples/s varied by 10-20 % from one minute to the next, and by up to 1.6x when shared.
 
     Returns:
         ``stall_p50_ms``, ``stall_p99_ms``, ``stall_max_ms``, ``samples_per_second`` (the app's),
-        ``cli_samples_per_second`` and ``throughput_ratio`` (:func:`cli_throughput`: the same run
-        trained by ``model-explorer train`` right after; app / CLI), ``views``
+        ``cli_samples_per_second`` (medians) and ``throughput_ratio`` (:func:`cli_throughput`: the
+        same run trained by ``model-explorer train`` beside it; the median of the pairs' app / CLI,
+        each pair's in ``throughput_ratios``), ``views``
         (kind -> {``paints``, ``p50_ms``, ``p99_ms``, ``cpu_p99_ms``}, for every kind painted; p50 / p99
         are wall time on the GUI thread, ``cpu_p99_ms`` its CPU time, which leaves out the waits a
         busy machine adds), ``kinds_declared`` (:func:`declared_kinds` of the run's probe reports),
         ``missing`` (declared kinds never painted; empty when every view was painted) and
-        ``probe_overhead`` (fraction of throughput lost to probing; with ``probe_share``).
+        ``probe_overhead`` (fraction of throughput lost to probing: the median over the pairs, each
+        pair's in ``probe_overheads``; with ``probe_share``).
 
     Raises:
         RuntimeError: the run did not complete (its message says why).
@@ -328,7 +340,8 @@ def bench_ui(
         cfg = _config(data, arch, epochs, params, device)
         cpu: dict[str, list[float]] = {}
         declared: set[str] = set()
-        late, times, app, cli = _interleaved_runs(cfg, home, max(1, repeats), timeout_s, cpu, declared)
+        late, times, pairs = _interleaved_runs(cfg, home, max(1, repeats), timeout_s, cpu, declared)
+        ratios = [a / c if c > 0 else 0.0 for a, c in pairs]
         a = np.asarray(late or [0.0])
         out: dict[str, Any] = {
             "data": data,
@@ -337,9 +350,10 @@ def bench_ui(
             "stall_p50_ms": round(float(np.percentile(a, 50)), 2),
             "stall_p99_ms": round(float(np.percentile(a, 99)), 2),
             "stall_max_ms": round(float(a.max()), 2),
-            "samples_per_second": round(max(app), 1),
-            "cli_samples_per_second": round(max(cli), 1),
-            "throughput_ratio": round(max(app) / max(cli), 3) if max(cli) > 0 else 0.0,
+            "samples_per_second": round(statistics.median(a for a, _ in pairs), 1),
+            "cli_samples_per_second": round(statistics.median(c for _, c in pairs), 1),
+            "throughput_ratio": round(statistics.median(ratios), 3),
+            "throughput_ratios": [round(r, 3) for r in ratios],
             "repeats": max(1, repeats),
             "views": _view_figures(times, cpu),
             "kinds_declared": [k for k in VIEW_KINDS if k in declared],
@@ -350,5 +364,6 @@ def bench_ui(
 
             po = probe_overhead(_config(data, arch, epochs, params, device), repeats=max(1, repeats))
             out["probe_overhead"] = round(float(po["probe_overhead"]), 4)
+            out["probe_overheads"] = [round(float(o), 4) for o in po["overheads"]]
             out["probe_share"] = round(float(po["probe_share"]), 4)
         return out

@@ -9,7 +9,7 @@ import pytest
 from explorer.data import open_source
 from explorer.engine import RunConfig
 from explorer.engine.hooks import next_probe_gap
-from explorer.engine.probe_cost import DEFAULT_PROBE_INTERVAL, probe_overhead, timed_run
+from explorer.engine.probe_cost import DEFAULT_PROBE_INTERVAL, paired_runs, probe_overhead, timed_run
 from tests.datasets import write_two_class_folder
 
 
@@ -28,8 +28,11 @@ def test_probe_overhead_compares_the_same_run_with_probes_on_and_off(tmp_path: P
     assert len(logged) == 2 and "probes off" in logged[0]
     assert result["interval"] == 0.01 and result["repeats"] == 2
     assert result["probes"] >= 2 and result["snapshots"] == 2  # every epoch end is probed and kept
-    assert result["seconds_on"] > 0 and result["seconds_off"] > 0
-    assert result["probe_overhead"] == pytest.approx(1 - result["seconds_off"] / result["seconds_on"])
+    on, off = result["seconds_on"], result["seconds_off"]
+    assert len(on) == len(off) == 2 and min(on) > 0 and min(off) > 0
+    each = [1 - f / n for f, n in zip(off, on, strict=True)]
+    assert result["overheads"] == pytest.approx(each)
+    assert result["probe_overhead"] == pytest.approx(sum(each) / 2)  # the median of two
     assert 0.0 < result["probe_share"] < 1.0
     assert result["probe_overhead"] < 1.0  # a fraction; its sign and size depend on machine load here
     assert cfg.train.probe_interval == 0.0  # the caller's config is left as it was
@@ -38,6 +41,34 @@ def test_probe_overhead_compares_the_same_run_with_probes_on_and_off(tmp_path: P
     assert DEFAULT_PROBE_INTERVAL > 0
     with pytest.raises(ValueError, match="interval must be > 0"):
         probe_overhead(cfg, interval=0.0)
+
+
+def test_pairs_run_back_to_back_in_alternating_order() -> None:
+    calls: list[str] = []
+
+    def run(name: str):  # noqa: ANN202
+        return lambda: calls.append(name) or f"{name}{len(calls)}"
+
+    logged: list[tuple] = []
+    pairs = paired_runs(run("a"), run("b"), 3, lambda r, a, b: logged.append((r, a, b)))
+    assert calls == ["a", "b", "b", "a", "a", "b"]  # neither side always runs first
+    assert pairs == [("a1", "b2"), ("a4", "b3"), ("a5", "b6")]  # each pair as (first, second)
+    assert logged == [(0, "a1", "b2"), (1, "a4", "b3"), (2, "a5", "b6")]
+
+
+def test_the_overhead_is_the_median_of_the_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A burst of load that slows one run of a pair down twice over leaves the figure alone."""
+    from explorer.engine import probe_cost
+
+    seconds = iter([10.0, 10.5, 20.5, 10.0, 10.0, 10.5])  # off, on / on (the burst), off / off, on
+    monkeypatch.setattr(probe_cost, "timed_run", lambda cfg, source, interval: {
+        "seconds": next(seconds), "probing": 0.1 if interval else 0.0, "probes": 1, "snapshots": 1})  # fmt: skip
+    cfg = RunConfig(arch="cnn")
+    cfg.data.source = "sample:shapes"
+    result = probe_overhead(cfg, repeats=3, source=object())
+    assert result["overheads"] == pytest.approx([1 - 10 / 10.5, 1 - 10 / 20.5, 1 - 10 / 10.5])
+    assert result["probe_overhead"] == pytest.approx(1 - 10 / 10.5)
+    assert result["probe_share"] == pytest.approx(0.1 / 10.5)
 
 
 def test_a_slow_probe_waits_longer_so_probing_stays_within_its_budget() -> None:
