@@ -37,7 +37,16 @@ from .decode import (
 from .errors import DataError
 from .layouts import MANIFEST_LAYOUTS, TargetLayout
 from .loading import COLOR_MODES, LoadedImages, infer_image_size, load_images
-from .memory import available_ram, data_budget, memory_budget, release_free_heap, spill_array
+from .memory import (
+    COMPUTE_RESERVE_BYTES,
+    MIN_BUDGET_BYTES,
+    available_ram,
+    budget_note,
+    data_budget,
+    memory_budget,
+    release_free_heap,
+    spill_array,
+)
 from .samples import SAMPLES, cache_dir, list_samples, materialize_sample
 from .sources import (
     MANIFEST_NAME,
@@ -86,6 +95,9 @@ __all__ = [
     "load_images",
     "materialize_sample",
     "available_ram",
+    "COMPUTE_RESERVE_BYTES",
+    "MIN_BUDGET_BYTES",
+    "budget_note",
     "memory_budget",
     "open_source",
     "pad_right",

@@ -25,7 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["COMPUTE_RESERVE_BYTES", "available_ram", "data_budget", "memory_budget", "release_free_heap", "spill_array"]
+__all__ = [
+    "COMPUTE_RESERVE_BYTES",
+    "MIN_BUDGET_BYTES",
+    "available_ram",
+    "budget_note",
+    "data_budget",
+    "memory_budget",
+    "release_free_heap",
+    "spill_array",
+]
 
 #: What a run needs beside its data, kept out of the decoded images' share of the budget: the
 #: training and evaluation steps (activations, gradients, optimizer moments, batches) and
@@ -37,6 +46,24 @@ __all__ = ["COMPUTE_RESERVE_BYTES", "available_ram", "data_budget", "memory_budg
 #: hold, whatever the data does; the step-memory check (:mod:`explorer.engine.resources`)
 #: estimates a step before training.
 COMPUTE_RESERVE_BYTES = 256 << 20
+
+#: The smallest budget a run can keep to: the reserve and 64 MiB for the bookkeeping and the
+#: batches gathered from the disk cache. A run with every split on disk grew by up to 268 MiB
+#: (above); a run given less is told so at its start (:func:`budget_note`).
+MIN_BUDGET_BYTES = COMPUTE_RESERVE_BYTES + (64 << 20)
+
+
+def budget_note(mib: int) -> str | None:
+    """What a run set a budget of ``mib`` MiB should be told: None when the budget can hold, else
+    that the run will take more (its data still goes to disk, the steps need what they need)."""
+    least = MIN_BUDGET_BYTES >> 20
+    if 0 < mib < least:
+        return (
+            f"data.memory_budget: {mib} MiB is less than a run needs besides its images ({least} MiB: "
+            f"training steps take about {COMPUTE_RESERVE_BYTES >> 20} MiB); every split trains from the "
+            "disk cache, and the run may still take more than the budget"
+        )
+    return None
 
 
 def available_ram() -> int | None:

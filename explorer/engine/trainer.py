@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from explorer.data import Source, open_source, release_free_heap
+from explorer.data import Source, budget_note, open_source, release_free_heap
 
 from . import checkpoint, runfolder
 from .config import ConfigError, RunConfig
@@ -182,6 +182,9 @@ class Trainer:
         resume = checkpoint.read_resume(self.out_dir) if self.resume and self.out_dir is not None else None
         if resume and resume["note"]:
             yield Status(resume["note"])
+        note = budget_note(self.config.data.memory_budget)
+        if note:
+            yield Status(note)
         yield Status("reading data")
         data = yield from self._prepare(resume)
         if data is None:

@@ -141,3 +141,25 @@ def test_memory_budget_setting(mib: int) -> None:
     # the data's share leaves the steps' reserve, and is never negative
     assert data_budget(mib) == max(0, memory_budget(mib) - COMPUTE_RESERVE_BYTES)
     assert data_budget(3) == 0 and data_budget(2000) == (2000 << 20) - COMPUTE_RESERVE_BYTES
+
+
+def test_a_run_given_a_budget_it_cannot_keep_is_told_so(tmp_path: Path) -> None:
+    """Training steps take ~256 MiB besides the images whatever the data: a set budget below
+    what a run needs is named at the run's start (the run still trains, from the disk cache)."""
+    from explorer.data import MIN_BUDGET_BYTES, budget_note
+    from explorer.engine import RunConfig, Status, Trainer
+
+    least = MIN_BUDGET_BYTES >> 20
+    assert budget_note(0) is None and budget_note(least) is None and budget_note(4096) is None
+    note = budget_note(least - 1)
+    assert note is not None and f"{least - 1} MiB" in note and "data.memory_budget" in note
+    data = _aged(write_two_class_folder(tmp_path / "data", n=16, size=16))
+    statuses = {}
+    for budget in (100, least):
+        cfg = RunConfig(arch="cnn", params={"channels": [4]})
+        cfg.data.source, cfg.data.memory_budget, cfg.data.cache_dir = str(data), budget, str(tmp_path / "c")
+        cfg.train.epochs, cfg.train.batch_size, cfg.train.device = 1, 8, "cpu"
+        events = list(Trainer(cfg, tmp_path / f"run{budget}").run())
+        statuses[budget] = [e.message for e in events if isinstance(e, Status)]
+    assert budget_note(100) in statuses[100]
+    assert not any("memory_budget" in m for m in statuses[least])
