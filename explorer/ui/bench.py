@@ -13,6 +13,7 @@ painted too. The kinds the model's probe reports declare are reported beside the
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import statistics
 import tempfile
@@ -264,7 +265,7 @@ def _interleaved_runs(
 
     late: list[float] = []
     times: dict[str, list[float]] = {}
-    count = iter(range(10**6))
+    count = itertools.count()
 
     def app() -> float:
         run_late, run_times, fin = _train_with_views(
@@ -281,6 +282,27 @@ def _interleaved_runs(
         return cli_throughput(cfg, os.path.join(home, f"cli-run{next(count)}"))
 
     return late, times, paired_runs(app, cli, repeats)
+
+
+def _stall_figures(late: list[float]) -> dict[str, float]:
+    """p50, p99 and max of the tick lateness (ms) pooled over the app runs."""
+    a = np.asarray(late or [0.0])
+    return {
+        "stall_p50_ms": round(float(np.percentile(a, 50)), 2),
+        "stall_p99_ms": round(float(np.percentile(a, 99)), 2),
+        "stall_max_ms": round(float(a.max()), 2),
+    }
+
+
+def _throughput_figures(pairs: list[tuple[float, float]]) -> dict[str, Any]:
+    """The medians of the (app, CLI) samples/s pairs and of their ratios, each pair's ratio listed."""
+    ratios = [app / cli if cli > 0 else 0.0 for app, cli in pairs]
+    return {
+        "samples_per_second": round(statistics.median(app for app, _ in pairs), 1),
+        "cli_samples_per_second": round(statistics.median(cli for _, cli in pairs), 1),
+        "throughput_ratio": round(statistics.median(ratios), 3),
+        "throughput_ratios": [round(r, 3) for r in ratios],
+    }
 
 
 def _view_figures(times: dict[str, list[float]], cpu: dict[str, list[float]]) -> dict[str, dict[str, float]]:
@@ -341,19 +363,12 @@ def bench_ui(
         cpu: dict[str, list[float]] = {}
         declared: set[str] = set()
         late, times, pairs = _interleaved_runs(cfg, home, max(1, repeats), timeout_s, cpu, declared)
-        ratios = [a / c if c > 0 else 0.0 for a, c in pairs]
-        a = np.asarray(late or [0.0])
         out: dict[str, Any] = {
             "data": data,
             "arch": arch,
             "epochs": epochs,
-            "stall_p50_ms": round(float(np.percentile(a, 50)), 2),
-            "stall_p99_ms": round(float(np.percentile(a, 99)), 2),
-            "stall_max_ms": round(float(a.max()), 2),
-            "samples_per_second": round(statistics.median(a for a, _ in pairs), 1),
-            "cli_samples_per_second": round(statistics.median(c for _, c in pairs), 1),
-            "throughput_ratio": round(statistics.median(ratios), 3),
-            "throughput_ratios": [round(r, 3) for r in ratios],
+            **_stall_figures(late),
+            **_throughput_figures(pairs),
             "repeats": max(1, repeats),
             "views": _view_figures(times, cpu),
             "kinds_declared": [k for k in VIEW_KINDS if k in declared],
