@@ -13,17 +13,15 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
-    QButtonGroup,
-    QGridLayout,
     QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QPushButton,
-    QWidget,
 )
 
 from .paint import OVERLAY_CMAP, TOGGLE_QSS, BarLevels, ColorBar, FixedRange, Section, colorize, lut, to_u8
+from .toggles import ToggleGrid
 
 __all__ = ["AttentionSection", "upsample", "overlay"]
 
@@ -64,13 +62,7 @@ class AttentionSection(Section):
         self._grid = tuple(d["grid"]) if d.get("grid") is not None else tuple(arrays[0].shape[1:])
         self.selected = 0
         self.words: list[str] = []
-        self.buttons: list[QPushButton] = []
-        self._group = QButtonGroup(self)
-        self._words_box = QWidget()
-        self._words_box.setStyleSheet(TOGGLE_QSS)
-        self._words_layout = QGridLayout(self._words_box)
-        self._words_layout.setContentsMargins(0, 0, 0, 0)
-        self._words_layout.setHorizontalSpacing(4)
+        self._words_box = ToggleGrid(WORDS_PER_ROW, self.select)
         self.body.addWidget(self._words_box)
         controls = QHBoxLayout()
         self.play_button = QPushButton("▶ Play")
@@ -205,26 +197,20 @@ class AttentionSection(Section):
     def select(self, index: int) -> None:
         """Shows the attention of word ``index``."""
         self.selected = index
-        if 0 <= index < len(self.buttons):
-            self.buttons[index].setChecked(True)
+        self._words_box.check(index)
         if self._maps is not None:
             self._paint()
 
+    @property
+    def buttons(self) -> list[QPushButton]:
+        """One button per word, in order."""
+        return self._words_box.buttons
+
     def _set_words(self, words: list[str]) -> None:
-        for b in self.buttons:
-            self._group.removeButton(b)
-            self._words_layout.removeWidget(b)
-            b.deleteLater()
-        self.buttons = []
         self.words = words
-        for i, word in enumerate(words):
-            b = QPushButton(word)
-            b.setCheckable(True)
-            b.setToolTip(f"word {i + 1}: where the decoder looked when it emitted '{word}'")
-            b.clicked.connect(lambda _=False, k=i: self.select(k))
-            self._group.addButton(b)
-            self._words_layout.addWidget(b, i // WORDS_PER_ROW, i % WORDS_PER_ROW)
-            self.buttons.append(b)
+        self._words_box.set_items(
+            [(w, f"word {i + 1}: where the decoder looked when it emitted '{w}'") for i, w in enumerate(words)]
+        )
         if not words:
             self.set_note("no words emitted yet")
 
@@ -235,7 +221,7 @@ class AttentionSection(Section):
             self.shown_map = None
             return
         i = self.selected
-        self.buttons[i].setChecked(True)
+        self._words_box.check(i)
         self.shown_map = maps[i]
         rgb, levels = overlay(image, maps[i], self._grid)
         self.item.setImage(rgb, levels=None, autoLevels=False)

@@ -12,11 +12,12 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QButtonGroup, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSlider
 
 from .attention import upsample
-from .paint import OVERLAY_CMAP, TOGGLE_QSS, BarLevels, ColorBar, FixedRange, Section, colorize, lut, to_u8
+from .paint import OVERLAY_CMAP, BarLevels, ColorBar, FixedRange, Section, colorize, lut, to_u8
 from .plan import keys_of_kind
+from .toggles import ToggleGrid
 
 __all__ = ["GradCamSection", "blend", "target_text"]
 
@@ -89,15 +90,9 @@ class GradCamSection(Section):
         super().__init__(keys, info[keys[0]]["title"])
         self.selected = 0
         self.targets: list[str] = []
-        self.buttons: list[QPushButton] = []
         self.shown_map: np.ndarray | None = None  # the (H, W) map painted last (tests)
         self.shown_attention: np.ndarray | None = None
-        self._group = QButtonGroup(self)
-        self._box = QWidget()
-        self._box.setStyleSheet(TOGGLE_QSS)
-        self._grid = QGridLayout(self._box)
-        self._grid.setContentsMargins(0, 0, 0, 0)
-        self._grid.setHorizontalSpacing(4)
+        self._box = ToggleGrid(PER_ROW, self.select)
         self.body.addWidget(self._box)
         row = QHBoxLayout()
         row.addWidget(QLabel("overlay opacity"))
@@ -122,33 +117,25 @@ class GradCamSection(Section):
         self._ctx = ctx
         extra = ctx.report.info[self.keys[0]].get("extra", {})
         n = ctx.arrays[self.keys[0]].shape[0]
-        texts = [target_text(extra, i) for i in range(n)]
-        if [t for t, _ in texts] != self.targets:
-            self._set_targets(texts)
+        self._set_targets([target_text(extra, i) for i in range(n)])  # tooltips carry this probe's scores
         self.selected = min(self.selected, max(n - 1, 0))
         self._paint()
 
+    @property
+    def buttons(self) -> list[QPushButton]:
+        """One button per map, in order (the shown ones)."""
+        return self._box.buttons
+
     def select(self, index: int) -> None:
         self.selected = index
-        if 0 <= index < len(self.buttons):
-            self.buttons[index].setChecked(True)
+        self._box.check(index)
         self._paint()
 
     def _set_targets(self, texts: list[tuple[str, str]]) -> None:
-        for b in self.buttons:
-            self._group.removeButton(b)
-            self._grid.removeWidget(b)
-            b.deleteLater()
-        self.buttons, self.targets = [], [t for t, _ in texts]
-        for i, (text, tip) in enumerate(texts):
-            b = QPushButton(text)
-            b.setCheckable(True)
-            b.setToolTip(tip)
-            b.clicked.connect(lambda _=False, k=i: self.select(k))
-            self._group.addButton(b)
-            self._grid.addWidget(b, i // PER_ROW, i % PER_ROW)
-            self.buttons.append(b)
-        self._box.setVisible(len(texts) > 1)
+        self.targets = [t for t, _ in texts]
+        self._box.set_items(texts)
+        if self._box.isHidden() == (len(texts) > 1):
+            self._box.setVisible(len(texts) > 1)
 
     def _paint(self) -> None:
         ctx = self._ctx
@@ -160,7 +147,7 @@ class GradCamSection(Section):
             self.shown_map = None
             return
         i = self.selected
-        self.buttons[i].setChecked(True)
+        self._box.check(i)
         self.shown_map = cam = np.asarray(maps[i], dtype=np.float32)
         alpha = self.opacity.value() / 100.0
         self.cam_view.paint_rgb(blend(ctx.image, cam, (0.0, 1.0), alpha), (0.0, 1.0))
