@@ -36,7 +36,14 @@ from models import ParamError
 
 from .threads import new_thread
 
-__all__ = ["TrainingWorker", "TrainingController", "describe_error", "gui_friendly_threads", "TRAINING_SWITCH_INTERVAL"]
+__all__ = [
+    "TrainingWorker",
+    "TrainingController",
+    "describe_error",
+    "gui_friendly_threads",
+    "TRAINING_SWITCH_INTERVAL",
+    "TRAINING_NICE",
+]
 
 
 def _cpu_threads(n: int | None) -> int:
@@ -76,6 +83,27 @@ _DEFAULT_THREADS: int | None = None
 #: wants the GIL while the training thread runs Python between two PyTorch calls, it waits at
 #: most this long, so input and paints are not held up by a stream of 5 ms waits.
 TRAINING_SWITCH_INTERVAL = 0.001
+
+
+#: How much nicer than the window the training threads are (Linux): the window's thread then gets
+#: a core at once when it wakes to paint or take input, instead of queueing behind PyTorch's busy
+#: threads, and the paint's short burst is all training gives up. Measured in the app on the 2-core
+#: CPU (crnn, the inspector open): stall p99 30-39 ms at 0, 22-25 ms at 5-8, same samples/s
+#: (docs/inspector_bench.md, seventh round). 0 leaves them as they are.
+TRAINING_NICE = 5
+
+
+def lower_thread_priority(nice: int) -> None:
+    """Makes the calling thread (and the threads it starts from now on, PyTorch's OpenMP pool among
+    them) ``nice`` steps nicer. Linux only, where a thread has its own nice value; elsewhere (and
+    when refused) nothing changes."""
+    if nice <= 0 or not sys.platform.startswith("linux"):
+        return
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+    except OSError:
+        pass
 
 
 class _SwitchInterval:
@@ -165,6 +193,7 @@ class TrainingWorker(QObject):
     @Slot()
     def run(self) -> None:
         _default_threads()  # before the first run changes it
+        lower_thread_priority(TRAINING_NICE)  # this thread's own; its OpenMP threads are made after
         threads_before = _cpu_threads(self.cpu_threads)
         try:
             trainer = Trainer(
