@@ -322,6 +322,34 @@ def test_gradcam_paints_each_map_of_the_probe_with_its_label(qtbot, family: str)
         assert sec.shown_attention is None
 
 
+def test_a_ctc_characters_gradcam_outlines_the_columns_its_frames_read(qtbot) -> None:
+    from explorer.ui.probe.gradcam import GradCamSection
+
+    r, labels = reports.crnn()
+    view = painted(qtbot, r, labels)
+    (sec,) = sections_of(view, GradCamSection)
+    frames = r.info["gradcam"]["extra"]["frames"]
+    regions = next(d["regions"] for d in r.info.values() if d["kind"] == "recurrent_state")
+    assert len(regions) == r.probabilities.shape[0] and frames
+    for i, (f0, f1) in enumerate(frames):
+        sec.select(i)
+        boxes = regions[f0:f1]
+        want = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+        rect = sec.cam_view.box.rect()
+        assert sec.shown_box == want and sec.cam_view.box.isVisible()
+        assert (rect.x(), rect.y(), rect.width(), rect.height()) == (
+            want[1],
+            want[0],
+            want[3] - want[1],
+            want[2] - want[0],
+        )
+        assert f"columns {want[1]}–{want[3] - 1}" in sec.note.text() and "can spread past its box" in sec.note.text()
+    r, labels = reports.cnn()  # a class's map: no frames, no box
+    view = painted(qtbot, r, labels)
+    (sec,) = sections_of(view, GradCamSection)
+    assert sec.shown_box is None and not sec.cam_view.box.isVisible()
+
+
 def test_gradcam_opacity_slider_blends_the_map_over_the_image(qtbot) -> None:
     from explorer.ui.probe.gradcam import GradCamSection
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSlider
+from PySide6.QtWidgets import QGraphicsRectItem, QHBoxLayout, QLabel, QPushButton, QSlider
 
 from .attention import upsample
 from .paint import OVERLAY_CMAP, BarLevels, ColorBar, FixedRange, Section, colorize, lut, to_u8
-from .plan import keys_of_kind
+from .plan import frames_box, keys_of_kind
 from .toggles import ToggleGrid
 
 __all__ = ["GradCamSection", "blend", "target_text"]
@@ -70,6 +70,21 @@ class _Overlay(pg.GraphicsLayoutWidget):
         self.addItem(self.bar, row=0, col=1)
         self._range = FixedRange(self.vb)
         self._bar = BarLevels(self.bar)
+        self.box = QGraphicsRectItem()  # the input box a CTC character's frames read
+        self.box.setPen(pg.mkPen("#00e5ff", width=2, style=Qt.PenStyle.DashLine, cosmetic=True))
+        self.box.setZValue(10)
+        self.box.hide()
+        self.vb.addItem(self.box)
+
+    def mark(self, box: tuple[int, ...] | None, tip: str = "") -> None:
+        """Outlines the input box (y0, x0, y1, x1) on the overlay (None: nothing)."""
+        if box is None:
+            self.box.hide()
+            return
+        y0, x0, y1, x1 = box
+        self.box.setRect(x0, y0, x1 - x0, y1 - y0)
+        self.box.setToolTip(tip)
+        self.box.show()
 
     def paint_rgb(self, rgb: np.ndarray, levels: tuple[float, float]) -> None:
         self.item.setImage(rgb, levels=None, autoLevels=False)
@@ -92,6 +107,7 @@ class GradCamSection(Section):
         self.targets: list[str] = []
         self.shown_map: np.ndarray | None = None  # the (H, W) map painted last (tests)
         self.shown_attention: np.ndarray | None = None
+        self.shown_box: tuple[int, ...] | None = None  # the input box outlined (a CTC character's frames)
         self._box = ToggleGrid(PER_ROW, self.select)
         self.body.addWidget(self._box)
         row = QHBoxLayout()
@@ -153,10 +169,28 @@ class GradCamSection(Section):
         self.cam_view.paint_rgb(blend(ctx.image, cam, (0.0, 1.0), alpha), (0.0, 1.0))
         extra = ctx.report.info[self.keys[0]].get("extra", {})
         self._paint_attention(ctx, extra, i, alpha)
+        where = self._mark_frames(ctx, extra, i)
         layer = ctx.report.info[self.keys[0]].get("layer")
         self.set_note(
             f"map {i + 1} of {maps.shape[0]}: {self.buttons[i].toolTip()}; gradient-weighted activation of "
             f"layer '{layer}', ReLU'd and scaled to 0 … 1, at the input's {cam.shape[0]} × {cam.shape[1]} px (y × x)"
+            + where
+        )
+
+    def _mark_frames(self, ctx, extra: dict, i: int) -> str:  # noqa: ANN001
+        """For a CTC character: outlines the columns its frames read; the note's words on it."""
+        frames = (extra.get("frames") or [None] * (i + 1))[i]
+        probs = ctx.report.probabilities
+        box = frames_box(ctx.report.info, frames, probs.shape[0]) if frames and probs.ndim == 2 else None
+        self.shown_box = box
+        if box is None:
+            self.cam_view.mark(None)
+            return ""
+        y0, x0, y1, x1 = box
+        self.cam_view.mark(box, f"CTC frames {frames[0]}–{frames[1] - 1} read columns {x0}–{x1 - 1}")
+        return (
+            f". Dashed box: columns {x0}–{x1 - 1}, read by the frames that emitted it. The conv layer's "
+            "columns are mixed by the recurrent layers above it, so a character's map can spread past its box"
         )
 
     def _paint_attention(self, ctx, extra: dict, i: int, alpha: float) -> None:  # noqa: ANN001

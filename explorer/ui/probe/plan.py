@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["Planned", "plan_sections", "keys_of_kind", "option_label", "RECURRENT_KINDS", "HEADER_KINDS"]
+__all__ = ["Planned", "plan_sections", "keys_of_kind", "frames_box", "option_label", "RECURRENT_KINDS", "HEADER_KINDS"]
 
 RECURRENT_KINDS = ("recurrent_state", "gate", "cell_state")
 #: kinds drawn in the header (the model's text and outputs), not as sections of their own
@@ -68,6 +68,24 @@ def plan_sections(info: Mapping[str, Mapping]) -> list[Planned]:
 
 def keys_of_kind(info: Mapping[str, Mapping], kind: str) -> list[str]:
     return [k for k, d in info.items() if d["kind"] == kind]
+
+
+def frames_box(info: Mapping[str, Mapping], frames: tuple[int, int], n_frames: int) -> tuple[int, ...] | None:
+    """The input box (y0, x0, y1, x1) that time steps ``frames[0]`` .. ``frames[1] - 1`` of an
+    ``n_frames``-step output read together: the union of their declared ``regions`` (a sequence
+    reader's recurrent state with one region per output frame); None when no entry declares them."""
+    f0, f1 = int(frames[0]), int(frames[1])
+    for d in info.values():
+        regions = d.get("regions")
+        if d["kind"] in RECURRENT_KINDS and regions and len(regions) == n_frames and 0 <= f0 < f1 <= n_frames:
+            boxes = regions[f0:f1]
+            return (
+                min(b[0] for b in boxes),
+                min(b[1] for b in boxes),
+                max(b[2] for b in boxes),
+                max(b[3] for b in boxes),
+            )
+    return None
 
 
 def option_label(d: Mapping) -> str:
