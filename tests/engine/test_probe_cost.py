@@ -78,46 +78,18 @@ def test_a_slow_probe_waits_longer_so_probing_stays_within_its_budget() -> None:
     assert next_probe_gap(0.5, 0.2, 0.0) == 0.5  # no budget: the timer alone
 
 
-def test_epoch_end_probes_count_against_the_budget_of_the_timed_ones(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A model whose probe costs 0.25 s, epochs of 10 s (20 steps of 0.5 s), interval 1 s, budget 4 %:
-    the first timed probe is made at once, every epoch end is probed, and the timed probes made
-    besides keep all the probing within the budget of the time (on a fake clock)."""
-    from types import SimpleNamespace
-
-    from explorer.engine import hooks
-    from explorer.engine.control import RunControl
-
-    clock = [0.0]
-    monkeypatch.setattr(hooks.time, "perf_counter", lambda: clock[0])
-    made: list[tuple[float, bool]] = []
-
-    def fake_probe(s, epoch, path, img, gradcam):  # noqa: ANN001, ANN202
-        made.append((clock[0], control.progress.step == control.progress.steps))
-        clock[0] += 0.25
-        return object()
-
-    monkeypatch.setattr(hooks, "probe", fake_probe)
-    monkeypatch.setattr(hooks, "_probe_images", lambda s, paths: ([("a.png", None)], []))
-    control = RunControl()
-    hook = hooks.ProbeHook(1.0, control, snapshots=False, budget=0.04)
-    s = SimpleNamespace(model=SimpleNamespace(train=lambda: None), out_dir=None)
-    for epoch in range(1, 7):
-        for step in range(1, 21):
-            clock[0] += 0.5
-            control.update(epoch=epoch, step=step, steps=20)
-            list(hook.on_step(s, epoch))
-    ends = [t for t, end in made if end]
-    timed = [t for t, end in made if not end]
-    assert len(ends) == 6  # every epoch end, whatever the budget
-    assert timed and timed[0] == pytest.approx(1.0)  # the first at once (its first due time)
-    assert len(timed) >= 2  # the timer still runs between the epoch ends
-    assert hook.seconds == pytest.approx(0.25 * len(made))
-    assert hook.seconds <= 0.04 * clock[0] + 0.25 + 0.25  # within budget, give or take the first and last
-
-
-def _fake_run(monkeypatch: pytest.MonkeyPatch, slower_after: float) -> tuple[list, object, float]:
-    """A fake-clock run of 4 epochs of 40 steps of 0.5 s, probes of 0.05 s, interval 1 s, budget 4 %;
-    the step right after each probe takes ``slower_after`` s longer. Returns (probes made as (step,
+def _fake_run(
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    epochs: int,
+    steps: int,
+    probe_s: float,
+    between: float = 0.0,
+    slower_after: float = 0.0,
+) -> tuple[list[tuple[float, int, bool]], object, float]:
+    """A run of ``epochs`` of ``steps`` steps of 0.5 s on a fake clock, ``between`` s of validation
+    and checkpoint before each epoch, probes of ``probe_s`` s, interval 1 s, budget 4 %; the step
+    right after each probe takes ``slower_after`` s longer. Returns (probes made as (time, step,
     epoch end), the hook, the run's seconds)."""
     from types import SimpleNamespace
 
@@ -126,12 +98,12 @@ def _fake_run(monkeypatch: pytest.MonkeyPatch, slower_after: float) -> tuple[lis
 
     clock = [0.0]
     monkeypatch.setattr(hooks.time, "perf_counter", lambda: clock[0])
-    made: list[tuple[float, bool]] = []
+    made: list[tuple[float, int, bool]] = []
     after = [0.0]
 
     def fake_probe(s, epoch, path, img, gradcam):  # noqa: ANN001, ANN202
-        made.append((control.progress.step, control.progress.step == control.progress.steps))
-        clock[0] += 0.05
+        made.append((clock[0], control.progress.step, control.progress.step == control.progress.steps))
+        clock[0] += probe_s
         after[0] = slower_after
         return object()
 
@@ -140,30 +112,45 @@ def _fake_run(monkeypatch: pytest.MonkeyPatch, slower_after: float) -> tuple[lis
     control = RunControl()
     hook = hooks.ProbeHook(1.0, control, snapshots=False, budget=0.04)
     s = SimpleNamespace(model=SimpleNamespace(train=lambda: None), out_dir=None)
-    for epoch in range(1, 5):
-        clock[0] += 3.0  # validation and a checkpoint between epochs: not a step
-        for step in range(1, 41):
+    for epoch in range(1, epochs + 1):
+        clock[0] += between
+        for step in range(1, steps + 1):
             clock[0] += 0.5 + after[0]
             after[0] = 0.0
-            control.update(epoch=epoch, step=step, steps=40)
+            control.update(epoch=epoch, step=step, steps=steps)
             list(hook.on_step(s, epoch))
     return made, hook, clock[0]
+
+
+def test_epoch_end_probes_count_against_the_budget_of_the_timed_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model whose probe costs 0.25 s, epochs of 10 s (20 steps of 0.5 s), interval 1 s, budget 4 %:
+    the first timed probe is made at once, every epoch end is probed, and the timed probes made
+    besides keep all the probing within the budget of the time (on a fake clock)."""
+    made, hook, total = _fake_run(monkeypatch, epochs=6, steps=20, probe_s=0.25)
+    ends = [t for t, _, end in made if end]
+    timed = [t for t, _, end in made if not end]
+    assert len(ends) == 6  # every epoch end, whatever the budget
+    assert timed and timed[0] == pytest.approx(1.0)  # the first at once (its first due time)
+    assert len(timed) >= 2  # the timer still runs between the epoch ends
+    assert hook.seconds == pytest.approx(0.25 * len(made))
+    assert hook.seconds <= 0.04 * total + 0.25 + 0.25  # within budget, give or take the first and last
 
 
 def test_the_slower_steps_after_a_probe_are_charged_to_probing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Probing's cost includes the steps it slows down (the window painting the report while
     training resumes): charged against the budget, they thin out the timed probes so that all of
     it stays within the budget; steps as fast as usual are charged nothing."""
-    made, hook, _ = _fake_run(monkeypatch, 0.0)
+    run = {"epochs": 4, "steps": 40, "probe_s": 0.05, "between": 3.0}
+    made, hook, _ = _fake_run(monkeypatch, **run)
     assert hook.after_seconds == pytest.approx(0.0)
     cheap = len(made)
-    made, hook, total = _fake_run(monkeypatch, 0.3)
+    made, hook, total = _fake_run(monkeypatch, **run, slower_after=0.3)
     # charged: each timed probe but the run's first (no usual step yet) and one too close to its
     # epoch's end to time AFTER_STEPS steps after it; an epoch end's probe is followed by validation
-    timed = [step for step, end in made if not end]
+    timed = [step for _, step, end in made if not end]
     charged = [step for step in timed[1:] if step <= 40 - AFTER_STEPS]
     assert len(charged) >= 4 and hook.after_seconds == pytest.approx(0.3 * len(charged), rel=0.01)
     assert hook.seconds == pytest.approx(0.05 * len(made) + hook.after_seconds)
     assert len(made) < cheap / 2  # the budget now holds the slower steps too
-    assert sum(1 for _, end in made if end) == 4  # every epoch end is still probed
+    assert sum(1 for _, _, end in made if end) == 4  # every epoch end is still probed
     assert hook.seconds <= 0.04 * (total - 3.0) + 0.35  # within budget of the time since the first step, +- a probe
