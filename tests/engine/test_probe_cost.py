@@ -86,11 +86,13 @@ def _fake_run(
     probe_s: float,
     between: float = 0.0,
     slower_after: float = 0.0,
+    choose_at: int | None = None,
 ) -> tuple[list[tuple[float, int, bool]], object, float]:
     """A run of ``epochs`` of ``steps`` steps of 0.5 s on a fake clock, ``between`` s of validation
     and checkpoint before each epoch, probes of ``probe_s`` s, interval 1 s, budget 4 %; the step
-    right after each probe takes ``slower_after`` s longer. Returns (probes made as (time, step,
-    epoch end), the hook, the run's seconds)."""
+    right after each probe takes ``slower_after`` s longer; before step ``choose_at`` of the first
+    epoch the user chooses other images. Returns (probes made as (time, step, epoch end), the
+    hook, the run's seconds)."""
     from types import SimpleNamespace
 
     from explorer.engine import hooks
@@ -118,6 +120,8 @@ def _fake_run(
             clock[0] += 0.5 + after[0]
             after[0] = 0.0
             control.update(epoch=epoch, step=step, steps=steps)
+            if epoch == 1 and step == choose_at:
+                control.set_probe_paths(["b.png"])
             list(hook.on_step(s, epoch))
     return made, hook, clock[0]
 
@@ -145,8 +149,9 @@ def test_the_slower_steps_after_a_probe_are_charged_to_probing(monkeypatch: pyte
     assert hook.after_seconds == pytest.approx(0.0)
     cheap = len(made)
     made, hook, total = _fake_run(monkeypatch, **run, slower_after=0.3)
-    # charged: each timed probe but the run's first (no usual step yet) and one too close to its
-    # epoch's end to time AFTER_STEPS steps after it; an epoch end's probe is followed by validation
+    # charged: each timed probe but the run's first (the window builds its views for it, once) and
+    # one too close to its epoch's end to time AFTER_STEPS steps after it; an epoch end's probe is
+    # followed by validation
     timed = [step for _, step, end in made if not end]
     charged = [step for step in timed[1:] if step <= 40 - AFTER_STEPS]
     assert len(charged) >= 4 and hook.after_seconds == pytest.approx(0.3 * len(charged), rel=0.01)
@@ -154,3 +159,14 @@ def test_the_slower_steps_after_a_probe_are_charged_to_probing(monkeypatch: pyte
     assert len(made) < cheap / 2  # the budget now holds the slower steps too
     assert sum(1 for _, _, end in made if end) == 4  # every epoch end is still probed
     assert hook.seconds <= 0.04 * (total - 3.0) + 0.35  # within budget of the time since the first step, +- a probe
+
+
+def test_the_views_built_for_a_first_probe_are_not_charged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run's first probe and the first of a new choice of images make the window build its
+    views, once: the steps after them are not charged (else the next live view would wait ~10 s);
+    those after the other timed probes are."""
+    made, hook, _ = _fake_run(monkeypatch, epochs=1, steps=80, probe_s=0.05, slower_after=0.3, choose_at=40)
+    steps = [step for _, step, end in made if not end]
+    assert steps[0] == 2 and 40 in steps  # the first at its due time (usual steps timed before it); the choice at once
+    charged = [step for step in steps if step not in (2, 40) and step <= 80 - AFTER_STEPS]
+    assert charged and hook.after_seconds == pytest.approx(0.3 * len(charged), rel=0.01)
