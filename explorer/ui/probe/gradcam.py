@@ -104,7 +104,6 @@ class GradCamSection(Section):
     def __init__(self, keys: list[str], info: dict[str, dict], arrays: list[np.ndarray]) -> None:
         super().__init__(keys, info[keys[0]]["title"])
         self.selected = 0
-        self.targets: list[str] = []
         self.shown_map: np.ndarray | None = None  # the (H, W) map painted last (tests)
         self.shown_attention: np.ndarray | None = None
         self.shown_box: tuple[int, ...] | None = None  # the input box outlined (a CTC character's frames)
@@ -148,7 +147,6 @@ class GradCamSection(Section):
         self._paint()
 
     def _set_targets(self, texts: list[tuple[str, str]]) -> None:
-        self.targets = [t for t, _ in texts]
         self._box.set_items(texts)
         if self._box.isHidden() == (len(texts) > 1):
             self._box.setVisible(len(texts) > 1)
