@@ -45,6 +45,7 @@ from .memory import (
     data_budget,
     memory_budget,
     release_free_heap,
+    reuse_freed_heap,
     spill_array,
 )
 from .samples import SAMPLES, cache_dir, list_samples, materialize_sample
@@ -113,6 +114,7 @@ __all__ = [
     "resize_image",
     "scan_folder",
     "release_free_heap",
+    "reuse_freed_heap",
     "spill_array",
     "stratified_split",
     "to_channels",

@@ -10,7 +10,10 @@
   thread and returns freed memory only from each arena's top, so after a parallel decode of
   20,000 files the process kept ~130 MiB of freed, fragmented heap resident for the rest of
   the run (``tests/bench/cache_bench.py``: a cold run's peak anonymous memory, 364 MiB, was
-  130 MiB over the warm run's, which decodes nothing).
+  130 MiB over the warm run's, which decodes nothing);
+* :func:`reuse_freed_heap`: the opposite for the training phase, whose every step allocates and
+  frees the same tensors: glibc is told to keep up to :data:`KEEP_FREED_BYTES` of freed heap for
+  the next step instead of handing it back and faulting the same pages in again.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ __all__ = [
     "data_budget",
     "memory_budget",
     "release_free_heap",
+    "reuse_freed_heap",
     "spill_array",
 ]
 
@@ -123,16 +127,46 @@ def spill_array(shape: tuple[int, ...], directory: str | os.PathLike[str]) -> np
 
 
 @cache
-def _malloc_trim():  # noqa: ANN202
+def _glibc(name: str):  # noqa: ANN202
+    """glibc's malloc call ``name`` (None: not Linux, or a C library without it, as musl)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
+        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
+    except (OSError, AttributeError):
         return None
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+
+
+def _malloc_trim():  # noqa: ANN202
+    trim = _glibc("malloc_trim")
+    if trim is not None:
+        trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
     return trim
+
+
+#: How much freed memory at the top of each C heap arena glibc keeps while a run trains (and the
+#: size below which it allocates from the heap, not from fresh ``mmap`` pages). glibc's defaults
+#: start both at 128 KiB and raise them only as it sees large blocks freed, so a training step's
+#: tensors, allocated and freed every step, were often returned to the system and faulted in
+#: again: a 1-epoch crnn run in the app's worker thread took 450-830 k page faults and 2.1-3.4 s
+#: of system time, 350-380 k and 1.7-1.9 s with these (a conv_rnn: 600 k -> 260 k); the CLI's
+#: whole run takes ~390 k. 32 MiB is glibc's own ceiling for the dynamic mmap threshold; the
+#: freed memory kept is bounded by it per arena, well inside :data:`COMPUTE_RESERVE_BYTES`.
+KEEP_FREED_BYTES = 32 << 20
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters (malloc.h)
+
+
+def reuse_freed_heap() -> bool:
+    """Makes glibc keep freed memory for reuse (:data:`KEEP_FREED_BYTES`) instead of handing it
+    back to the system at each free; False where there is no such call. For the phase whose steps
+    allocate and free the same sizes over and over (training); :func:`release_free_heap` still
+    returns the free pages when the phase ends. Process-wide and lasting."""
+    mallopt = _glibc("mallopt")
+    if mallopt is None:
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, KEEP_FREED_BYTES)) & bool(mallopt(_M_TRIM_THRESHOLD, KEEP_FREED_BYTES))
 
 
 def release_free_heap() -> bool:

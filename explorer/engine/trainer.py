@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from explorer.data import Source, budget_note, open_source, release_free_heap
+from explorer.data import Source, budget_note, open_source, release_free_heap, reuse_freed_heap
 
 from . import checkpoint, runfolder
 from .config import ConfigError, RunConfig
@@ -172,6 +172,7 @@ class Trainer:
                 finally:
                     events.close()
         finally:
+            release_free_heap()  # what the steps kept for reuse (the app's process lives on)
             self.control.set_phase(FINISHED)
             if joined:
                 self.dist.stop()
@@ -254,6 +255,7 @@ class Trainer:
             )
             return None
         release_free_heap()  # what the data phase freed: decode threads' buffers, the cache index, per-file records
+        reuse_freed_heap()  # the steps free and allocate the same tensors: keep them, not fault them in again
         yield DataReady(
             task=data.task,
             labels=list(data.labels),
