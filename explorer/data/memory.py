@@ -127,21 +127,17 @@ def spill_array(shape: tuple[int, ...], directory: str | os.PathLike[str]) -> np
 
 
 @cache
-def _glibc(name: str):  # noqa: ANN202
-    """glibc's malloc call ``name`` (None: not Linux, or a C library without it, as musl)."""
+def _glibc(name: str, *argtypes: type):  # noqa: ANN202
+    """glibc's malloc call ``name`` taking ``argtypes`` and returning an int (None: not Linux, or
+    a C library without it, as musl)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
+        fn = getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
     except (OSError, AttributeError):
         return None
-
-
-def _malloc_trim():  # noqa: ANN202
-    trim = _glibc("malloc_trim")
-    if trim is not None:
-        trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
-    return trim
+    fn.argtypes, fn.restype = list(argtypes), ctypes.c_int
+    return fn
 
 
 #: How much freed memory at the top of each C heap arena glibc keeps while a run trains (and the
@@ -149,8 +145,8 @@ def _malloc_trim():  # noqa: ANN202
 #: start both at 128 KiB and raise them only as it sees large blocks freed, so a training step's
 #: tensors, allocated and freed every step, were often returned to the system and faulted in
 #: again: a 1-epoch crnn run in the app's worker thread took 450-830 k page faults and 2.1-3.4 s
-#: of system time, 350-380 k and 1.7-1.9 s with these (a conv_rnn: 600 k -> 260 k); the CLI's
-#: whole run takes ~390 k. 32 MiB is glibc's own ceiling for the dynamic mmap threshold; the
+#: of system time, 427 k with these set after the data phase (350-380 k and 1.7-1.9 s set from the
+#: process's start; a conv_rnn: 600 k -> 260 k); the CLI's whole run takes ~390 k. 32 MiB is glibc's own ceiling for the dynamic mmap threshold; the
 #: freed memory kept is bounded by it per arena, well inside :data:`COMPUTE_RESERVE_BYTES`.
 KEEP_FREED_BYTES = 32 << 20
 
@@ -162,10 +158,9 @@ def reuse_freed_heap() -> bool:
     back to the system at each free; False where there is no such call. For the phase whose steps
     allocate and free the same sizes over and over (training); :func:`release_free_heap` still
     returns the free pages when the phase ends. Process-wide and lasting."""
-    mallopt = _glibc("mallopt")
+    mallopt = _glibc("mallopt", ctypes.c_int, ctypes.c_int)
     if mallopt is None:
         return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, KEEP_FREED_BYTES)) & bool(mallopt(_M_TRIM_THRESHOLD, KEEP_FREED_BYTES))
 
 
@@ -173,7 +168,7 @@ def release_free_heap() -> bool:
     """Returns the C heap's free pages to the system (glibc ``malloc_trim(0)``, which trims every
     arena); False where there is no such call. Cheap (a few ms); call it after a phase that
     freed much memory from several threads."""
-    trim = _malloc_trim()
+    trim = _glibc("malloc_trim", ctypes.c_size_t)
     if trim is None:
         return False
     trim(0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import subprocess
 import sys
@@ -12,7 +13,8 @@ import pytest
 from explorer.data import memory
 from tests.datasets import write_two_class_folder
 
-pytestmark = pytest.mark.skipif(memory._glibc("mallopt") is None, reason="needs glibc's mallopt")  # noqa: SLF001
+_MALLOPT = memory._glibc("mallopt", ctypes.c_int, ctypes.c_int)  # noqa: SLF001 - what reuse_freed_heap calls
+pytestmark = pytest.mark.skipif(_MALLOPT is None, reason="needs glibc's mallopt")
 
 # A training step in miniature: one large block freed (glibc raises its thresholds to its size),
 # then each "step" allocates four blocks a little smaller, writes them and frees them all. With
