@@ -178,11 +178,15 @@ def _bench(sub: Any) -> None:
     bu.add_argument("--set", dest="params", action="append", default=[], type=key_value, metavar="KEY=VALUE")
     bu.add_argument("--epochs", type=int, default=2)
     bu.add_argument("--device", default="auto", choices=_DEVICES)
-    bu.add_argument("--no-overhead", action="store_true", help="skip the probes-on/off throughput comparison")
+    bu.add_argument(
+        "--no-overhead",
+        action="store_true",
+        help="skip measuring the probe overhead (runs probed in every other block of steps)",
+    )
     bu.add_argument(
         "--repeats",
         type=int,
         default=1,
-        help="app/CLI pairs and probes on/off pairs, back to back; median of the pairs",
+        help="app/CLI pairs (back to back) and probe-overhead runs; the medians",
     )
     bu.add_argument("--json", action="store_true")

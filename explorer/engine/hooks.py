@@ -126,6 +126,9 @@ class ProbeHook(Hook):
         self._charging: list[float] | None = None  # the steps since the last probe (None: not timing them)
         self._last: tuple[int, int, float] | None = None  # (epoch, step, time) when the last call ended
         self._since: int | None = None  # steps since the last probe (None: none yet)
+        self.probes = 0  # probes made (each a report per probe image)
+        self._held: float | None = None  # when timed probes were held back (None: not held)
+        self.held_seconds = 0.0  # time timed probes were held back, in all
 
     def on_step(self, s: Session, epoch: int) -> Iterator[Event]:
         if self.interval <= 0:
@@ -175,7 +178,8 @@ class ProbeHook(Hook):
             self.started = now
         over = self.seconds > self.budget * (now - self.started)
         timing = self._since is not None and self._since <= AFTER_STEPS  # the last probe's cost is not known yet
-        if not epoch_end and not self._chosen and (now < self.due or over or timing):
+        held = self._held is not None
+        if not epoch_end and not self._chosen and (held or now < self.due or over or timing):
             return
         first = self._chosen or self._since is None  # the views are built for it: a one-off cost
         self._chosen = False
@@ -187,9 +191,25 @@ class ProbeHook(Hook):
         s.model.train()
         spent = time.perf_counter() - t0
         self.seconds += spent
+        self.probes += 1
         self._charging, self._since = (None if first else []), 0
         yield from reports
         self.due = time.perf_counter() + next_probe_gap(self.interval, spent, self.budget)
+
+    def hold(self, held: bool) -> None:
+        """Holds the timed probes back (``True``) or lets them go on (``False``), to measure what
+        probing costs within one run (:mod:`.probe_cost`). While held, the steps are still timed and
+        epoch ends still probed, and the interval's and the budget's clocks stand still: once let
+        go, the probes come as they would have if the held time had never passed."""
+        now = time.perf_counter()
+        if held and self._held is None:
+            self._held = now
+        elif not held and self._held is not None:
+            pause, self._held = now - self._held, None
+            self.held_seconds += pause
+            self.due += pause
+            if self.started is not None:
+                self.started += pause
 
 
 @contextmanager

@@ -332,7 +332,8 @@ def bench_ui(
 ) -> dict[str, Any]:
     """Trains ``arch`` on ``data`` in the real worker with the inspector open and measures GUI
     event-loop stalls and each view's paint time; with ``overhead``, also the probe overhead
-    (:func:`explorer.engine.probe_cost.probe_overhead`, ``repeats`` pairs, same settings).
+    (:func:`explorer.engine.probe_cost.probe_overhead`: ``repeats`` headless runs, same settings,
+    each probed in every other block of steps).
 
     ``repeats`` > 1: the app's run and the CLI's run are made ``repeats`` times as back-to-back
     pairs, the order alternating, and the ratio is the median of the pairs' ratios (drifts in the
@@ -349,8 +350,9 @@ def bench_ui(
         are wall time on the GUI thread, ``cpu_p99_ms`` its CPU time, which leaves out the waits a
         busy machine adds), ``kinds_declared`` (:func:`declared_kinds` of the run's probe reports),
         ``missing`` (declared kinds never painted; empty when every view was painted) and
-        ``probe_overhead`` (fraction of throughput lost to probing: the median over the pairs, each
-        pair's in ``probe_overheads``; with ``probe_share``).
+        ``probe_overhead`` (fraction of throughput lost to probing: the median over the runs, each
+        run's in ``probe_overheads``; with ``probe_share``, the time the probe hook accounts for;
+        ``None`` with ``probe_overhead_error`` saying why when the run is too short to measure it).
 
     Raises:
         RuntimeError: the run did not complete (its message says why).
@@ -375,9 +377,13 @@ def bench_ui(
             "missing": [k for k in VIEW_KINDS if k in declared and not times.get(k)],
         }
         if overhead:
-            from explorer.engine.probe_cost import probe_overhead
+            from explorer.engine.probe_cost import TooFewSteps, probe_overhead
 
-            po = probe_overhead(_config(data, arch, epochs, params, device), repeats=max(1, repeats))
+            try:
+                po = probe_overhead(_config(data, arch, epochs, params, device), repeats=max(1, repeats))
+            except TooFewSteps as e:  # a run too short for blocks of steps: say so, keep the other figures
+                out.update(probe_overhead=None, probe_overheads=[], probe_share=None, probe_overhead_error=str(e))
+                return out
             out["probe_overhead"] = round(float(po["probe_overhead"]), 4)
             out["probe_overheads"] = [round(float(o), 4) for o in po["overheads"]]
             out["probe_share"] = round(float(po["probe_share"]), 4)

@@ -1,4 +1,4 @@
-"""The probe-overhead helper of ``bench ui``: the same run with probes on and off."""
+"""The probe-overhead helper of ``bench ui``: one run probed in every other block of steps."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from explorer.data import open_source
 from explorer.engine import RunConfig
 from explorer.engine.hooks import AFTER_STEPS, next_probe_gap
-from explorer.engine.probe_cost import DEFAULT_PROBE_INTERVAL, paired_runs, probe_overhead, timed_run
+from explorer.engine.probe_cost import StepTime, block_estimate, blocked_run, paired_runs, probe_overhead
 from tests.datasets import write_two_class_folder
 
 
@@ -21,26 +21,72 @@ def _cfg(data: Path) -> RunConfig:
     return cfg
 
 
-def test_probe_overhead_compares_the_same_run_with_probes_on_and_off(tmp_path: Path) -> None:
-    cfg = _cfg(write_two_class_folder(tmp_path / "data", n=24, size=16))
+def test_probe_overhead_holds_the_probes_back_in_blocks_of_one_real_run(tmp_path: Path) -> None:
+    cfg = _cfg(write_two_class_folder(tmp_path / "data", n=48, size=16))
+    cfg.train.batch_size = 2  # 20 training steps per epoch
     logged: list[str] = []
-    result = probe_overhead(cfg, interval=0.01, repeats=2, log=logged.append)
-    assert len(logged) == 2 and "probes off" in logged[0]
-    assert result["interval"] == 0.01 and result["repeats"] == 2
-    assert result["probes"] >= 2 and result["snapshots"] == 2  # every epoch end is probed and kept
-    on, off = result["seconds_on"], result["seconds_off"]
-    assert len(on) == len(off) == 2 and min(on) > 0 and min(off) > 0
-    each = [1 - f / n for f, n in zip(off, on, strict=True)]
-    assert result["overheads"] == pytest.approx(each)
-    assert result["probe_overhead"] == pytest.approx(sum(each) / 2)  # the median of two
-    assert 0.0 < result["probe_share"] < 1.0
-    assert result["probe_overhead"] < 1.0  # a fraction; its sign and size depend on machine load here
+    result = probe_overhead(cfg, interval=0.01, repeats=2, block=4, log=logged.append)
+    assert len(logged) == 2 and "overhead" in logged[0]
+    assert result["interval"] == 0.01 and result["repeats"] == 2 and result["block"] == 4
+    assert result["probes"] >= 3 and result["snapshots"] == 2  # the first timed probe; every epoch end, kept
+    assert len(result["overheads"]) == 2 and result["probe_overhead"] == pytest.approx(sum(result["overheads"]) / 2)
+    assert -1.0 < result["probe_overhead"] < 1.0  # a fraction; its sign and size depend on machine load here
+    assert 0.0 < result["probe_share"] < 1.0 and min(result["step_ms"]) > 0
     assert cfg.train.probe_interval == 0.0  # the caller's config is left as it was
-    off = timed_run(cfg, open_source(cfg.data.source), 0.0)
-    assert off["probes"] == 0 and off["snapshots"] == 0 and off["probing"] == 0.0
-    assert DEFAULT_PROBE_INTERVAL > 0
+
+    run = blocked_run(cfg, open_source(cfg.data.source), 0.01, block=4)
+    rows = run["rows"]
+    assert [r.held for r in rows[:12]] == [False] * 4 + [True] * 4 + [False] * 4  # blocks, the first probing
+    assert not any(r.probed for r in rows if r.held and r.step < r.steps)  # held: only epoch ends probed
+    assert any(r.probed for r in rows if not r.held and r.step < r.steps)  # timed probes (within the budget)
+    assert all(r.probed for r in rows if r.step == r.steps)
+    assert run["probes"] == sum(r.probed for r in rows)
     with pytest.raises(ValueError, match="interval must be > 0"):
         probe_overhead(cfg, interval=0.0)
+    with pytest.raises(ValueError, match="block must be >= 1"):
+        probe_overhead(cfg, block=0)
+
+
+def _simulated_rows(held_in_blocks: int, epochs: int = 3, steps: int = 40) -> tuple[list[StepTime], float]:
+    """A run on a made-up clock: steps of 100 ms; a timed probe every 4th step (when not held)
+    adds 20 ms to its step and 10 ms to the next; an epoch-end probe 50 ms to the last step and
+    10 ms to the next epoch's second step (the first runs after validation); 1 s of validation
+    between epochs. ``held_in_blocks``:
+    timed probes held back in every other block of that many steps (0: never)."""
+    rows, clock, g, after = [], 0.0, 0, 0.0
+    for epoch in range(1, epochs + 1):
+        clock += 1.0 if epoch > 1 else 0.0
+        for step in range(1, steps + 1):
+            held = bool(held_in_blocks) and (g // held_in_blocks) % 2 == 1
+            last = step == steps
+            probed = last or (not held and g % 4 == 3 and (epoch == 1 or step > AFTER_STEPS))
+            if step == 1 and epoch > 1:  # runs after validation: the epoch end's slower step is the next
+                clock += 0.1
+                g += 1
+                rows.append(StepTime(epoch, step, steps, clock, held, False))
+                continue
+            clock += 0.1 + after + (0.05 if last else 0.02 if probed else 0.0)
+            after = 0.01 if probed else 0.0
+            rows.append(StepTime(epoch, step, steps, clock, held, probed))
+            g += 1
+    return rows, clock
+
+
+def test_the_block_estimate_gives_the_runs_with_probes_everywhere_and_nowhere() -> None:
+    """On a made-up clock, the estimate from a run probed in every other block equals what a run
+    probed all through and a run never probed take (the latter: the same clock without any probe)."""
+    rows, seconds = _simulated_rows(held_in_blocks=8)
+    _, everywhere = _simulated_rows(held_in_blocks=0)
+    nowhere = 3 * 40 * 0.1 + 2 * 1.0
+    est = block_estimate(rows, seconds)
+    assert est["step_ms"] == pytest.approx(100.0)
+    assert est["end_seconds"] == pytest.approx(3 * 0.05 + 2 * 0.01)
+    assert est["seconds_with_probes"] == pytest.approx(everywhere, abs=0.02)
+    assert est["seconds_without"] == pytest.approx(nowhere, abs=0.02)
+    assert est["probe_overhead"] == pytest.approx(1 - nowhere / everywhere, abs=0.002)
+    assert est["probe_overhead"] > 0.05  # (30 ms per 4 steps of 100 ms, and the epoch ends)
+    with pytest.raises(ValueError, match="too few steps"):
+        block_estimate(_simulated_rows(held_in_blocks=0)[0], seconds)  # never held: nothing to compare
 
 
 def test_pairs_run_back_to_back_in_alternating_order() -> None:
@@ -54,21 +100,6 @@ def test_pairs_run_back_to_back_in_alternating_order() -> None:
     assert calls == ["a", "b", "b", "a", "a", "b"]  # neither side always runs first
     assert pairs == [("a1", "b2"), ("a4", "b3"), ("a5", "b6")]  # each pair as (first, second)
     assert logged == [(0, "a1", "b2"), (1, "a4", "b3"), (2, "a5", "b6")]
-
-
-def test_the_overhead_is_the_median_of_the_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A burst of load that slows one run of a pair down twice over leaves the figure alone."""
-    from explorer.engine import probe_cost
-
-    seconds = iter([10.0, 10.5, 20.5, 10.0, 10.0, 10.5])  # off, on / on (the burst), off / off, on
-    monkeypatch.setattr(probe_cost, "timed_run", lambda cfg, source, interval: {
-        "seconds": next(seconds), "probing": 0.1 if interval else 0.0, "probes": 1, "snapshots": 1})  # fmt: skip
-    cfg = RunConfig(arch="cnn")
-    cfg.data.source = "sample:shapes"
-    result = probe_overhead(cfg, repeats=3, source=object())
-    assert result["overheads"] == pytest.approx([1 - 10 / 10.5, 1 - 10 / 20.5, 1 - 10 / 10.5])
-    assert result["probe_overhead"] == pytest.approx(1 - 10 / 10.5)
-    assert result["probe_share"] == pytest.approx(0.1 / 10.5)
 
 
 def test_a_slow_probe_waits_longer_so_probing_stays_within_its_budget() -> None:
@@ -87,11 +118,13 @@ def _fake_run(
     between: float = 0.0,
     slower_after: float = 0.0,
     choose_at: int | None = None,
+    held: range = range(0),
 ) -> tuple[list[tuple[float, int, bool]], object, float]:
     """A run of ``epochs`` of ``steps`` steps of 0.5 s on a fake clock, ``between`` s of validation
     and checkpoint before each epoch, probes of ``probe_s`` s, interval 1 s, budget 4 %; the step
     right after each probe takes ``slower_after`` s longer; before step ``choose_at`` of the first
-    epoch the user chooses other images. Returns (probes made as (time, step, epoch end), the
+    epoch the user chooses other images; timed probes are held back from step ``held.start``
+    to ``held.stop`` (not included) of the first epoch. Returns (probes made as (time, step, epoch end), the
     hook, the run's seconds)."""
     from types import SimpleNamespace
 
@@ -122,6 +155,8 @@ def _fake_run(
             control.update(epoch=epoch, step=step, steps=steps)
             if epoch == 1 and step == choose_at:
                 control.set_probe_paths(["b.png"])
+            if epoch == 1 and step in (held.start, held.stop):
+                hook.hold(step == held.start)
             list(hook.on_step(s, epoch))
     return made, hook, clock[0]
 
@@ -170,3 +205,16 @@ def test_the_views_built_for_a_first_probe_are_not_charged(monkeypatch: pytest.M
     assert steps[0] == 2 and 40 in steps  # the first at its due time (usual steps timed before it); the choice at once
     charged = [step for step in steps if step not in (2, 40) and step <= 80 - AFTER_STEPS]
     assert charged and hook.after_seconds == pytest.approx(0.3 * len(charged), rel=0.01)
+
+
+def test_held_probes_wait_and_their_clocks_stand_still(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``hold`` (what probe_cost's blocks use): no timed probe while held, the epoch end still
+    probed, and the held time counts for neither the interval nor the budget."""
+    made, hook, _ = _fake_run(monkeypatch, epochs=1, steps=80, probe_s=0.05, held=range(20, 60))
+    timed = [step for _, step, end in made if not end]
+    assert not [step for step in timed if 20 <= step < 60]
+    assert made[-1][1:] == (80, True)  # the epoch end
+    assert hook.held_seconds == pytest.approx(40 * 0.5)
+    assert hook.started == pytest.approx(0.5 + 40 * 0.5)  # the first step's time, moved on by the time held
+    before, after = (sum(1 for step in timed if lo <= step < lo + 20) for lo in (0, 60))
+    assert before >= 4 and abs(after - before) <= 1  # after it, probes as often as before

@@ -83,6 +83,7 @@ def test_bench_ui_measures_stalls_while_the_worker_trains(qapp, two_class: Path)
         "probe_overhead",
         "probe_overheads",
         "probe_share",
+        "probe_overhead_error",
     }
     assert 0 <= result["stall_p50_ms"] <= result["stall_p99_ms"] <= result["stall_max_ms"]
     assert result["samples_per_second"] > 0
@@ -90,5 +91,6 @@ def test_bench_ui_measures_stalls_while_the_worker_trains(qapp, two_class: Path)
     assert result["repeats"] == 2
     ratios = result["throughput_ratios"]  # one per app/CLI pair; the figure is their median
     assert len(ratios) == 2 and result["throughput_ratio"] == pytest.approx(sum(ratios) / 2, abs=0.002)
-    assert len(result["probe_overheads"]) == 2
+    # 24 images make one step an epoch: too few for blocks of steps with and without probes
+    assert result["probe_overhead"] is None and "too few steps" in result["probe_overhead_error"]
     assert running_threads() == []
