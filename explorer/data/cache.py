@@ -61,6 +61,7 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import write_bytes
 from .records import Sample
 from .samples import cache_dir
 
@@ -135,19 +136,6 @@ def row_sums(images: np.ndarray, widths: Sequence[int] | None = None) -> np.ndar
         np.square(chunk, out=chunk)
         out[i : i + step, 1] = chunk.sum(axis=(1, 2), dtype=np.int64)
     return out
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".tmp-{os.getpid()}-{secrets.token_hex(6)}-{path.name}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 @dataclass
@@ -259,33 +247,8 @@ class CachePlan:
             data_name = f"{self.name}-{token}.u8"
             data_path = self.folder / data_name
             n = int(images.shape[0])
-            src = self._temps[-1] if isinstance(images, np.memmap) and self._temps else None
-            if src is not None and os.path.abspath(getattr(images, "filename", None) or "") == os.path.abspath(src):
-                images.flush()
-                log.debug("decoded-image cache: %s becomes %s", src, data_path)
-                os.truncate(src, int(np.prod(images.shape)))  # dropped rows sat at the end
-                os.replace(src, data_path)
-                self._temps.remove(src)
-            else:
-                tmp = self.folder / f".tmp-{os.getpid()}-{token}.u8"
-                with open(tmp, "wb") as f:
-                    step = max(1, _COPY_ROWS_BYTES // max(1, int(np.prod(images.shape[1:]))))
-                    for i in range(0, n, step):
-                        f.write(np.ascontiguousarray(images[i : i + step]).tobytes())
-                os.replace(tmp, data_path)
-            files: list[Any] = []
-            rows: list[int] = []
-            reason_map: dict[str, str] = {}
-            row_of = {pos: r for r, pos in enumerate(kept)}
-            for pos, fid in enumerate(self.ids):
-                if pos in self.racy or fid is None:
-                    files.append(None)
-                    rows.append(-1)
-                    continue
-                files.append(list(fid))
-                rows.append(row_of.get(pos, -1))
-                if pos not in row_of:
-                    reason_map[str(pos)] = reasons.get(pos, "cannot be used")
+            self._write_data(images, data_path, token)
+            files, rows, reason_map = self._file_rows(kept, reasons)
             mapped = np.memmap(data_path, dtype=np.uint8, mode="c", shape=tuple(images.shape)) if n else images
             self.sums = row_sums(mapped, widths)
             index = {
@@ -303,13 +266,7 @@ class CachePlan:
                 "probe": _probe(mapped),
             }
             index["checksum"] = _digest(index)
-            index_path = self.folder / f"{self.name}.json"
-            with _locked(self.folder / ".lock"):  # replace + delete the replaced data, one writer at a time
-                old = _read_json(index_path)
-                _write_atomic(index_path, json.dumps(index, separators=(",", ":")).encode())
-                if old and old.get("data") != data_name:
-                    _remove(self.folder / str(old.get("data", "")))
-                self._prune()
+            self._publish(index)
             return mapped
         except OSError as e:
             self.disable(f"cannot write to {self.folder} ({e.strerror or e}); decoded images are kept in memory")
@@ -320,6 +277,55 @@ class CachePlan:
         finally:
             self.discard()
 
+    def _write_data(self, images: np.ndarray, data_path: Path, token: str) -> None:
+        """Puts the rows at ``data_path``: the temporary file :meth:`allocate` made, renamed (its
+        dropped rows cut off the end), or a copy of rows held in memory, written then renamed."""
+        assert self.folder is not None
+        src = self._temps[-1] if isinstance(images, np.memmap) and self._temps else None
+        if src is not None and os.path.abspath(getattr(images, "filename", None) or "") == os.path.abspath(src):
+            images.flush()
+            log.debug("decoded-image cache: %s becomes %s", src, data_path)
+            os.truncate(src, int(np.prod(images.shape)))  # dropped rows sat at the end
+            os.replace(src, data_path)
+            self._temps.remove(src)
+            return
+        tmp = self.folder / f".tmp-{os.getpid()}-{token}.u8"
+        with open(tmp, "wb") as f:
+            step = max(1, _COPY_ROWS_BYTES // max(1, int(np.prod(images.shape[1:]))))
+            for i in range(0, int(images.shape[0]), step):
+                f.write(np.ascontiguousarray(images[i : i + step]).tobytes())
+        os.replace(tmp, data_path)
+
+    def _file_rows(self, kept: list[int], reasons: dict[int, str]) -> tuple[list[Any], list[int], dict[str, str]]:
+        """The index's ``files`` (each file's identity; None for one that changed while read),
+        ``rows`` (each file's row, -1 for none) and ``reasons`` (why an unusable file has none)."""
+        files: list[Any] = []
+        rows: list[int] = []
+        reason_map: dict[str, str] = {}
+        row_of = {pos: r for r, pos in enumerate(kept)}
+        for pos, fid in enumerate(self.ids):
+            if pos in self.racy or fid is None:
+                files.append(None)
+                rows.append(-1)
+                continue
+            files.append(list(fid))
+            rows.append(row_of.get(pos, -1))
+            if pos not in row_of:
+                reason_map[str(pos)] = reasons.get(pos, "cannot be used")
+        return files, rows, reason_map
+
+    def _publish(self, index: dict[str, Any]) -> None:
+        """Writes ``index`` as this list's entry (atomically), deletes the data it replaced and
+        prunes old entries, one writer at a time."""
+        assert self.folder is not None
+        index_path = self.folder / f"{self.name}.json"
+        with _locked(self.folder / ".lock"):
+            old = _read_json(index_path)
+            write_bytes(index_path, json.dumps(index, separators=(",", ":")).encode())
+            if old and old.get("data") != index["data"]:
+                _remove(self.folder / str(old.get("data", "")))
+            self._prune()
+
     def _prune(self) -> None:
         assert self.folder is not None
         indexes = sorted(self.folder.glob("*.json"), key=lambda p: _mtime(p), reverse=True)
@@ -328,8 +334,8 @@ class CachePlan:
             _remove(stale)
             if data:
                 _remove(self.folder / str(data))
-        cutoff = time.time() - 86400  # temporaries of crashed writers
-        for tmp in self.folder.glob(".tmp-*"):
+        cutoff = time.time() - 86400  # temporaries of crashed writers: rows (.tmp-*), indexes (.*.tmp)
+        for tmp in [*self.folder.glob(".tmp-*"), *self.folder.glob(".*.json.*.tmp")]:
             if _mtime(tmp) < cutoff:
                 _remove(tmp)
 

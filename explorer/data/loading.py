@@ -227,12 +227,7 @@ def load_images(
     Returns:
         The images of the usable samples, in input order, plus the problems.
     """
-    if color not in COLOR_MODES:
-        raise ValueError(f"color must be one of {', '.join(COLOR_MODES)}, got {color!r}")
-    if height < 1 or (width if width is not None else max_width) < 1:
-        raise ValueError(f"image size must be at least 1x1, got {height}x{width}")
-    if resize not in RESIZE_MODES:
-        raise ValueError(f"resize mode must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
+    _check_options(height, width, max_width, color, resize)
     samples = list(samples)
     total = len(samples)
     workers = max(1, workers if workers is not None else min(8, _usable_cpus()))
@@ -252,20 +247,13 @@ def load_images(
             if progress is not None:
                 progress(total, total)
             return _from_entry(plan, samples)
-    alloc = None
-    if plan is not None and plan.writable:
-        cache_plan = plan
-
-        def alloc(shape: tuple[int, ...]) -> np.ndarray:
-            if cache_plan.writable:
-                try:
-                    return cache_plan.allocate(shape)
-                except OSError as e:  # e.g. no room on the disk: decode into memory instead
-                    cache_plan.disable(f"cannot write to {cache_plan.folder} ({e.strerror or e}); decoding into memory")
-            return np.empty(shape, np.uint8)
-
     assembler = _Assembler(
-        total, height, width if width is not None else max_width, color, variable=width is None, alloc=alloc
+        total,
+        height,
+        width if width is not None else max_width,
+        color,
+        variable=width is None,
+        alloc=_cache_alloc(plan) if plan is not None and plan.writable else None,
     )
     decoded = 0
 
@@ -280,13 +268,8 @@ def load_images(
             item[1], height=height, width=width, max_width=max_width, color=color, resize=resize, max_pixels=max_pixels
         )
 
-    items = list(enumerate(samples))
     try:
-        if workers == 1 or total <= 1:
-            _consume(map(job, items), samples, assembler, progress, total)
-        else:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="explorer-decode") as pool:
-                _consume(_ordered(pool, job, items, window=4 * workers), samples, assembler, progress, total)
+        _decode_all(job, samples, assembler, progress, workers)
         loaded = assembler.finish(samples)
     except BaseException:
         if plan is not None:
@@ -294,17 +277,65 @@ def load_images(
         raise
     loaded.decoded = decoded
     if plan is not None:
-        loaded.images = plan.commit(
-            loaded.images,
-            kept=assembler.kept,
-            gray=assembler.gray,
-            widths=assembler.widths if assembler.variable else None,
-            reasons=assembler.reasons,
-            color=loaded.color,
-        )
-        loaded.note = plan.note
-        loaded.sums = plan.sums
+        _commit(plan, loaded, assembler)
     return loaded
+
+
+def _check_options(height: int, width: int | None, max_width: int, color: str, resize: str) -> None:
+    """:func:`load_images`'s checks of its options: a ValueError naming the bad one."""
+    if color not in COLOR_MODES:
+        raise ValueError(f"color must be one of {', '.join(COLOR_MODES)}, got {color!r}")
+    if height < 1 or (width if width is not None else max_width) < 1:
+        raise ValueError(f"image size must be at least 1x1, got {height}x{width}")
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize mode must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
+
+
+def _cache_alloc(plan: CachePlan) -> Callable[[tuple[int, ...]], np.ndarray]:
+    """Allocates the assembler's rows in ``plan``'s cache file, or in memory once the cache cannot
+    be written (e.g. no room on the disk: the plan is disabled with a note saying so)."""
+
+    def alloc(shape: tuple[int, ...]) -> np.ndarray:
+        if plan.writable:
+            try:
+                return plan.allocate(shape)
+            except OSError as e:
+                plan.disable(f"cannot write to {plan.folder} ({e.strerror or e}); decoding into memory")
+        return np.empty(shape, np.uint8)
+
+    return alloc
+
+
+def _decode_all(
+    job: Callable[[tuple[int, Sample]], _Result],
+    samples: list[Sample],
+    assembler: _Assembler,
+    progress: Callable[[int, int], None] | None,
+    workers: int,
+) -> None:
+    """Runs ``job`` on every (index, sample), in this thread or on ``workers`` threads, and hands
+    the results to ``assembler`` in input order."""
+    items = list(enumerate(samples))
+    total = len(items)
+    if workers == 1 or total <= 1:
+        _consume(map(job, items), samples, assembler, progress, total)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="explorer-decode") as pool:
+        _consume(_ordered(pool, job, items, window=4 * workers), samples, assembler, progress, total)
+
+
+def _commit(plan: CachePlan, loaded: LoadedImages, assembler: _Assembler) -> None:
+    """Makes the decoded rows ``plan``'s cache entry; ``loaded`` then reads the entry's map."""
+    loaded.images = plan.commit(
+        loaded.images,
+        kept=assembler.kept,
+        gray=assembler.gray,
+        widths=assembler.widths if assembler.variable else None,
+        reasons=assembler.reasons,
+        color=loaded.color,
+    )
+    loaded.note = plan.note
+    loaded.sums = plan.sums
 
 
 def _from_entry(plan: CachePlan, samples: list[Sample]) -> LoadedImages:

@@ -178,7 +178,7 @@ def test_a_failed_write_keeps_the_decoded_images(files, tmp_path, monkeypatch) -
     def full_disk(*_a, **_k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(cache_mod, "_write_atomic", full_disk)
+    monkeypatch.setattr(cache_mod, "write_bytes", full_disk)
     plain = load_images(files, height=16, width=16)
     loaded = load_images(files, height=16, width=16, cache=DecodedCache(tmp_path / "cache"))
     _same(loaded, plain)
