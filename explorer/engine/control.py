@@ -75,6 +75,7 @@ class RunControl:
         self._probe_version = 0
         self._listeners: list[Listener] = []
         self._shown = IDLE  # the state listeners were last told
+        self._probing_charge = 0.0  # seconds of probing done outside the trainer, not yet taken
 
     # -- asking (any thread) ---------------------------------------------------------------------
     @property
@@ -135,6 +136,19 @@ class RunControl:
 
     def resume(self) -> None:
         self._change(self._go.set)
+
+    def charge_probing(self, seconds: float) -> None:
+        """Adds ``seconds`` of work that probing caused outside the trainer (the window drawing a
+        probe report, in the GUI thread) to what the probe hook counts against its budget."""
+        if seconds > 0:
+            with self._lock:
+                self._probing_charge += seconds
+
+    def take_probing_charge(self) -> float:
+        """The seconds :meth:`charge_probing` added since the last call (the probe hook's)."""
+        with self._lock:
+            seconds, self._probing_charge = self._probing_charge, 0.0
+        return seconds
 
     def set_probe_paths(self, paths: Sequence[str]) -> None:
         """Which image(s) the probe hook shows from its next probe on; empty = the default

@@ -100,7 +100,13 @@ class ProbeHook(Hook):
     (``after_seconds``, part of ``seconds``): the budget holds what probing costs the run. Not
     for the first probe of a run or of a new choice of images: the window builds its views for
     them once (a crnn's steps after its first probe: 414 and 515 ms against 272), and charging
-    that would hold the next live view back for ~10 s."""
+    that would hold the next live view back for ~10 s.
+
+    Work that a probe causes outside the trainer counts too: the consumer's handling of the reports
+    (yielded inside the probe's time) and what others charge through
+    :meth:`RunControl.charge_probing` (the app's window: its CPU time drawing each report), taken at
+    every step (``charged_seconds``, part of ``seconds``). So a window slow to draw thins the live
+    probes out instead of slowing training down."""
 
     def __init__(
         self,
@@ -118,7 +124,7 @@ class ProbeHook(Hook):
         self.due = time.perf_counter() + interval if interval > 0 else math.inf
         self._version = -1
         self._images: list[tuple[str, torch.Tensor]] = []
-        self.seconds = 0.0  # spent probing and keeping snapshots (not counting the consumer's time)
+        self.seconds = 0.0  # spent probing, handing the reports over and keeping snapshots, and charged
         self.started: float | None = None  # the first step's time
         self._chosen = False  # the user chose other images: probe them at the next step
         self.after_seconds = 0.0  # of ``seconds``: the steps right after probes, beyond the usual step
@@ -127,6 +133,7 @@ class ProbeHook(Hook):
         self._last: tuple[int, int, float] | None = None  # (epoch, step, time) when the last call ended
         self._since: int | None = None  # steps since the last probe (None: none yet)
         self.probes = 0  # probes made (each a report per probe image)
+        self.charged_seconds = 0.0  # of ``seconds``: probing's work outside the trainer (RunControl.charge_probing)
         self._held: float | None = None  # when timed probes were held back (None: not held)
         self.held_seconds = 0.0  # time timed probes were held back, in all
 
@@ -174,6 +181,9 @@ class ProbeHook(Hook):
         epoch_end = progress.steps > 0 and progress.step == progress.steps
         now = time.perf_counter()
         self._time_step(epoch, progress.step, now)
+        charged = self.control.take_probing_charge()
+        self.seconds += charged
+        self.charged_seconds += charged
         if self.started is None:
             self.started = now
         over = self.seconds > self.budget * (now - self.started)
@@ -189,11 +199,11 @@ class ProbeHook(Hook):
         if epoch_end and self.snapshots and s.out_dir is not None and reports:
             replay.write_snapshot(s.out_dir, epoch, reports)
         s.model.train()
+        self._charging, self._since = (None if first else []), 0
+        yield from reports  # the consumer's handling (the app's copies, a log's files) is probing too
         spent = time.perf_counter() - t0
         self.seconds += spent
         self.probes += 1
-        self._charging, self._since = (None if first else []), 0
-        yield from reports
         self.due = time.perf_counter() + next_probe_gap(self.interval, spent, self.budget)
 
     def hold(self, held: bool) -> None:

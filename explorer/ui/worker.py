@@ -34,6 +34,7 @@ from explorer.engine import ConfigError, Finished, ProbeReport, RunConfig, Train
 from explorer.engine.control import RunControl
 from models import ParamError
 
+from .probe.meter import paint_meter
 from .threads import new_thread
 
 __all__ = [
@@ -342,6 +343,7 @@ class TrainingController(QObject):
         worker.done.connect(self._on_worker_done)
         worker.controlChanged.connect(self._on_control_changed)
         thread.finished.connect(self._on_thread_finished)
+        paint_meter().cost.connect(self._charge_paint)
         self._worker, self._thread = worker, thread
         self._announce_state()
         thread.start()
@@ -417,9 +419,18 @@ class TrainingController(QObject):
         if self._thread is not None and not self._thread.isRunning():
             self._cleanup(self._thread)
 
+    @Slot(float)
+    def _charge_paint(self, seconds: float) -> None:
+        """The window's CPU time drawing probe reports (:mod:`.probe.meter`) is probing's cost:
+        the run's probe hook counts it against its budget."""
+        control = self.control
+        if control is not None:
+            control.charge_probing(seconds)
+
     def _cleanup(self, thread: QThread) -> None:
         if thread is not self._thread:
             return
+        paint_meter().cost.disconnect(self._charge_paint)
         thread.wait()
         self._thread = None
         self._worker = None

@@ -119,12 +119,14 @@ def _fake_run(
     slower_after: float = 0.0,
     choose_at: int | None = None,
     held: range = range(0),
+    window_s: float = 0.0,
 ) -> tuple[list[tuple[float, int, bool]], object, float]:
     """A run of ``epochs`` of ``steps`` steps of 0.5 s on a fake clock, ``between`` s of validation
     and checkpoint before each epoch, probes of ``probe_s`` s, interval 1 s, budget 4 %; the step
     right after each probe takes ``slower_after`` s longer; before step ``choose_at`` of the first
     epoch the user chooses other images; timed probes are held back from step ``held.start``
-    to ``held.stop`` (not included) of the first epoch. Returns (probes made as (time, step, epoch end), the
+    to ``held.stop`` (not included) of the first epoch; each probe's report costs the window
+    ``window_s`` s, charged through the run control. Returns (probes made as (time, step, epoch end), the
     hook, the run's seconds)."""
     from types import SimpleNamespace
 
@@ -140,6 +142,7 @@ def _fake_run(
         made.append((clock[0], control.progress.step, control.progress.step == control.progress.steps))
         clock[0] += probe_s
         after[0] = slower_after
+        control.charge_probing(window_s)  # the window's drawing of the report (in the app: the GUI thread)
         return object()
 
     monkeypatch.setattr(hooks, "probe", fake_probe)
@@ -218,3 +221,18 @@ def test_held_probes_wait_and_their_clocks_stand_still(monkeypatch: pytest.Monke
     assert hook.started == pytest.approx(0.5 + 40 * 0.5)  # the first step's time, moved on by the time held
     before, after = (sum(1 for step in timed if lo <= step < lo + 20) for lo in (0, 60))
     assert before >= 4 and abs(after - before) <= 1  # after it, probes as often as before
+
+
+def test_what_the_window_charges_for_drawing_the_reports_counts_as_probing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A window that takes 0.2 s to draw each report (charged through RunControl.charge_probing,
+    as the app's training controller does): the hook takes the charges at the next step, counts
+    them against the budget, and probes less often; probing stays within the budget."""
+    run = {"epochs": 2, "steps": 80, "probe_s": 0.01}
+    made, hook, _ = _fake_run(monkeypatch, **run)
+    free = len(made)
+    assert hook.charged_seconds == 0.0
+    made, hook, total = _fake_run(monkeypatch, **run, window_s=0.2)
+    assert hook.charged_seconds == pytest.approx(0.2 * (len(made) - 1))  # the last report's charge comes after the run
+    assert hook.seconds == pytest.approx(0.01 * len(made) + hook.charged_seconds)
+    assert len(made) < free / 2
+    assert hook.seconds <= 0.04 * total + 0.21 + 0.21  # within budget, give or take the first and last

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import numpy as np
 import pyqtgraph as pg
@@ -377,3 +378,25 @@ def test_hovering_a_time_step_outlines_the_region_it_read(qtbot, family: str) ->
         assert (rect.x(), rect.y(), rect.width(), rect.height()) == (x0, y0, x1 - x0, y1 - y0)
     sec.hover_step(None)
     assert view.highlighted is None and not view.region.isVisible()
+
+
+def test_the_paint_meter_reads_the_gui_threads_cpu_once_per_event_loop_turn(qtbot) -> None:
+    import hashlib
+
+    from explorer.ui.probe.meter import paint_meter
+
+    costs: list[float] = []
+    meter = paint_meter()
+    add = costs.append
+    meter.cost.connect(add)
+    try:
+        meter.open()
+        t = time.thread_time()
+        while time.thread_time() - t < 0.03:  # 30 ms of this thread's CPU
+            hashlib.sha256(b"x" * 4096).digest()
+        meter.open()  # a second view drawing in the same turn: the same reading
+        qtbot.waitUntil(lambda: bool(costs), timeout=2000)
+        qtbot.wait(20)
+    finally:
+        meter.cost.disconnect(add)
+    assert len(costs) == 1 and 0.03 <= costs[0] < 1.0

@@ -239,3 +239,25 @@ def test_the_probe_image_can_be_chosen_during_a_run(qtbot, two_class: Path) -> N
     w.act_stop.trigger()
     wait_idle(qtbot, w, 10000)
     w.controller.set_probe_paths([])  # the default again for later runs
+
+
+def test_the_windows_drawing_of_probes_is_charged_to_the_runs_probe_budget(qtbot, two_class: Path, monkeypatch) -> None:
+    """The views' CPU time drawing live reports reaches the run's control, where the probe hook
+    counts it as probing (tests/engine/test_probe_cost.py: it thins the probes out)."""
+    from explorer.engine.control import RunControl
+
+    charges: list[float] = []
+    charge = RunControl.charge_probing
+    monkeypatch.setattr(RunControl, "charge_probing", lambda self, s: (charges.append(s), charge(self, s)))
+    w = make_window(qtbot, two_class, epochs=500, batch_size=2, probe=0.05)
+    assert w.start_training()
+    qtbot.waitUntil(lambda: len(charges) >= 2, timeout=30000)
+    w.act_stop.trigger()
+    wait_idle(qtbot, w, 10000)
+    assert all(0 < s < 5 for s in charges)
+    n = len(charges)
+    from explorer.ui.probe.meter import paint_meter
+
+    paint_meter().open()  # no run: the window's drawing is charged to nothing
+    qtbot.wait(300)
+    assert len(charges) == n

@@ -22,6 +22,7 @@ from explorer.engine import ProbeReport
 from .attention import AttentionSection
 from .feature_maps import FeatureMapSection, FilterSection
 from .gradcam import GradCamSection
+from .meter import paint_meter
 from .outputs import CtcSection, OutputPanel
 from .paint import FixedRange, Section
 from .plan import Planned, keys_of_kind, plan_sections
@@ -87,6 +88,7 @@ class ProbeView(QWidget):
         self.sections: list[Section] = []
         self._to_build: list[tuple[Planned, dict[str, dict], list[np.ndarray]]] = []
         self.painted = 0  # reports painted (tests)
+        self._built = False  # views were built for the pending report (its paint is not metered)
 
         self.image_view = pg.GraphicsLayoutWidget()
         self.image_view.setFixedSize(IMAGE_PX, IMAGE_PX)
@@ -165,6 +167,7 @@ class ProbeView(QWidget):
         planned = [p for p in plan_sections(r.info) if all(k in r.intermediates for k in p.keys)]
         signature = self._signature_of(r, planned)
         if signature != self._signature:
+            self._built = True
             self._remove_sections()
             self._signature = signature
             self._output_kind = (r.output_info or {}).get("kind")
@@ -177,6 +180,9 @@ class ProbeView(QWidget):
             return
         self._pending = None
         self.painted += 1
+        if not self._built:  # views just built for this report: a one-off, not probing's running cost
+            paint_meter().open()
+        self._built = False
         self._paint(r)
 
     def _paint(self, r: ProbeReport) -> None:
@@ -221,6 +227,7 @@ class ProbeView(QWidget):
             if sec.visibleRegion().isEmpty():
                 keep.append(sec)
             else:
+                paint_meter().open()
                 sec.update_from(self._ctx)
         self._stale = keep
 
