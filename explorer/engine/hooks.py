@@ -29,13 +29,27 @@ if TYPE_CHECKING:
     from .session import Session
     from .tasks.base import Task
 
-__all__ = ["Hook", "StopDecision", "EarlyStopping", "ProbeHook", "next_probe_gap", "probe", "probe_report"]
+__all__ = [
+    "Hook",
+    "StopDecision",
+    "EarlyStopping",
+    "ProbeHook",
+    "PROBE_BUDGET",
+    "next_probe_gap",
+    "probe",
+    "probe_report",
+]
 
 
 #: steps after a probe timed against the usual step; what they take beyond it is charged to probing
 AFTER_STEPS = 3
 #: how many recent usual steps give the usual step time (their median)
 USUAL_STEPS = 32
+#: the share of a run's time live probing may take (:class:`ProbeHook`). What probing costs beyond
+#: what the hook counts (the epoch end's slower steps, caches the probes cooled) came to about 1-2
+#: points more in runs measured in blocks (:mod:`.probe_cost`; docs/inspector_bench.md, ninth
+#: round): 3 % keeps the lost throughput under 5 %; a probe still comes every second or two.
+PROBE_BUDGET = 0.03
 
 
 @dataclass(frozen=True)
@@ -113,7 +127,7 @@ class ProbeHook(Hook):
         interval: float,
         control: RunControl,
         snapshots: bool = True,
-        budget: float = 0.04,
+        budget: float = PROBE_BUDGET,
         gradcam: bool = True,
     ) -> None:
         self.interval = interval

@@ -17,7 +17,9 @@ follows, and their ratio is the overhead.
 Why not two runs, probes on and off: on the 2-core CPU the same run's speed drifts by 10-20 %
 from one minute to the next, and the pairs of runs made back to back (this module's former
 figure, docs/inspector_bench.md) spread from -26 % to +15 % around an effect of a few percent.
-Blocks of a few seconds see the same machine. ``repeats`` runs give the median.
+Blocks of a few seconds see the same machine. ``repeats`` runs are pooled: a single run's
+figure still varies by a few points from the steps' own jitter (crnn, 3 epochs: -4.7 to +7.8 %),
+and the pooled one varies by a fraction of that.
 
 The time measured runs from the model being ready to the last epoch report: training,
 validation and checkpoints. Qt-free; the app adds the cost of sending and painting, which
@@ -234,10 +236,12 @@ def probe_overhead(
     :func:`blocked_run` (see the module doc).
 
     Returns:
-        ``probe_overhead`` (fraction, 0 = free: the median over the runs; may be slightly
-        negative from timing noise), ``overheads`` (each run's, in order), ``probe_share`` (the
+        ``probe_overhead`` (fraction, 0 = free: the runs pooled, one minus their summed time
+        without probes over their summed time with them; may be slightly negative from timing
+        noise), ``overheads`` (each run's, in order), ``probe_share`` (the
         median of the runs' ``probe_share``: the time the probe hook accounts for, a steadier
-        figure), ``step_ms`` and ``extra_per_step_ms`` (each run's usual step and what probing
+        figure), ``seconds_with_probes`` and ``seconds_without`` (each run's estimates),
+        ``step_ms`` and ``extra_per_step_ms`` (each run's usual step and what probing
         added to a step of the blocks with probes), ``end_seconds`` (each run's epoch-end probing),
         ``probes`` and ``snapshots`` of the last run, ``interval``, ``repeats``, ``block``.
     """
@@ -252,9 +256,11 @@ def probe_overhead(
             f"+ {run['extra_per_step_ms']:.2f} ms probing -> overhead {run['probe_overhead']:.4f}"
         )
     return {
-        "probe_overhead": statistics.median(r["probe_overhead"] for r in runs),
+        "probe_overhead": 1.0 - sum(r["seconds_without"] for r in runs) / sum(r["seconds_with_probes"] for r in runs),
         "overheads": [r["probe_overhead"] for r in runs],
         "probe_share": statistics.median(r["probe_share"] for r in runs),
+        "seconds_with_probes": [r["seconds_with_probes"] for r in runs],
+        "seconds_without": [r["seconds_without"] for r in runs],
         "step_ms": [r["step_ms"] for r in runs],
         "extra_per_step_ms": [r["extra_per_step_ms"] for r in runs],
         "end_seconds": [r["end_seconds"] for r in runs],

@@ -350,7 +350,7 @@ def bench_ui(
         are wall time on the GUI thread, ``cpu_p99_ms`` its CPU time, which leaves out the waits a
         busy machine adds), ``kinds_declared`` (:func:`declared_kinds` of the run's probe reports),
         ``missing`` (declared kinds never painted; empty when every view was painted) and
-        ``probe_overhead`` (fraction of throughput lost to probing: the median over the runs, each
+        ``probe_overhead`` (fraction of throughput lost to probing: the runs pooled, each
         run's in ``probe_overheads``; with ``probe_share``, the time the probe hook accounts for;
         ``None`` with ``probe_overhead_error`` saying why when the run is too short to measure it).
 

@@ -380,7 +380,7 @@ def test_hovering_a_time_step_outlines_the_region_it_read(qtbot, family: str) ->
     assert view.highlighted is None and not view.region.isVisible()
 
 
-def test_the_paint_meter_reads_the_gui_threads_cpu_once_per_event_loop_turn(qtbot) -> None:
+def test_the_paint_meter_reads_the_gui_threads_cpu_once_for_views_drawing_together(qtbot) -> None:
     import hashlib
 
     from explorer.ui.probe.meter import paint_meter
@@ -394,7 +394,7 @@ def test_the_paint_meter_reads_the_gui_threads_cpu_once_per_event_loop_turn(qtbo
         t = time.thread_time()
         while time.thread_time() - t < 0.03:  # 30 ms of this thread's CPU
             hashlib.sha256(b"x" * 4096).digest()
-        meter.open()  # a second view drawing in the same turn: the same reading
+        meter.open()  # a second view drawing while the reading is open: the same reading
         qtbot.waitUntil(lambda: bool(costs), timeout=2000)
         qtbot.wait(20)
     finally:
