@@ -7,9 +7,10 @@ Trains like ``bench ui``'s app run (the worker with the inspector open and the s
 the probe hook is skipped in every other block of BLOCK steps (default 10). Prints the mean time
 from one step's start to the next (the step, its hooks, the probe and handing the report over)
 in the blocks with probing and in those without. The first step of each block and steps longer
-than 3 times the median (an epoch's end: validation, checkpoint) are left out. What this misses
-and ``bench ui``'s A/B pairs count: the one-off building of the views at the first probe, and
-the epoch-end probes (snapshots for replay), which fall on left-out steps.
+than 3 times the median (an epoch's end: validation, checkpoint) are left out, and so are the
+one-off building of the views at the first probe and the epoch-end probes (snapshots for
+replay). ``bench ui``'s probe overhead (``explorer/engine/probe_cost.py``) measures the same way
+in headless runs, through ``ProbeHook.hold``, and counts the epoch ends.
 """
 
 from __future__ import annotations
