@@ -241,8 +241,7 @@ def load_images(
             "resize": resize,
             "max_pixels": max_pixels,
         }
-        fallback = {**signature, "color": "auto"} if color != "auto" else None
-        plan = cache.plan(signature, samples, fallback=fallback)
+        plan = cache.plan(signature, samples, fallback={**signature, "color": "auto"} if color != "auto" else None)
         if plan.complete is not None:
             if progress is not None:
                 progress(total, total)
@@ -255,15 +254,13 @@ def load_images(
         variable=width is None,
         alloc=_cache_alloc(plan) if plan is not None and plan.writable else None,
     )
-    decoded = 0
+    decoded = [0]  # files decoded (a race between threads only blurs this count, which is a report)
 
     def job(item: tuple[int, Sample]) -> _Result:
-        nonlocal decoded
-        if plan is not None:
-            hit = plan.cached(item[0])
-            if hit is not None:
-                return hit
-        decoded += 1  # a race between threads only blurs this count, which is a report
+        hit = plan.cached(item[0]) if plan is not None else None
+        if hit is not None:
+            return hit
+        decoded[0] += 1
         return _load_one(
             item[1], height=height, width=width, max_width=max_width, color=color, resize=resize, max_pixels=max_pixels
         )
@@ -275,7 +272,7 @@ def load_images(
         if plan is not None:
             plan.discard()
         raise
-    loaded.decoded = decoded
+    loaded.decoded = decoded[0]
     if plan is not None:
         _commit(plan, loaded, assembler)
     return loaded

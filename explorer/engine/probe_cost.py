@@ -89,7 +89,7 @@ def block_estimate(rows: Sequence[StepTime], seconds: float) -> dict[str, Any]:
       epoch-end probing, ``end_seconds``;
     - *probing*: a step in a block with probes, or one of the :data:`AFTER_STEPS` steps after one
       of their probes (in whichever block it falls): all they took beyond the usual step is timed
-      probing, ``extra_seconds``, spread over the blocks' steps (``extra_per_step``);
+      probing, spread over the blocks' steps (``extra_per_step``);
     - *not probing*: the other steps of the blocks without probes: their mean is the usual step;
     - the epochs' first steps, left out.
 
@@ -102,26 +102,7 @@ def block_estimate(rows: Sequence[StepTime], seconds: float) -> dict[str, Any]:
     Raises:
         TooFewSteps: no step to compare on one side (too few steps for two blocks).
     """
-    kinds: list[tuple[str, StepTime, float | None]] = []
-    since_timed = since_end = AFTER_STEPS + 1  # steps since the last timed / epoch-end probe
-    prev: StepTime | None = None
-    for row in rows:
-        took = row.end - prev.end if prev and (prev.epoch, prev.step + 1) == (row.epoch, row.step) else None
-        since_timed += 1
-        since_end += 1
-        last = row.step == row.steps
-        if last or since_end <= AFTER_STEPS:
-            kind = "end"
-        elif took is None:
-            kind = "first"
-        elif not row.held or since_timed <= AFTER_STEPS:
-            kind = "probing"
-        else:
-            kind = "usual"
-        kinds.append((kind, row, took))
-        if row.probed:
-            since_end, since_timed = (0, since_timed) if last else (since_end, 0)
-        prev = row
+    kinds = _step_kinds(rows)
     usual = [t for kind, _, t in kinds if kind == "usual"]
     probing = [t for kind, _, t in kinds if kind == "probing" and t is not None]
     if not usual or not probing:
@@ -146,6 +127,32 @@ def block_estimate(rows: Sequence[StepTime], seconds: float) -> dict[str, Any]:
         "seconds_with_probes": with_probes,
         "seconds_without": without,
     }
+
+
+def _step_kinds(rows: Sequence[StepTime]) -> list[tuple[str, StepTime, float | None]]:
+    """(kind, row, seconds since the previous step's end) per row, the kinds of
+    :func:`block_estimate`: ``end``, ``first`` (no time), ``probing`` or ``usual``."""
+    kinds: list[tuple[str, StepTime, float | None]] = []
+    since_timed = since_end = AFTER_STEPS + 1  # steps since the last timed / epoch-end probe
+    prev: StepTime | None = None
+    for row in rows:
+        took = row.end - prev.end if prev and (prev.epoch, prev.step + 1) == (row.epoch, row.step) else None
+        since_timed += 1
+        since_end += 1
+        last = row.step == row.steps
+        if last or since_end <= AFTER_STEPS:
+            kind = "end"
+        elif took is None:
+            kind = "first"
+        elif not row.held or since_timed <= AFTER_STEPS:
+            kind = "probing"
+        else:
+            kind = "usual"
+        kinds.append((kind, row, took))
+        if row.probed:
+            since_end, since_timed = (0, since_timed) if last else (since_end, 0)
+        prev = row
+    return kinds
 
 
 class _BlockClock(Hook):

@@ -377,14 +377,22 @@ def bench_ui(
             "missing": [k for k in VIEW_KINDS if k in declared and not times.get(k)],
         }
         if overhead:
-            from explorer.engine.probe_cost import TooFewSteps, probe_overhead
-
-            try:
-                po = probe_overhead(_config(data, arch, epochs, params, device), repeats=max(1, repeats))
-            except TooFewSteps as e:  # a run too short for blocks of steps: say so, keep the other figures
-                out.update(probe_overhead=None, probe_overheads=[], probe_share=None, probe_overhead_error=str(e))
-                return out
-            out["probe_overhead"] = round(float(po["probe_overhead"]), 4)
-            out["probe_overheads"] = [round(float(o), 4) for o in po["overheads"]]
-            out["probe_share"] = round(float(po["probe_share"]), 4)
+            out.update(_overhead_figures(_config(data, arch, epochs, params, device), max(1, repeats)))
         return out
+
+
+def _overhead_figures(cfg: Any, repeats: int) -> dict[str, Any]:
+    """``probe_overhead``, ``probe_overheads`` and ``probe_share`` of ``repeats`` runs
+    (:func:`~explorer.engine.probe_cost.probe_overhead`); for a run too short for blocks of steps,
+    ``None`` and ``probe_overhead_error`` saying so."""
+    from explorer.engine.probe_cost import TooFewSteps, probe_overhead
+
+    try:
+        po = probe_overhead(cfg, repeats=repeats)
+    except TooFewSteps as e:
+        return {"probe_overhead": None, "probe_overheads": [], "probe_share": None, "probe_overhead_error": str(e)}
+    return {
+        "probe_overhead": round(float(po["probe_overhead"]), 4),
+        "probe_overheads": [round(float(o), 4) for o in po["overheads"]],
+        "probe_share": round(float(po["probe_share"]), 4),
+    }
