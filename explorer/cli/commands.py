@@ -103,7 +103,7 @@ def cmd_bench(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
         ui = bench_ui(
             epochs=args.epochs, data=args.data, arch=args.arch, params=dict(args.params), device=args.device,
-            overhead=not args.no_overhead, repeats=args.repeats,
+            overhead=not args.no_overhead, repeats=args.repeats, block=args.block,
         )  # fmt: skip
         if args.json:
             dump_json(ui, out, err, indent=None)

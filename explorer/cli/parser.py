@@ -187,6 +187,12 @@ def _bench(sub: Any) -> None:
         "--repeats",
         type=int,
         default=1,
-        help="app/CLI pairs (back to back) and probe-overhead runs; the medians",
+        help="app runs (app and CLI blocks alternating) and probe-overhead runs, pooled",
+    )
+    bu.add_argument(
+        "--block",
+        type=int,
+        default=8,
+        help="steps per block of an app run: trained as the app, then as the CLI, and so on",
     )
     bu.add_argument("--json", action="store_true")

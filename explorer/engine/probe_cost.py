@@ -45,6 +45,8 @@ from .replay import list_epochs
 from .trainer import Trainer
 
 __all__ = [
+    "BlockClock",
+    "BlockedTrainer",
     "DEFAULT_PROBE_INTERVAL",
     "StepTime",
     "TooFewSteps",
@@ -87,8 +89,10 @@ def block_estimate(rows: Sequence[StepTime], seconds: float) -> dict[str, Any]:
     - *epoch end*: an epoch's last step (its probe, always made, and the snapshot) and the
       :data:`AFTER_STEPS` steps after an epoch-end probe: all they took beyond the usual step is
       epoch-end probing, ``end_seconds``;
-    - *probing*: a step in a block with probes, or one of the :data:`AFTER_STEPS` steps after one
-      of their probes (in whichever block it falls): all they took beyond the usual step is timed
+    - *probing*: a step in a block with probes, one of the :data:`AFTER_STEPS` steps after one
+      of their probes (in whichever block it falls) or the first step of a block without them
+      (it starts while the blocks with probes wind down; in ``bench ui``'s app / CLI blocks it
+      holds the hand-over from one thread to the other): all they took beyond the usual step is
       probing, spread over the blocks' steps (``extra_per_step``);
     - *not probing*: the other steps of the blocks without probes: their mean is the usual step;
     - the epochs' first steps, left out.
@@ -144,7 +148,7 @@ def _step_kinds(rows: Sequence[StepTime]) -> list[tuple[str, StepTime, float | N
             kind = "end"
         elif took is None:
             kind = "first"
-        elif not row.held or since_timed <= AFTER_STEPS:
+        elif not row.held or since_timed <= AFTER_STEPS or not prev.held:  # prev: set, as took is
             kind = "probing"
         else:
             kind = "usual"
@@ -155,9 +159,11 @@ def _step_kinds(rows: Sequence[StepTime]) -> list[tuple[str, StepTime, float | N
     return kinds
 
 
-class _BlockClock(Hook):
+class BlockClock(Hook):
     """Called after the probe hook at every step: notes the step (:class:`StepTime`) and holds
-    the hook's timed probes back in every other block of ``block`` steps (the first block probes)."""
+    the hook's timed probes back in every other block of ``block`` steps (the first block probes).
+    At the end of a block it returns :meth:`switched`'s events (none here; a subclass may hand
+    the run over to another driver for the next block, as ``bench ui``'s app / CLI blocks do)."""
 
     def __init__(self, probes: ProbeHook, block: int) -> None:
         self.probes, self.block = probes, block
@@ -170,24 +176,33 @@ class _BlockClock(Hook):
         progress = hook.control.progress
         made, self._made = hook.probes > self._made, hook.probes
         self.rows.append(StepTime(epoch, progress.step, progress.steps, time.perf_counter(), self._held, made))
-        self._held = (len(self.rows) // self.block) % 2 == 1  # the next step's block
-        hook.hold(self._held)
+        held = (len(self.rows) // self.block) % 2 == 1  # the next step's block
+        hook.hold(held)
+        if held == self._held:
+            return iter(())
+        self._held = held
+        return self.switched(held)
+
+    def switched(self, held: bool) -> Iterator[Any]:
+        """Events to yield as the next block starts (``held``: its probes are held back)."""
         return iter(())
 
 
-class _Blocked(Trainer):
-    """A trainer whose probe hook is held back in blocks and whose steps are timed."""
+class BlockedTrainer(Trainer):
+    """A trainer whose probe hook is held back in blocks and whose steps are timed by a ``clock``
+    (:class:`BlockClock` or a subclass)."""
 
-    def __init__(self, *args: Any, block: int, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, block: int, clock: type[BlockClock] = BlockClock, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.block = block
+        self.clock_type = clock
         self.probe_hook: ProbeHook | None = None
-        self.clock: _BlockClock | None = None
+        self.clock: BlockClock | None = None
 
     def hooks(self) -> list[Hook]:
         hooks = super().hooks()
         self.probe_hook = next(h for h in hooks if isinstance(h, ProbeHook))
-        self.clock = _BlockClock(self.probe_hook, self.block)
+        self.clock = self.clock_type(self.probe_hook, self.block)
         return [*hooks, self.clock]
 
 
@@ -209,7 +224,7 @@ def blocked_run(cfg: RunConfig, source: Any, interval: float, block: int = DEFAU
     run_cfg.train.probe_interval = interval
     with tempfile.TemporaryDirectory(prefix="me-probe-cost-") as tmp:
         t0 = t1 = None
-        trainer = _Blocked(run_cfg, tmp, source=source, block=block)
+        trainer = BlockedTrainer(run_cfg, tmp, source=source, block=block)
         for ev in trainer.run():
             if isinstance(ev, ModelReady):
                 t0 = time.perf_counter()

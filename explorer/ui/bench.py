@@ -13,19 +13,16 @@ painted too. The kinds the model's probe reports declare are reported beside the
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
-import statistics
 import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QEventLoop, Qt, QTimer
 
-__all__ = ["bench_ui", "cli_throughput", "declared_kinds", "VIEW_KINDS"]
+__all__ = ["bench_ui", "declared_kinds", "VIEW_KINDS"]
 
 TICK_MS = 10
 SCROLL_MS = 400  # the inspector is scrolled to its next section this often
@@ -171,13 +168,17 @@ def _train_with_views(
     timeout_s: float,
     cpu: dict[str, list[float]] | None = None,
     declared: set[str] | None = None,
+    controller: Any = None,
 ) -> tuple[list[float], dict[str, list[float]], Any]:
     """(tick lateness ms, paint ms per kind, the Finished event) of one run with the inspector open;
-    ``cpu`` collects each paint's GUI-thread CPU ms, ``declared`` the kinds the probe reports declare."""
+    ``cpu`` collects each paint's GUI-thread CPU ms, ``declared`` the kinds the probe reports declare.
+    ``controller``: the :class:`~.worker.TrainingController` to train with (a new one by default; an
+    :class:`~.app_cost.AppCliController`'s CLI blocks, when the event loop stands still on purpose,
+    are left out of the lateness)."""
     from .inspector import InspectorPanel
     from .worker import TrainingController, gui_friendly_threads
 
-    controller = TrainingController()
+    controller = controller if controller is not None else TrainingController()
     panel = InspectorPanel(controller)
     panel.resize(1400, 900)
     panel.show()
@@ -189,11 +190,14 @@ def _train_with_views(
     late: list[float] = []
     last = time.perf_counter()
 
+    turns = getattr(controller, "turns", 0)
+
     def tick() -> None:
-        nonlocal last
+        nonlocal last, turns
         now = time.perf_counter()
-        late.append(max(0.0, (now - last) * 1000.0 - TICK_MS))
-        last = now
+        if getattr(controller, "turns", 0) == turns:  # no CLI block since the last tick
+            late.append(max(0.0, (now - last) * 1000.0 - TICK_MS))
+        last, turns = now, getattr(controller, "turns", 0)
 
     timer = QTimer()
     timer.setTimerType(Qt.TimerType.PreciseTimer)
@@ -229,59 +233,34 @@ def _train_with_views(
     return late, times, fin
 
 
-def cli_throughput(cfg: Any, run_dir: str) -> float:
-    """Samples/s (``metrics.json``) of ``cfg``'s run trained by ``model-explorer train`` itself, in a
-    subprocess: its own process, main thread, PyTorch's default CPU threads, no live probes.
+def _blocked_runs(
+    cfg: Any, home: str, repeats: int, timeout_s: float, cpu: dict[str, list[float]], declared: set[str], block: int
+) -> tuple[list[float], dict[str, list[float]], list[dict[str, Any] | str]]:
+    """``repeats`` runs of the app with the inspector open, each alternating app and CLI blocks of
+    ``block`` steps (:mod:`.app_cost`): (tick lateness and paint ms pooled over the app blocks,
+    each run's :func:`~.app_cost.app_cli_ratio`, or why it has none: too few steps)."""
+    from explorer.engine.probe_cost import TooFewSteps
 
-    Not an in-process imitation: on a loaded 2-core machine the same Trainer run in this process's
-    main thread measured 4x slower than in a thread (docs/inspector_bench.md, "Throughput")."""
-    import json
-    import subprocess
-    import sys
-
-    from explorer.engine import runfolder
-
-    tc = cfg.train
-    cmd = [sys.executable, "-m", "explorer", "train", str(cfg.data.source), "--arch", cfg.arch]
-    cmd += ["--epochs", str(tc.epochs), "--batch-size", str(tc.batch_size), "--seed", str(tc.seed)]
-    cmd += ["--device", tc.device, "--out", run_dir]
-    for key, value in (cfg.params or {}).items():
-        text = ",".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
-        cmd += ["--set", f"{key}={text}"]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"the CLI run failed ({done.returncode}): {done.stderr.strip()[-500:]}")
-    metrics = json.loads((Path(run_dir) / runfolder.METRICS).read_text(encoding="utf-8"))
-    return float(metrics.get("samples_per_second", 0.0))
-
-
-def _interleaved_runs(
-    cfg: Any, home: str, repeats: int, timeout_s: float, cpu: dict[str, list[float]], declared: set[str]
-) -> tuple[list[float], dict[str, list[float]], list[tuple[float, float]]]:
-    """``repeats`` pairs of the app's run (views open) and the CLI's, back to back, the order
-    alternating (:func:`~explorer.engine.probe_cost.paired_runs`): (tick lateness and paint ms
-    pooled over the app runs, (app, CLI) samples/s per pair)."""
-    from explorer.engine.probe_cost import paired_runs
+    from .app_cost import AppCliController, app_cli_ratio
 
     late: list[float] = []
     times: dict[str, list[float]] = {}
-    count = itertools.count()
-
-    def app() -> float:
+    runs: list[dict[str, Any] | str] = []
+    for r in range(repeats):
+        controller = AppCliController(block)
         run_late, run_times, fin = _train_with_views(
-            cfg, os.path.join(home, f"run{next(count)}"), timeout_s, cpu, declared
+            cfg, os.path.join(home, f"run{r}"), timeout_s, cpu, declared, controller
         )
-        if fin is None or fin.status not in ("completed", "early_stopped"):
+        if fin is None or fin.status not in ("completed", "early_stopped") or controller.trainer is None:
             raise RuntimeError(f"training {fin.status if fin else 'ended'}: {fin.message if fin else ''}")
         late.extend(run_late[1:])
         for k, v in run_times.items():
             times.setdefault(k, []).extend(v)
-        return float(fin.metrics.get("samples_per_second", 0.0))
-
-    def cli() -> float:
-        return cli_throughput(cfg, os.path.join(home, f"cli-run{next(count)}"))
-
-    return late, times, paired_runs(app, cli, repeats)
+        try:
+            runs.append(app_cli_ratio(controller.trainer, float(fin.metrics["train_seconds"])))
+        except TooFewSteps as e:
+            runs.append(str(e))
+    return late, times, runs
 
 
 def _stall_figures(late: list[float]) -> dict[str, float]:
@@ -291,17 +270,6 @@ def _stall_figures(late: list[float]) -> dict[str, float]:
         "stall_p50_ms": round(float(np.percentile(a, 50)), 2),
         "stall_p99_ms": round(float(np.percentile(a, 99)), 2),
         "stall_max_ms": round(float(a.max()), 2),
-    }
-
-
-def _throughput_figures(pairs: list[tuple[float, float]]) -> dict[str, Any]:
-    """The medians of the (app, CLI) samples/s pairs and of their ratios, each pair's ratio listed."""
-    ratios = [app / cli if cli > 0 else 0.0 for app, cli in pairs]
-    return {
-        "samples_per_second": round(statistics.median(app for app, _ in pairs), 1),
-        "cli_samples_per_second": round(statistics.median(cli for _, cli in pairs), 1),
-        "throughput_ratio": round(statistics.median(ratios), 3),
-        "throughput_ratios": [round(r, 3) for r in ratios],
     }
 
 
@@ -328,24 +296,28 @@ def bench_ui(
     device: str = "auto",
     overhead: bool = True,
     repeats: int = 1,
+    block: int = 8,
     timeout_s: float = 900.0,
 ) -> dict[str, Any]:
     """Trains ``arch`` on ``data`` in the real worker with the inspector open and measures GUI
-    event-loop stalls and each view's paint time; with ``overhead``, also the probe overhead
-    (:func:`explorer.engine.probe_cost.probe_overhead`: ``repeats`` headless runs, same settings,
-    each probed in every other block of steps).
+    event-loop stalls, each view's paint time and the app's throughput against the CLI's; with
+    ``overhead``, also the probe overhead (:func:`explorer.engine.probe_cost.probe_overhead`:
+    ``repeats`` headless runs, same settings, each probed in every other block of steps).
 
-    ``repeats`` > 1: the app's run and the CLI's run are made ``repeats`` times as back-to-back
-    pairs, the order alternating, and the ratio is the median of the pairs' ratios (drifts in the
-    machine's speed hit both runs of a pair nearly alike; the median drops a pair that a burst of
-    load split); the stalls and paints of every app run are pooled. On the 2-core machine the same
-    run's samples/s varied by 10-20 % from one minute to the next, and by up to 1.6x when shared.
+    Each of the ``repeats`` app runs alternates blocks of ``block`` steps trained as the app (the
+    window live, probes on) and as the CLI (the window standing still, probes held back), so both
+    sides see the machine of the same few seconds (:mod:`.app_cost`; on the 2-core machine the same
+    run's samples/s drifted by 10-20 % from one minute to the next, and pairs of separate runs
+    spread from 0.71 to 1.13). Stalls and paints are those of the app blocks, pooled over the runs.
 
     Returns:
-        ``stall_p50_ms``, ``stall_p99_ms``, ``stall_max_ms``, ``samples_per_second`` (the app's),
-        ``cli_samples_per_second`` (medians) and ``throughput_ratio`` (:func:`cli_throughput`: the
-        same run trained by ``model-explorer train`` beside it; the median of the pairs' app / CLI,
-        each pair's in ``throughput_ratios``), ``views``
+        ``stall_p50_ms``, ``stall_p99_ms``, ``stall_max_ms``; ``throughput_ratio`` (the app's
+        samples/s over the CLI's: the runs pooled, each run's in ``throughput_ratios``),
+        ``samples_per_second`` and ``cli_samples_per_second`` (the medians over a training step of
+        the app blocks, with what the app added, and of the CLI blocks); ``None`` with
+        ``throughput_error`` when the runs are too short for blocks; ``cli_run_samples_per_second``
+        (:func:`~.app_cost.cli_throughput`: the same run trained by ``model-explorer train`` in its own
+        process, ``metrics.json``: a check that the CLI blocks train as the CLI does); ``views``
         (kind -> {``paints``, ``p50_ms``, ``p99_ms``, ``cpu_p99_ms``}, for every kind painted; p50 / p99
         are wall time on the GUI thread, ``cpu_p99_ms`` its CPU time, which leaves out the waits a
         busy machine adds), ``kinds_declared`` (:func:`declared_kinds` of the run's probe reports),
@@ -358,19 +330,21 @@ def bench_ui(
         RuntimeError: the run did not complete (its message says why).
     """
     from .app import ensure_app
+    from .app_cost import cli_throughput, throughput_figures
 
     with tempfile.TemporaryDirectory(prefix="me-bench-ui-") as home, _private_home(home):
         ensure_app()
         cfg = _config(data, arch, epochs, params, device)
         cpu: dict[str, list[float]] = {}
         declared: set[str] = set()
-        late, times, pairs = _interleaved_runs(cfg, home, max(1, repeats), timeout_s, cpu, declared)
+        late, times, runs = _blocked_runs(cfg, home, max(1, repeats), timeout_s, cpu, declared, block)
         out: dict[str, Any] = {
             "data": data,
             "arch": arch,
             "epochs": epochs,
             **_stall_figures(late),
-            **_throughput_figures(pairs),
+            **throughput_figures(runs, cfg.train.batch_size),
+            "cli_run_samples_per_second": cli_throughput(cfg, os.path.join(home, "cli-run")),
             "repeats": max(1, repeats),
             "views": _view_figures(times, cpu),
             "kinds_declared": [k for k in VIEW_KINDS if k in declared],

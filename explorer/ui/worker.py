@@ -25,7 +25,9 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
@@ -197,20 +199,9 @@ class TrainingWorker(QObject):
         lower_thread_priority(TRAINING_NICE)  # this thread's own; its OpenMP threads are made after
         threads_before = _cpu_threads(self.cpu_threads)
         try:
-            trainer = Trainer(
-                self.config,
-                self.run_dir,
-                source=self.source,
-                report_interval=self.report_interval,
-                control=self.control,
-            )
+            trainer = self._trainer()
             with _SwitchInterval(self.switch_interval):
-                for ev in trainer.run():
-                    if isinstance(ev, ProbeReport):
-                        self._keep_probe(ev)
-                    else:
-                        self.event.emit(ev)
-                    time.sleep(0)  # a report point: hand the GIL to the window if it waits
+                self._drive(trainer.run())
         except Exception as e:  # noqa: BLE001 - every failure becomes a message; the app stays up
             if not isinstance(e, (ParamError, ConfigError, DataError, TrainingError)) and not _is_out_of_memory(e):
                 self.log.emit(traceback.format_exc())
@@ -228,6 +219,28 @@ class TrainingWorker(QObject):
             if app is not None:  # hand the object back so the GUI thread can free it
                 self.moveToThread(app.thread())
             self.done.emit()
+
+    def _trainer(self) -> Trainer:
+        """The run's trainer (made in the worker thread)."""
+        return Trainer(
+            self.config,
+            self.run_dir,
+            source=self.source,
+            report_interval=self.report_interval,
+            control=self.control,
+        )
+
+    def _drive(self, events: Iterator[object]) -> None:
+        """Iterates the trainer's events to their end, handing each to the window."""
+        for ev in events:
+            self._handle(ev)
+
+    def _handle(self, ev: object) -> None:
+        if isinstance(ev, ProbeReport):
+            self._keep_probe(ev)
+        else:
+            self.event.emit(ev)
+        time.sleep(0)  # a report point: hand the GIL to the window if it waits
 
     def _keep_probe(self, ev: ProbeReport) -> None:
         # Own copies: nothing the UI holds may alias memory the engine could reuse.
@@ -325,7 +338,7 @@ class TrainingController(QObject):
             raise RuntimeError("a training run is already in progress")
         self.last_finished = None
         self.stop_requested_at = None
-        worker = TrainingWorker(
+        worker = self._new_worker(
             config,
             run_dir,
             source,
@@ -348,6 +361,11 @@ class TrainingController(QObject):
         self._announce_state()
         thread.start()
         self.started.emit(str(run_dir) if run_dir is not None else "")
+
+    def _new_worker(self, *args: Any, **kwargs: Any) -> TrainingWorker:
+        """The worker of a run started with ``TrainingWorker``'s arguments (a bench measuring the
+        app's cost trains with its own)."""
+        return TrainingWorker(*args, **kwargs)
 
     # -- control ----------------------------------------------------------------------------------
     def stop(self) -> None:

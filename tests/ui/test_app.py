@@ -72,8 +72,10 @@ def test_bench_ui_measures_stalls_while_the_worker_trains(qapp, two_class: Path)
         "stall_max_ms",
         "samples_per_second",
         "cli_samples_per_second",
+        "cli_run_samples_per_second",
         "throughput_ratio",
         "throughput_ratios",
+        "throughput_error",
         "arch",
         "data",
         "epochs",
@@ -86,11 +88,10 @@ def test_bench_ui_measures_stalls_while_the_worker_trains(qapp, two_class: Path)
         "probe_overhead_error",
     }
     assert 0 <= result["stall_p50_ms"] <= result["stall_p99_ms"] <= result["stall_max_ms"]
-    assert result["samples_per_second"] > 0
-    assert result["cli_samples_per_second"] > 0 and result["throughput_ratio"] > 0  # figures, not goals: timing
+    assert result["cli_run_samples_per_second"] > 0  # the CLI itself, in its own process
     assert result["repeats"] == 2
-    ratios = result["throughput_ratios"]  # one per app/CLI pair; the figure is their median
-    assert len(ratios) == 2 and result["throughput_ratio"] == pytest.approx(sum(ratios) / 2, abs=0.002)
-    # 24 images make one step an epoch: too few for blocks of steps with and without probes
+    # 24 images make one step an epoch: too few for blocks of steps, app against CLI (the ratio of
+    # a longer run: tests/ui/test_app_cost.py) or with and without probes
+    assert result["throughput_ratio"] is None and "too few steps" in result["throughput_error"]
     assert result["probe_overhead"] is None and "too few steps" in result["probe_overhead_error"]
     assert running_threads() == []
