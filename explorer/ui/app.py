@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QApplication
 
 from .main_window import APP_TITLE, MainWindow
 from .style import apply_style
+from .worker import one_thread_for_the_gui
 
 __all__ = ["run_app", "ensure_app"]
 
@@ -47,6 +48,11 @@ def run_app(path: str | None = None, follow: str | None = None) -> int:
 
 
 def _run(path: str | None = None, ready: Callable[[MainWindow], Any] | None = None) -> int:
+    with one_thread_for_the_gui():  # training's OpenMP team keeps the cores to itself
+        return _run_window(path, ready)
+
+
+def _run_window(path: str | None, ready: Callable[[MainWindow], Any] | None) -> int:
     app = ensure_app()
     window = MainWindow()
     window.show()

@@ -331,8 +331,9 @@ def bench_ui(
     """
     from .app import ensure_app
     from .app_cost import cli_throughput, throughput_figures
+    from .worker import one_thread_for_the_gui
 
-    with tempfile.TemporaryDirectory(prefix="me-bench-ui-") as home, _private_home(home):
+    with tempfile.TemporaryDirectory(prefix="me-bench-ui-") as home, _private_home(home), one_thread_for_the_gui():
         ensure_app()
         cfg = _config(data, arch, epochs, params, device)
         cpu: dict[str, list[float]] = {}

@@ -19,6 +19,7 @@ training), and the controller's ``state`` is read from it. Neither keeps flags o
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
@@ -44,6 +45,7 @@ __all__ = [
     "TrainingController",
     "describe_error",
     "gui_friendly_threads",
+    "one_thread_for_the_gui",
     "TRAINING_SWITCH_INTERVAL",
     "TRAINING_NICE",
 ]
@@ -81,6 +83,37 @@ def _default_threads() -> int:
 
 
 _DEFAULT_THREADS: int | None = None
+
+
+@contextlib.contextmanager
+def one_thread_for_the_gui() -> Iterator[None]:
+    """While open, the calling thread (the GUI's) has one PyTorch CPU thread and the threads started
+    meanwhile (training's worker, dry runs, exports) have PyTorch's default; on closing, the calling
+    thread has its count of before again.
+
+    Why: the first PyTorch op a thread runs gives it an OpenMP team of the default size, kept for the
+    thread's life. With more OpenMP threads in the process than cores, libgomp stops spinning between
+    parallel regions, and training's team then sleeps and is woken at every one: a single conv on
+    the GUI thread before a run made the app's crnn train at 228-234 samples/s against 319-323
+    without it (2 cores; ``docs/inspector_bench.md``, tenth round). What the GUI thread runs of
+    PyTorch is small (previews, a loaded model's bookkeeping), and one thread is enough for it.
+
+    PyTorch keeps the CPU thread count per thread once a thread has read it (its OpenMP and MKL
+    settings) and a process-wide default for threads that have not; ``torch.set_num_threads`` sets
+    both, so the default is put back from a short-lived thread."""
+    import torch
+
+    before = torch.get_num_threads()  # this thread reads its count now, so that it keeps the one set next
+    n = _default_threads()
+    torch.set_num_threads(1)
+    restore = threading.Thread(target=torch.set_num_threads, args=(n,), name="torch-default-threads")
+    restore.start()
+    restore.join()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
 
 #: The GIL switch interval while the app trains (Python's default is 5 ms): when the window
 #: wants the GIL while the training thread runs Python between two PyTorch calls, it waits at
