@@ -16,7 +16,7 @@ from explorer.engine.preview import ModelPreview, estimate_input_shape, preview_
 from explorer.engine.tasks import Task
 
 from .project import bulk_objects
-from .threads import new_pool
+from .threads import new_pool, one_torch_thread
 
 __all__ = ["DryRunner", "ModelPreview"]
 
@@ -31,6 +31,7 @@ class _DryRunJob(QRunnable):
         self.samples, self.data = samples, data
 
     def run(self) -> None:
+        one_torch_thread()  # the pool thread outlives the job: no OpenMP team beside training's
         task = self.task
         try:
             with bulk_objects(len(self.samples)):

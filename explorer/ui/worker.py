@@ -38,7 +38,8 @@ from explorer.engine.control import RunControl
 from models import ParamError
 
 from .probe.meter import paint_meter
-from .threads import new_thread
+from .threads import default_threads as _default_threads
+from .threads import new_thread, one_torch_thread
 
 __all__ = [
     "TrainingWorker",
@@ -73,42 +74,13 @@ def gui_friendly_threads() -> int:
     return _default_threads()
 
 
-def _default_threads() -> int:
-    import torch
-
-    global _DEFAULT_THREADS
-    if _DEFAULT_THREADS is None:  # read once, before any run changed it
-        _DEFAULT_THREADS = torch.get_num_threads()
-    return _DEFAULT_THREADS
-
-
-_DEFAULT_THREADS: int | None = None
-
-
 @contextlib.contextmanager
 def one_thread_for_the_gui() -> Iterator[None]:
-    """While open, the calling thread (the GUI's) has one PyTorch CPU thread and the threads started
-    meanwhile (training's worker, dry runs, exports) have PyTorch's default; on closing, the calling
-    thread has its count of before again.
-
-    Why: the first PyTorch op a thread runs gives it an OpenMP team of the default size, kept for the
-    thread's life. With more OpenMP threads in the process than cores, libgomp stops spinning between
-    parallel regions, and training's team then sleeps and is woken at every one: a single conv on
-    the GUI thread before a run made the app's crnn train at 228-234 samples/s against 319-323
-    without it (2 cores; ``docs/inspector_bench.md``, tenth round). What the GUI thread runs of
-    PyTorch is small (previews, a loaded model's bookkeeping), and one thread is enough for it.
-
-    PyTorch keeps the CPU thread count per thread once a thread has read it (its OpenMP and MKL
-    settings) and a process-wide default for threads that have not; ``torch.set_num_threads`` sets
-    both, so the default is put back from a short-lived thread."""
+    """While open, the calling thread (the GUI's) has one PyTorch CPU thread (:func:`one_torch_thread`);
+    on closing, its count of before again."""
     import torch
 
-    before = torch.get_num_threads()  # this thread reads its count now, so that it keeps the one set next
-    n = _default_threads()
-    torch.set_num_threads(1)
-    restore = threading.Thread(target=torch.set_num_threads, args=(n,), name="torch-default-threads")
-    restore.start()
-    restore.join()
+    before = one_torch_thread()
     try:
         yield
     finally:

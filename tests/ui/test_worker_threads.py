@@ -76,3 +76,66 @@ def test_the_app_trains_with_the_cli_threads_and_restores_the_process_settings(
         assert _Recording.nicer_threads >= threads - 1  # PyTorch's OpenMP threads, made by the training thread
     assert sys.getswitchinterval() == interval and torch.get_num_threads() == threads
     assert running_threads() == []
+
+
+_GUI_THREAD_CHECK = """
+import json, os, threading, torch
+from explorer.ui.threads import one_torch_thread
+from explorer.ui.worker import one_thread_for_the_gui
+
+def threads():
+    return len(os.listdir("/proc/self/task"))
+
+def conv():
+    torch.nn.functional.conv2d(torch.randn(8, 3, 64, 64), torch.randn(16, 3, 3, 3))
+
+torch.set_num_threads(2)  # a team of two, whatever the machine's cores
+out = {}
+with one_thread_for_the_gui():
+    before = threads()
+    conv()
+    out["gui"] = [torch.get_num_threads(), threads() - before]
+    seen = []
+    t = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    t.start()
+    t.join()
+    out["new_thread"] = seen[0]
+
+def pool_job():  # a dry run's: one thread, then its forward pass
+    one_torch_thread()
+    before = threads()
+    conv()
+    out["pool"] = [torch.get_num_threads(), threads() - before]
+
+t = threading.Thread(target=pool_job)
+t.start()
+t.join()
+out["after"] = torch.get_num_threads()
+print(json.dumps(out))
+"""
+
+_BARE_CHECK = """
+import os, torch
+torch.set_num_threads(2)
+before = len(os.listdir("/proc/self/task"))
+torch.nn.functional.conv2d(torch.randn(8, 3, 64, 64), torch.randn(16, 3, 3, 3))
+print(len(os.listdir("/proc/self/task")) - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts threads in /proc")
+def test_the_window_threads_get_no_openmp_team_of_their_own_and_other_threads_the_default() -> None:
+    """A PyTorch op on the GUI thread must not give it an OpenMP team beside training's (libgomp
+    stops spinning with more OpenMP threads than cores; the app's crnn then trained at 0.72 of its
+    speed). In a fresh process: its main thread has not run PyTorch yet."""
+    import json
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", _GUI_THREAD_CHECK], capture_output=True, text=True, check=True)
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["gui"] == [1, 0]  # one thread, and its conv started none
+    assert out["new_thread"] == 2  # threads started meanwhile (training's worker) get the default
+    assert out["pool"] == [1, 0]  # a dry run's pool thread: one thread, no team
+    assert out["after"] == 2
+    bare = subprocess.run([sys.executable, "-c", _BARE_CHECK], capture_output=True, text=True, check=True)
+    assert bare.stdout.strip().splitlines()[-1] == "1"  # unguarded, the same conv starts a team: the check sees one
