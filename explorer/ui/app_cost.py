@@ -173,8 +173,9 @@ class AppCliController(TrainingController):
 
 
 def app_cli_ratio(trainer: BlockedTrainer, seconds: float) -> dict[str, Any]:
-    """The app's throughput over the CLI's in a run of :class:`AppCliController` that took
-    ``seconds`` (model ready -> last epoch report): ``throughput_ratio`` (the run's time as the
+    """The app's throughput over the CLI's in a run of :class:`AppCliController` that trained for
+    ``seconds`` (``metrics.json``'s ``train_seconds``: the epochs without their validation, as the
+    CLI's samples/s counts them): ``throughput_ratio`` (the run's time as the
     CLI all through over its time as the app all through), ``cli_step_ms`` and ``app_step_ms``
     (the CLI blocks' usual step and the app blocks' step with what the app added),
     ``app_seconds`` and ``cli_seconds`` (the two estimates), ``end_seconds`` (what the epoch
