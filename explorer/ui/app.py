@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QApplication
 
 from .main_window import APP_TITLE, MainWindow
 from .style import apply_style
-from .worker import one_thread_for_the_gui
+from .threads import one_thread_for_the_gui
 
 __all__ = ["run_app", "ensure_app"]
 

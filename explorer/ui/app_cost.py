@@ -90,7 +90,7 @@ class _BlockWorker(TrainingWorker):
         self._frozen = threading.Event()
         self._thaw = threading.Event()
 
-    def _trainer(self) -> Trainer:
+    def _make_trainer(self) -> Trainer:
         self.trainer = BlockedTrainer(
             self.config,
             self.run_dir,

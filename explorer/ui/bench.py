@@ -331,14 +331,15 @@ def bench_ui(
     """
     from .app import ensure_app
     from .app_cost import cli_throughput, throughput_figures
-    from .worker import one_thread_for_the_gui
+    from .threads import one_thread_for_the_gui
 
-    with tempfile.TemporaryDirectory(prefix="me-bench-ui-") as home, _private_home(home), one_thread_for_the_gui():
+    with tempfile.TemporaryDirectory(prefix="me-bench-ui-") as home, _private_home(home):
         ensure_app()
         cfg = _config(data, arch, epochs, params, device)
         cpu: dict[str, list[float]] = {}
         declared: set[str] = set()
-        late, times, runs = _blocked_runs(cfg, home, max(1, repeats), timeout_s, cpu, declared, block)
+        with one_thread_for_the_gui():  # as the app's window (app._run); the CLI's run is a process of its own
+            late, times, runs = _blocked_runs(cfg, home, max(1, repeats), timeout_s, cpu, declared, block)
         out: dict[str, Any] = {
             "data": data,
             "arch": arch,
@@ -351,7 +352,7 @@ def bench_ui(
             "kinds_declared": [k for k in VIEW_KINDS if k in declared],
             "missing": [k for k in VIEW_KINDS if k in declared and not times.get(k)],
         }
-        if overhead:
+        if overhead:  # headless runs on this (main) thread, with PyTorch's default threads as the CLI's
             out.update(_overhead_figures(_config(data, arch, epochs, params, device), max(1, repeats)))
         return out
 

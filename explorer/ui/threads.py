@@ -1,11 +1,15 @@
 """Every thread the UI starts is registered here, so tests can prove none is left running; and the
-PyTorch CPU threads of the window's threads (:func:`one_torch_thread`)."""
+CPU settings of the UI's threads: one PyTorch thread for the window's (:func:`one_torch_thread`),
+PyTorch's default, a nicer priority and a short GIL switch interval for training's."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from PySide6.QtCore import QThread, QThreadPool
 
@@ -17,6 +21,13 @@ __all__ = [
     "stop_all",
     "default_threads",
     "one_torch_thread",
+    "one_thread_for_the_gui",
+    "gui_friendly_threads",
+    "cpu_threads",
+    "lower_thread_priority",
+    "SwitchInterval",
+    "TRAINING_NICE",
+    "TRAINING_SWITCH_INTERVAL",
 ]
 
 _threads: weakref.WeakSet[QThread] = weakref.WeakSet()
@@ -119,3 +130,78 @@ def one_torch_thread() -> int:
     restore.start()
     restore.join()
     return before
+
+
+def cpu_threads(n: int | None) -> int:
+    """Sets PyTorch's CPU thread count (None: unchanged); returns the previous count."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n is not None and n != before:
+        torch.set_num_threads(n)
+    return before
+
+
+def gui_friendly_threads() -> int:
+    """CPU threads for training in the app: as many as the CLI trains with (PyTorch's default,
+    one per core). Leaving a core to the window (the former choice, 1 thread on 2 cores) gives
+    up most of a core the window rarely uses: it paints a probe a second and wakes for input,
+    and the short GIL switch interval below keeps it responsive while training runs Python
+    (``docs/inspector_bench.md``, "Throughput")."""
+    return default_threads()
+
+
+@contextlib.contextmanager
+def one_thread_for_the_gui() -> Iterator[None]:
+    """While open, the calling thread (the GUI's) has one PyTorch CPU thread (:func:`one_torch_thread`);
+    on closing, its count of before again."""
+    import torch
+
+    before = one_torch_thread()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+#: The GIL switch interval while the app trains (Python's default is 5 ms): when the window
+#: wants the GIL while the training thread runs Python between two PyTorch calls, it waits at
+#: most this long, so input and paints are not held up by a stream of 5 ms waits.
+TRAINING_SWITCH_INTERVAL = 0.001
+
+
+#: How much nicer than the window the training threads are (Linux): the window's thread then gets
+#: a core at once when it wakes to paint or take input, instead of queueing behind PyTorch's busy
+#: threads, and the paint's short burst is all training gives up. Measured in the app on the 2-core
+#: CPU (crnn, the inspector open): stall p99 30-39 ms at 0, 22-25 ms at 5-8, same samples/s
+#: (docs/inspector_bench.md, seventh round). 0 leaves them as they are.
+TRAINING_NICE = 5
+
+
+def lower_thread_priority(nice: int) -> None:
+    """Makes the calling thread (and the threads it starts from now on, PyTorch's OpenMP pool among
+    them) ``nice`` steps nicer. Linux only, where a thread has its own nice value; elsewhere (and
+    when refused) nothing changes."""
+    if nice <= 0 or not sys.platform.startswith("linux"):
+        return
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+    except OSError:
+        pass
+
+
+class SwitchInterval:
+    """Sets the process's GIL switch interval while training runs (None: unchanged)."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds, self.before = seconds, sys.getswitchinterval()
+
+    def __enter__(self) -> None:
+        self.before = sys.getswitchinterval()
+        if self.seconds is not None:
+            sys.setswitchinterval(self.seconds)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.seconds is not None:
+            sys.setswitchinterval(self.before)

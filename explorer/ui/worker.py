@@ -19,10 +19,8 @@ training), and the controller's ``state`` is read from it. Neither keeps flags o
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
-import sys
 import threading
 import time
 import traceback
@@ -38,8 +36,17 @@ from explorer.engine.control import RunControl
 from models import ParamError
 
 from .probe.meter import paint_meter
-from .threads import default_threads as _default_threads
-from .threads import new_thread, one_torch_thread
+from .threads import (
+    TRAINING_NICE,
+    TRAINING_SWITCH_INTERVAL,
+    SwitchInterval,
+    cpu_threads,
+    default_threads,
+    gui_friendly_threads,
+    lower_thread_priority,
+    new_thread,
+    one_thread_for_the_gui,
+)
 
 __all__ = [
     "TrainingWorker",
@@ -50,84 +57,6 @@ __all__ = [
     "TRAINING_SWITCH_INTERVAL",
     "TRAINING_NICE",
 ]
-
-
-def _cpu_threads(n: int | None) -> int:
-    """Sets PyTorch's CPU thread count (None: unchanged); returns the previous count.
-
-    NOTE for the engine: a ``threads`` training option would make this import unnecessary.
-    """
-    import torch
-
-    before = torch.get_num_threads()
-    if n is not None and n != before:
-        torch.set_num_threads(n)
-    return before
-
-
-def gui_friendly_threads() -> int:
-    """CPU threads for training in the app: as many as the CLI trains with (PyTorch's default,
-    one per core). Leaving a core to the window (the former choice, 1 thread on 2 cores) gives
-    up most of a core the window rarely uses: it paints a probe a second and wakes for input,
-    and the short GIL switch interval below keeps it responsive while training runs Python
-    (``docs/inspector_bench.md``, "Throughput")."""
-    return _default_threads()
-
-
-@contextlib.contextmanager
-def one_thread_for_the_gui() -> Iterator[None]:
-    """While open, the calling thread (the GUI's) has one PyTorch CPU thread (:func:`one_torch_thread`);
-    on closing, its count of before again."""
-    import torch
-
-    before = one_torch_thread()
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-#: The GIL switch interval while the app trains (Python's default is 5 ms): when the window
-#: wants the GIL while the training thread runs Python between two PyTorch calls, it waits at
-#: most this long, so input and paints are not held up by a stream of 5 ms waits.
-TRAINING_SWITCH_INTERVAL = 0.001
-
-
-#: How much nicer than the window the training threads are (Linux): the window's thread then gets
-#: a core at once when it wakes to paint or take input, instead of queueing behind PyTorch's busy
-#: threads, and the paint's short burst is all training gives up. Measured in the app on the 2-core
-#: CPU (crnn, the inspector open): stall p99 30-39 ms at 0, 22-25 ms at 5-8, same samples/s
-#: (docs/inspector_bench.md, seventh round). 0 leaves them as they are.
-TRAINING_NICE = 5
-
-
-def lower_thread_priority(nice: int) -> None:
-    """Makes the calling thread (and the threads it starts from now on, PyTorch's OpenMP pool among
-    them) ``nice`` steps nicer. Linux only, where a thread has its own nice value; elsewhere (and
-    when refused) nothing changes."""
-    if nice <= 0 or not sys.platform.startswith("linux"):
-        return
-    tid = threading.get_native_id()
-    try:
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
-    except OSError:
-        pass
-
-
-class _SwitchInterval:
-    """Sets the process's GIL switch interval while training runs (None: unchanged)."""
-
-    def __init__(self, seconds: float | None) -> None:
-        self.seconds, self.before = seconds, sys.getswitchinterval()
-
-    def __enter__(self) -> None:
-        self.before = sys.getswitchinterval()
-        if self.seconds is not None:
-            sys.setswitchinterval(self.seconds)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.seconds is not None:
-            sys.setswitchinterval(self.before)
 
 
 def _is_out_of_memory(e: BaseException) -> bool:
@@ -200,12 +129,12 @@ class TrainingWorker(QObject):
     # -- the worker thread ------------------------------------------------------------------------
     @Slot()
     def run(self) -> None:
-        _default_threads()  # before the first run changes it
+        default_threads()  # before the first run changes it
         lower_thread_priority(TRAINING_NICE)  # this thread's own; its OpenMP threads are made after
-        threads_before = _cpu_threads(self.cpu_threads)
+        threads_before = cpu_threads(self.cpu_threads)
         try:
-            trainer = self._trainer()
-            with _SwitchInterval(self.switch_interval):
+            trainer = self._make_trainer()
+            with SwitchInterval(self.switch_interval):
                 self._drive(trainer.run())
         except Exception as e:  # noqa: BLE001 - every failure becomes a message; the app stays up
             if not isinstance(e, (ParamError, ConfigError, DataError, TrainingError)) and not _is_out_of_memory(e):
@@ -219,13 +148,13 @@ class TrainingWorker(QObject):
                 )
             )
         finally:
-            _cpu_threads(threads_before)
+            cpu_threads(threads_before)
             app = QCoreApplication.instance()
             if app is not None:  # hand the object back so the GUI thread can free it
                 self.moveToThread(app.thread())
             self.done.emit()
 
-    def _trainer(self) -> Trainer:
+    def _make_trainer(self) -> Trainer:
         """The run's trainer (made in the worker thread)."""
         return Trainer(
             self.config,
