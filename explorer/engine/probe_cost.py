@@ -148,7 +148,7 @@ def _step_kinds(rows: Sequence[StepTime]) -> list[tuple[str, StepTime, float | N
             kind = "end"
         elif took is None:
             kind = "first"
-        elif not row.held or since_timed <= AFTER_STEPS or not prev.held:  # prev: set, as took is
+        elif not row.held or since_timed <= AFTER_STEPS or not prev.held:  # prev is set: took was timed
             kind = "probing"
         else:
             kind = "usual"

@@ -82,7 +82,7 @@ class _BlockWorker(TrainingWorker):
         super().__init__(*args, **kwargs)
         self.block = block
         self.trainer: BlockedTrainer | None = None
-        self.cli_switch_interval = 0.005  # the GIL switch interval of the CLI blocks (Python's default)
+        self.cli_switch_interval = sys.getswitchinterval()  # the CLI blocks': as before training set its own
         self.turns = 0  # CLI blocks trained
         self._cli = False  # in a CLI block
         self._switch = sys.getswitchinterval()  # the app's switch interval, back after a CLI block
@@ -147,7 +147,6 @@ class AppCliController(TrainingController):
     def __init__(self, block: int = DEFAULT_BLOCK, parent: Any = None) -> None:
         super().__init__(parent)
         self.block = block
-        self.cli_switch_interval = sys.getswitchinterval()
         self._last: _BlockWorker | None = None  # the last run's worker, kept after the run
 
     @property
@@ -161,7 +160,6 @@ class AppCliController(TrainingController):
 
     def _new_worker(self, *args: Any, **kwargs: Any) -> TrainingWorker:
         worker = _BlockWorker(*args, block=self.block, **kwargs)
-        worker.cli_switch_interval = self.cli_switch_interval
         worker.freeze.connect(self._freeze)
         self._last = worker
         return worker

@@ -162,6 +162,44 @@ def _config(data: str, arch: str, epochs: int, params: dict[str, Any] | None, de
     return cfg
 
 
+class _StallClock:
+    """A :data:`TICK_MS` precise timer on the GUI thread noting how late each tick fires (ms, in
+    ``late``). Ticks across a CLI block of an :class:`~.app_cost.AppCliController`, when the event
+    loop stands still on purpose, are left out."""
+
+    def __init__(self, controller: Any) -> None:
+        self.late: list[float] = []
+        self._turns = lambda: getattr(controller, "turns", 0)  # CLI blocks so far (0: a plain controller)
+        self._last, self._seen = time.perf_counter(), 0
+        self.timer = QTimer()
+        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self.timer.setInterval(TICK_MS)
+        self.timer.timeout.connect(self._tick)
+
+    def start(self) -> None:
+        self._last, self._seen = time.perf_counter(), self._turns()
+        self.timer.start()
+
+    def _tick(self) -> None:
+        now, turns = time.perf_counter(), self._turns()
+        if turns == self._seen:
+            self.late.append(max(0.0, (now - self._last) * 1000.0 - TICK_MS))
+        self._last, self._seen = now, turns
+
+
+def _simulated_user(panel: Any) -> list[QTimer]:
+    """Timers (not started) that switch the selectors every 0.7 s and scroll to the next section
+    every :data:`SCROLL_MS`, as a user reading the inspector."""
+    switch = QTimer()
+    switch.setInterval(700)
+    switch.timeout.connect(lambda: _switch_selectors(panel))
+    scrolled: dict[str, int] = {}
+    scroll = QTimer()
+    scroll.setInterval(SCROLL_MS)
+    scroll.timeout.connect(lambda: _scroll_sections(panel, scrolled))
+    return [switch, scroll]
+
+
 def _train_with_views(
     cfg: Any,
     run_dir: str,
@@ -173,8 +211,7 @@ def _train_with_views(
     """(tick lateness ms, paint ms per kind, the Finished event) of one run with the inspector open;
     ``cpu`` collects each paint's GUI-thread CPU ms, ``declared`` the kinds the probe reports declare.
     ``controller``: the :class:`~.worker.TrainingController` to train with (a new one by default; an
-    :class:`~.app_cost.AppCliController`'s CLI blocks, when the event loop stands still on purpose,
-    are left out of the lateness)."""
+    :class:`~.app_cost.AppCliController`'s CLI blocks are left out of the lateness)."""
     from .inspector import InspectorPanel
     from .worker import TrainingController, gui_friendly_threads
 
@@ -187,42 +224,18 @@ def _train_with_views(
         controller.probe.connect(lambda r: declared.update(declared_kinds(r)))
     controller.started.connect(lambda d: panel.set_run(d, load_model=False))
     times: dict[str, list[float]] = {}
-    late: list[float] = []
-    last = time.perf_counter()
-
-    turns = getattr(controller, "turns", 0)
-
-    def tick() -> None:
-        nonlocal last, turns
-        now = time.perf_counter()
-        if getattr(controller, "turns", 0) == turns:  # no CLI block since the last tick
-            late.append(max(0.0, (now - last) * 1000.0 - TICK_MS))
-        last, turns = now, getattr(controller, "turns", 0)
-
-    timer = QTimer()
-    timer.setTimerType(Qt.TimerType.PreciseTimer)
-    timer.setInterval(TICK_MS)
-    timer.timeout.connect(tick)
-    switch = QTimer()
-    switch.setInterval(700)
-    switch.timeout.connect(lambda: _switch_selectors(panel))
-    scrolled: dict[str, int] = {}
-    scroll = QTimer()
-    scroll.setInterval(SCROLL_MS)
-    scroll.timeout.connect(lambda: _scroll_sections(panel, scrolled))
+    stalls, user = _StallClock(controller), _simulated_user(panel)
     loop = QEventLoop()
     controller.idle.connect(loop.quit)
     QTimer.singleShot(int(timeout_s * 1000), loop, loop.quit)
     with _timed_paints(times, cpu):
-        timer.start()
-        switch.start()
-        scroll.start()
-        last = time.perf_counter()
+        for t in user:
+            t.start()
+        stalls.start()
         controller.start(cfg, run_dir, cpu_threads=gui_friendly_threads())  # as the app trains
         loop.exec()
-        timer.stop()
-        switch.stop()
-        scroll.stop()
+        for t in [stalls.timer, *user]:
+            t.stop()
     fin = controller.last_finished
     if controller.is_running():
         controller.shutdown()
@@ -230,7 +243,7 @@ def _train_with_views(
     panel.shutdown()
     panel.close()
     panel.deleteLater()
-    return late, times, fin
+    return stalls.late, times, fin
 
 
 def _blocked_runs(
@@ -330,31 +343,42 @@ def bench_ui(
         RuntimeError: the run did not complete (its message says why).
     """
     from .app import ensure_app
-    from .app_cost import cli_throughput, throughput_figures
-    from .threads import one_thread_for_the_gui
+    from .app_cost import cli_throughput
 
     with tempfile.TemporaryDirectory(prefix="me-bench-ui-") as home, _private_home(home):
         ensure_app()
         cfg = _config(data, arch, epochs, params, device)
-        cpu: dict[str, list[float]] = {}
-        declared: set[str] = set()
-        with one_thread_for_the_gui():  # as the app's window (app._run); the CLI's run is a process of its own
-            late, times, runs = _blocked_runs(cfg, home, max(1, repeats), timeout_s, cpu, declared, block)
         out: dict[str, Any] = {
             "data": data,
             "arch": arch,
             "epochs": epochs,
-            **_stall_figures(late),
-            **throughput_figures(runs, cfg.train.batch_size),
+            **_app_figures(cfg, home, max(1, repeats), timeout_s, block),
             "cli_run_samples_per_second": cli_throughput(cfg, os.path.join(home, "cli-run")),
             "repeats": max(1, repeats),
-            "views": _view_figures(times, cpu),
-            "kinds_declared": [k for k in VIEW_KINDS if k in declared],
-            "missing": [k for k in VIEW_KINDS if k in declared and not times.get(k)],
         }
         if overhead:  # headless runs on this (main) thread, with PyTorch's default threads as the CLI's
             out.update(_overhead_figures(_config(data, arch, epochs, params, device), max(1, repeats)))
         return out
+
+
+def _app_figures(cfg: Any, home: str, repeats: int, timeout_s: float, block: int) -> dict[str, Any]:
+    """Stalls, throughput against the CLI, paints per view and the kinds declared and missing, of
+    ``repeats`` app runs (:func:`_blocked_runs`), the GUI thread on one PyTorch thread as in the app
+    (``app._run``)."""
+    from .app_cost import throughput_figures
+    from .threads import one_thread_for_the_gui
+
+    cpu: dict[str, list[float]] = {}
+    declared: set[str] = set()
+    with one_thread_for_the_gui():
+        late, times, runs = _blocked_runs(cfg, home, repeats, timeout_s, cpu, declared, block)
+    return {
+        **_stall_figures(late),
+        **throughput_figures(runs, cfg.train.batch_size),
+        "views": _view_figures(times, cpu),
+        "kinds_declared": [k for k in VIEW_KINDS if k in declared],
+        "missing": [k for k in VIEW_KINDS if k in declared and not times.get(k)],
+    }
 
 
 def _overhead_figures(cfg: Any, repeats: int) -> dict[str, Any]:
